@@ -1,0 +1,142 @@
+//! Decoding and encoding the envelope: lenient where Drone versions differ, strict
+//! where a lenient reading would let two parties see different events.
+
+use std::fmt;
+
+use crate::enums::Event;
+use crate::model::{Envelope, Object};
+
+/// Why a body could not be read as a Drone event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The body is not a single well-formed JSON object of the expected shape:
+    /// a syntax error, invalid UTF-8, a lone surrogate, trailing bytes, nesting too
+    /// deep, a duplicate key, a number out of range or a value of the wrong type.
+    Invalid {
+        /// What is wrong.
+        message: String,
+        /// The 1-based line where it was found (0 when the input ended early).
+        line: usize,
+        /// The 1-based column where it was found.
+        column: usize,
+    },
+    /// Neither the body nor the `X-Drone-Event` header names the event.
+    EventMissing,
+    /// The body's `event` differs from the `X-Drone-Event` header. The header is not
+    /// signed and the body is, so a disagreement means someone changed one of them.
+    EventMismatch {
+        /// The `X-Drone-Event` header.
+        header: String,
+        /// The body's `event`.
+        body: String,
+    },
+}
+
+impl DecodeError {
+    /// A stable short code for logs, responses and scripts.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DecodeError::Invalid { .. } => "payload.invalid",
+            DecodeError::EventMissing => "payload.event_missing",
+            DecodeError::EventMismatch { .. } => "payload.event_mismatch",
+        }
+    }
+
+    fn from_json(err: &serde_json::Error) -> Self {
+        // serde_json's message ends with " at line L column C"; the position is kept
+        // in fields of its own, so the message is trimmed to say it once.
+        let full = err.to_string();
+        let message = match full.rfind(" at line ") {
+            Some(i) if err.line() > 0 => full[..i].to_owned(),
+            _ => full,
+        };
+        DecodeError::Invalid { message, line: err.line(), column: err.column() }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Invalid { message, line, column } => {
+                write!(f, "the body is not a valid payload: {message} at line {line} column {column}")
+            }
+            DecodeError::EventMissing => {
+                f.write_str("the payload has no `event` and no X-Drone-Event header names one")
+            }
+            DecodeError::EventMismatch { header, body } => write!(
+                f,
+                "the X-Drone-Event header says {header:?} but the signed body says {body:?}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl Envelope {
+    /// Decodes a body that names its own event, as every real Drone body does.
+    pub fn decode(body: &[u8]) -> Result<Envelope, DecodeError> {
+        Envelope::decode_with_header(body, None)
+    }
+
+    /// Decodes a body, taking the event from the `X-Drone-Event` header when the body
+    /// has none (the seed documents' style).
+    ///
+    /// A body whose `event` disagrees with the header is an error: the header is not
+    /// covered by Drone's signature and the body is.
+    pub fn decode_with_header(
+        body: &[u8],
+        header_event: Option<&str>,
+    ) -> Result<Envelope, DecodeError> {
+        let mut envelope: Envelope =
+            serde_json::from_slice(body).map_err(|e| DecodeError::from_json(&e))?;
+        let header = header_event.map(str::trim).filter(|h| !h.is_empty());
+        match (envelope.event.as_str().is_empty(), header) {
+            (true, None) => return Err(DecodeError::EventMissing),
+            (true, Some(h)) => envelope.event = Event::parse(h),
+            (false, Some(h)) if h != envelope.event.as_str() => {
+                return Err(DecodeError::EventMismatch {
+                    header: h.to_owned(),
+                    body: envelope.event.as_str().to_owned(),
+                });
+            }
+            (false, _) => {}
+        }
+        Ok(envelope)
+    }
+
+    /// The exact bytes Drone would send for this envelope: Go `encoding/json` output,
+    /// compact, with no trailing newline.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1024);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the encoding to a buffer, so a sender can reuse one allocation.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        self.write_object(out);
+    }
+
+    /// Whether both the event and the action are ones this crate names.
+    pub fn is_known(&self) -> bool {
+        self.event.is_known() && self.action.is_known()
+    }
+
+    /// The repository's `namespace/name`, when the payload has a repository.
+    pub fn repo_slug(&self) -> Option<&str> {
+        self.repo.as_deref().map(|r| r.slug.as_str()).filter(|s| !s.is_empty())
+    }
+
+    /// The build number, when the payload has a build.
+    pub fn build_number(&self) -> Option<i64> {
+        self.build.as_deref().map(|b| b.number)
+    }
+
+    /// The name filters match against: `event:action`, or `event` when the action is
+    /// empty (Drone's rule).
+    pub fn filter_name(&self) -> String {
+        crate::filter::filter_name(self.event.as_str(), self.action.as_str())
+    }
+}

@@ -1,0 +1,69 @@
+//! Drone CI's global webhooks, sans-IO.
+//!
+//! This crate holds what every part of dronehook agrees on, and does no I/O and
+//! reads no clock (times are parameters):
+//!
+//! - the payload models ([`Envelope`], [`User`], [`Repo`], [`Build`], [`Stage`],
+//!   [`Step`], [`System`]) with decoding that is lenient where Drone versions differ
+//!   and strict where safety needs it (duplicate keys, trailing bytes, numbers out of
+//!   range are errors), and encoding byte-identical to Drone's Go `encoding/json`;
+//! - HTTP signatures as Drone sends them ([`Signer`]) and a verifier ([`Policy`]) that
+//!   also checks what Drone's reference receiver does not: that the `Digest` matches
+//!   the body, that the `Date` is recent, that the signature covers both;
+//! - event filters with `DRONE_WEBHOOK_EVENTS` semantics ([`EventFilter`]).
+//!
+//! # Example
+//!
+//! Sign a payload as Drone does, then verify it as a receiver would:
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use dronehook_protocol::{Action, Envelope, Event, Policy, RequestParts, SignInput, Signer, User};
+//! use http::HeaderMap;
+//!
+//! let mut envelope = Envelope::default();
+//! envelope.event = Event::User;
+//! envelope.action = Action::Created;
+//! let mut user = User::default();
+//! user.login = "octocat".into();
+//! envelope.user = Some(Box::new(user));
+//! let body = envelope.encode();
+//!
+//! let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+//! let signed = Signer::new("s3cr3t").sign(&SignInput::new(&body, now))?;
+//!
+//! let mut headers = HeaderMap::new();
+//! for (name, value) in signed.headers("user") {
+//!     headers.insert(name, value.parse()?);
+//! }
+//! let request = RequestParts::new("POST", "/", &headers, &body);
+//! let (verified, decoded) = Policy::new("s3cr3t").verify_and_decode(&request, now)?;
+//! assert_eq!(decoded, envelope);
+//! assert_eq!(verified.secret_index, 0);
+//!
+//! // A different body under the same headers is refused: Drone's reference accepts it.
+//! let forged = RequestParts::new("POST", "/", &headers, b"{\"event\":\"user\"}");
+//! let err = Policy::new("s3cr3t").verify(&forged, now).unwrap_err();
+//! assert_eq!(err.code(), "digest.mismatch");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod decode;
+mod enums;
+pub mod filter;
+mod gojson;
+mod model;
+mod signature;
+
+pub use decode::DecodeError;
+pub use enums::{Action, Event, Status};
+pub use filter::{BadPattern, EventFilter};
+pub use model::{Build, Envelope, Extra, Perm, Repo, Stage, Step, System, User};
+pub use signature::{
+    ALGORITHM, BodyDigest, DEFAULT_MAX_SKEW, DRONE_HEADERS, DRONE_KEY_ID, Error, MAX_HEADER_LEN,
+    ParseError, Policy, RequestParts, Secret, SignError, SignInput, SignatureParams, Signed, Signer,
+    Verified, VerifyError, http_date,
+};
+
+/// Re-exported so callers build [`RequestParts`] with the same `http` version.
+pub use http;

@@ -1,0 +1,653 @@
+//! The payload models: [`Envelope`] and the objects it carries.
+//!
+//! Every struct is declared once through the `model!` macro, which generates the
+//! struct, a lenient-but-strict `Deserialize` (missing fields default, `null` reads as
+//! the zero value, unknown fields are kept, duplicate keys are errors) and a Go
+//! `encoding/json`-identical encoder (field order, `omitempty`). One declaration per
+//! struct keeps the three from drifting apart.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+
+use crate::enums::{Action, Event, Status};
+use crate::gojson;
+
+/// A value that can be a field of a model: written the Go way, with Go's notion of zero.
+pub(crate) trait Field: Default {
+    /// Appends the value's Go JSON encoding.
+    fn write(&self, out: &mut Vec<u8>);
+    /// Whether `omitempty` leaves the field out.
+    fn is_zero(&self) -> bool;
+}
+
+impl Field for i64 {
+    fn write(&self, out: &mut Vec<u8>) {
+        gojson::write_i64(out, *self);
+    }
+    fn is_zero(&self) -> bool {
+        *self == 0
+    }
+}
+
+impl Field for bool {
+    fn write(&self, out: &mut Vec<u8>) {
+        gojson::write_bool(out, *self);
+    }
+    fn is_zero(&self) -> bool {
+        !*self
+    }
+}
+
+impl Field for String {
+    fn write(&self, out: &mut Vec<u8>) {
+        gojson::write_str(out, self);
+    }
+    fn is_zero(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+macro_rules! enum_field {
+    ($($t:ty),*) => {$(
+        impl Field for $t {
+            fn write(&self, out: &mut Vec<u8>) {
+                gojson::write_str(out, self.as_str());
+            }
+            fn is_zero(&self) -> bool {
+                self.as_str().is_empty()
+            }
+        }
+    )*};
+}
+enum_field!(Event, Action, Status);
+
+impl Field for BTreeMap<String, String> {
+    fn write(&self, out: &mut Vec<u8>) {
+        gojson::write_string_map(out, self);
+    }
+    fn is_zero(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl Field for Vec<String> {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(b'[');
+        for (i, s) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            gojson::write_str(out, s);
+        }
+        out.push(b']');
+    }
+    fn is_zero(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+/// A model struct: encodes itself as a Go JSON object.
+pub(crate) trait Object {
+    fn write_object(&self, out: &mut Vec<u8>);
+}
+
+impl<T: Object> Field for Vec<T> {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(b'[');
+        for (i, item) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            item.write_object(out);
+        }
+        out.push(b']');
+    }
+    fn is_zero(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl<T: Object> Field for Option<Box<T>> {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Some(v) => v.write_object(out),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    fn is_zero(&self) -> bool {
+        self.is_none()
+    }
+}
+
+/// Fields a payload carried that the models do not name, in the order they came.
+///
+/// They are written back after the named fields, so that decoding and encoding a
+/// payload from a newer Drone loses nothing.
+#[derive(Clone, Default, PartialEq, Debug)]
+pub struct Extra(Vec<(String, Value)>);
+
+impl Extra {
+    /// The value of an unknown field, if the payload had it.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Adds or replaces a field.
+    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
+        let key = key.into();
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
+    /// The fields in the order they were received.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// How many unknown fields there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == key)
+    }
+
+    fn write_fields(&self, out: &mut Vec<u8>, first: &mut bool) {
+        for (k, v) in &self.0 {
+            if !std::mem::take(first) {
+                out.push(b',');
+            }
+            gojson::write_str(out, k);
+            out.push(b':');
+            gojson::write_value(out, v);
+        }
+    }
+}
+
+/// An object key, borrowed from the input when it has no escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(s))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(s.to_owned()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Compile-time position of a field name in a list, for the duplicate-key bitmap.
+const fn index_of(fields: &[&str], key: &str) -> usize {
+    let mut i = 0;
+    while i < fields.len() {
+        let a = fields[i].as_bytes();
+        let b = key.as_bytes();
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("field is not in the model's list")
+}
+
+/// Reads one field's value: `null` reads as the zero value, as Go's decoder leaves it.
+fn next_field<'de, A: MapAccess<'de>, T: Deserialize<'de> + Default>(
+    map: &mut A,
+) -> Result<T, A::Error> {
+    Ok(map.next_value::<Option<T>>()?.unwrap_or_default())
+}
+
+macro_rules! omit {
+    (keep) => {
+        false
+    };
+    (omit) => {
+        true
+    };
+}
+
+macro_rules! model {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                $omit:ident $field:ident : $ty:ty = $key:literal $(| $alias:literal)? ;
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Default, PartialEq, Debug)]
+        #[non_exhaustive]
+        pub struct $name {
+            $( $(#[doc = $doc])* pub $field: $ty, )*
+            /// Fields this version of dronehook does not know, kept and written back.
+            pub extra: Extra,
+        }
+
+        impl $name {
+            /// The wire names of the fields, in Drone's order.
+            pub const FIELDS: &'static [&'static str] = &[$($key),*];
+
+            /// The object's Go `encoding/json` bytes.
+            pub fn to_go_json(&self) -> Vec<u8> {
+                let mut out = Vec::with_capacity(256);
+                Object::write_object(self, &mut out);
+                out
+            }
+        }
+
+        impl Object for $name {
+            fn write_object(&self, out: &mut Vec<u8>) {
+                out.push(b'{');
+                let mut first = true;
+                $(
+                    if !(omit!($omit) && Field::is_zero(&self.$field)) {
+                        if !std::mem::take(&mut first) {
+                            out.push(b',');
+                        }
+                        out.extend_from_slice(concat!("\"", $key, "\":").as_bytes());
+                        Field::write(&self.$field, out);
+                    }
+                )*
+                self.extra.write_fields(out, &mut first);
+                out.push(b'}');
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(concat!("a ", stringify!($name), " object"))
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$name, A::Error> {
+                        let mut out = $name::default();
+                        let mut seen = [false; $name::FIELDS.len()];
+                        while let Some(key) = map.next_key::<Key<'de>>()? {
+                            match key.as_str() {
+                                $(
+                                    $key $(| $alias)? => {
+                                        const I: usize = index_of($name::FIELDS, $key);
+                                        if std::mem::replace(&mut seen[I], true) {
+                                            return Err(de::Error::custom(format_args!(
+                                                "duplicate field `{}` in {}", key.as_str(), stringify!($name)
+                                            )));
+                                        }
+                                        out.$field = next_field(&mut map)?;
+                                    }
+                                )*
+                                other => {
+                                    if out.extra.contains(other) {
+                                        return Err(de::Error::custom(format_args!(
+                                            "duplicate field `{}` in {}", other, stringify!($name)
+                                        )));
+                                    }
+                                    let value: Value = map.next_value()?;
+                                    out.extra.0.push((other.to_owned(), value));
+                                }
+                            }
+                        }
+                        Ok(out)
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+    };
+}
+
+model! {
+    /// The envelope Drone POSTs: what happened (`event`, `action`) and the objects involved.
+    pub struct Envelope {
+        /// The kind of object: `user`, `repo` or `build`.
+        keep event: Event = "event";
+        /// What happened: `created`, `updated`, `deleted`, `enabled` or `disabled`.
+        keep action: Action = "action";
+        /// The user: present for `user` events, repository enabling and most build creations.
+        omit user: Option<Box<User>> = "user";
+        /// The repository: present for `repo` and `build` events.
+        omit repo: Option<Box<Repo>> = "repo";
+        /// The build: present for `build` events.
+        omit build: Option<Box<Build>> = "build";
+        /// The Drone server, when it knows its own address.
+        omit system: Option<Box<System>> = "system";
+    }
+}
+
+model! {
+    /// A Drone user account.
+    pub struct User {
+        /// Drone's id of the user.
+        keep id: i64 = "id";
+        /// The login name at the source-code host.
+        keep login: String = "login";
+        /// The e-mail address.
+        keep email: String = "email";
+        /// Whether this is a machine (robot) account.
+        keep machine: bool = "machine";
+        /// Whether the user is a Drone administrator.
+        keep admin: bool = "admin";
+        /// Whether the account is active.
+        keep active: bool = "active";
+        /// The avatar URL; drone-go's client copy names it `avatar_url`, accepted on input.
+        keep avatar: String = "avatar" | "avatar_url";
+        /// Whether the user's repository list is being synchronised.
+        keep syncing: bool = "syncing";
+        /// When the repository list was last synchronised (Unix seconds).
+        keep synced: i64 = "synced";
+        /// When the account was created (Unix seconds).
+        keep created: i64 = "created";
+        /// When the account was last updated (Unix seconds).
+        keep updated: i64 = "updated";
+        /// When the user last logged in (Unix seconds).
+        keep last_login: i64 = "last_login";
+    }
+}
+
+model! {
+    /// A repository known to Drone.
+    pub struct Repo {
+        /// Drone's id of the repository.
+        keep id: i64 = "id";
+        /// The source-code host's id of the repository.
+        keep uid: String = "uid";
+        /// The id of the user who activated it.
+        keep user_id: i64 = "user_id";
+        /// The owner or organisation.
+        keep namespace: String = "namespace";
+        /// The repository name.
+        keep name: String = "name";
+        /// `namespace/name`.
+        keep slug: String = "slug";
+        /// The version-control system (`git`, often empty).
+        keep scm: String = "scm";
+        /// The HTTP clone URL.
+        keep git_http_url: String = "git_http_url";
+        /// The SSH clone URL.
+        keep git_ssh_url: String = "git_ssh_url";
+        /// The repository's web page.
+        keep link: String = "link";
+        /// The default branch.
+        keep default_branch: String = "default_branch";
+        /// Whether the repository is private at the host.
+        keep private: bool = "private";
+        /// `public`, `private` or `internal`.
+        keep visibility: String = "visibility";
+        /// Whether Drone builds it.
+        keep active: bool = "active";
+        /// The path of the pipeline file.
+        keep config_path: String = "config_path";
+        /// Whether pipelines may run privileged containers.
+        keep trusted: bool = "trusted";
+        /// Whether builds need approval.
+        keep protected: bool = "protected";
+        /// Whether builds from forks are ignored.
+        keep ignore_forks: bool = "ignore_forks";
+        /// Whether pull-request builds are ignored.
+        keep ignore_pull_requests: bool = "ignore_pull_requests";
+        /// Whether newer pull-request builds cancel older ones.
+        keep auto_cancel_pull_requests: bool = "auto_cancel_pull_requests";
+        /// Whether newer push builds cancel older ones.
+        keep auto_cancel_pushes: bool = "auto_cancel_pushes";
+        /// Whether running builds are cancelled too (newer servers).
+        keep auto_cancel_running: bool = "auto_cancel_running";
+        /// The build timeout in minutes.
+        keep timeout: i64 = "timeout";
+        /// The maximum number of concurrent builds; omitted when zero.
+        omit throttle: i64 = "throttle";
+        /// The last build number.
+        keep counter: i64 = "counter";
+        /// When it was last synchronised (Unix seconds).
+        keep synced: i64 = "synced";
+        /// When it was added (Unix seconds).
+        keep created: i64 = "created";
+        /// When it was last updated (Unix seconds).
+        keep updated: i64 = "updated";
+        /// The row version, for optimistic locking.
+        keep version: i64 = "version";
+        /// The build nested in the repository in build events.
+        omit build: Option<Box<Build>> = "build";
+        /// The sending user's permissions on the repository.
+        omit permissions: Option<Box<Perm>> = "permissions";
+    }
+}
+
+model! {
+    /// A user's permissions on a repository.
+    pub struct Perm {
+        /// May read.
+        keep read: bool = "read";
+        /// May write.
+        keep write: bool = "write";
+        /// May administer.
+        keep admin: bool = "admin";
+    }
+}
+
+model! {
+    /// A build.
+    pub struct Build {
+        /// Drone's id of the build.
+        keep id: i64 = "id";
+        /// The repository's id.
+        keep repo_id: i64 = "repo_id";
+        /// Who or what triggered it (a login, `@cron`, `@hook`).
+        keep trigger: String = "trigger";
+        /// The build number within the repository.
+        keep number: i64 = "number";
+        /// The build this one was promoted or rolled back from.
+        omit parent: i64 = "parent";
+        /// The state.
+        keep status: Status = "status";
+        /// Why it could not run.
+        omit error: String = "error";
+        /// The triggering event: `push`, `pull_request`, `tag`, `promote`, `rollback`, `cron`, `custom`.
+        keep event: String = "event";
+        /// The host's action for the event (`sync`, `opened`), often empty.
+        keep action: String = "action";
+        /// The commit or compare page.
+        keep link: String = "link";
+        /// The commit time (Unix seconds).
+        keep timestamp: i64 = "timestamp";
+        /// The pull-request title.
+        omit title: String = "title";
+        /// The commit message.
+        keep message: String = "message";
+        /// The commit before the change.
+        keep before: String = "before";
+        /// The commit built.
+        keep after: String = "after";
+        /// The git reference.
+        keep r#ref: String = "ref";
+        /// The fork a pull request comes from.
+        keep source_repo: String = "source_repo";
+        /// The source branch.
+        keep source: String = "source";
+        /// The target branch.
+        keep target: String = "target";
+        /// The commit author's login.
+        keep author_login: String = "author_login";
+        /// The commit author's name.
+        keep author_name: String = "author_name";
+        /// The commit author's e-mail.
+        keep author_email: String = "author_email";
+        /// The commit author's avatar URL.
+        keep author_avatar: String = "author_avatar";
+        /// Who sent the hook.
+        keep sender: String = "sender";
+        /// Custom build parameters.
+        omit params: BTreeMap<String, String> = "params";
+        /// The cron job's name.
+        omit cron: String = "cron";
+        /// The deployment target.
+        omit deploy_to: String = "deploy_to";
+        /// The deployment id.
+        omit deploy_id: i64 = "deploy_id";
+        /// Whether debug mode is on.
+        omit debug: bool = "debug";
+        /// When it started (Unix seconds).
+        keep started: i64 = "started";
+        /// When it finished (Unix seconds).
+        keep finished: i64 = "finished";
+        /// When it was created (Unix seconds).
+        keep created: i64 = "created";
+        /// When it was last updated (Unix seconds).
+        keep updated: i64 = "updated";
+        /// The row version.
+        keep version: i64 = "version";
+        /// The pipelines of the build.
+        omit stages: Vec<Stage> = "stages";
+    }
+}
+
+model! {
+    /// A stage: one pipeline of a build.
+    pub struct Stage {
+        /// Drone's id of the stage.
+        keep id: i64 = "id";
+        /// The repository's id.
+        keep repo_id: i64 = "repo_id";
+        /// The build's id.
+        keep build_id: i64 = "build_id";
+        /// The stage number within the build.
+        keep number: i64 = "number";
+        /// The pipeline name.
+        keep name: String = "name";
+        /// The resource kind (`pipeline`).
+        omit kind: String = "kind";
+        /// The runner type (`docker`, `exec`, `kubernetes`).
+        omit r#type: String = "type";
+        /// The state.
+        keep status: Status = "status";
+        /// Why it could not run.
+        omit error: String = "error";
+        /// Whether failures are ignored.
+        keep errignore: bool = "errignore";
+        /// The exit code.
+        keep exit_code: i64 = "exit_code";
+        /// The runner's machine name.
+        omit machine: String = "machine";
+        /// The operating system.
+        keep os: String = "os";
+        /// The architecture.
+        keep arch: String = "arch";
+        /// The architecture variant.
+        omit variant: String = "variant";
+        /// The kernel version.
+        omit kernel: String = "kernel";
+        /// The concurrency limit.
+        omit limit: i64 = "limit";
+        /// The throttle.
+        omit throttle: i64 = "throttle";
+        /// When it started (Unix seconds).
+        keep started: i64 = "started";
+        /// When it stopped (Unix seconds).
+        keep stopped: i64 = "stopped";
+        /// When it was created (Unix seconds).
+        keep created: i64 = "created";
+        /// When it was last updated (Unix seconds).
+        keep updated: i64 = "updated";
+        /// The row version.
+        keep version: i64 = "version";
+        /// Whether it runs when earlier stages succeed.
+        keep on_success: bool = "on_success";
+        /// Whether it runs when earlier stages fail.
+        keep on_failure: bool = "on_failure";
+        /// The stages it waits for.
+        omit depends_on: Vec<String> = "depends_on";
+        /// The runner labels.
+        omit labels: BTreeMap<String, String> = "labels";
+        /// The steps.
+        omit steps: Vec<Step> = "steps";
+    }
+}
+
+model! {
+    /// A step of a stage.
+    pub struct Step {
+        /// Drone's id of the step.
+        keep id: i64 = "id";
+        /// The stage's id (Drone names it `step_id`).
+        keep step_id: i64 = "step_id";
+        /// The step number within the stage.
+        keep number: i64 = "number";
+        /// The step name.
+        keep name: String = "name";
+        /// The state.
+        keep status: Status = "status";
+        /// Why it could not run.
+        omit error: String = "error";
+        /// Whether failures are ignored.
+        omit errignore: bool = "errignore";
+        /// The exit code.
+        keep exit_code: i64 = "exit_code";
+        /// When it started (Unix seconds); omitted until it has.
+        omit started: i64 = "started";
+        /// When it stopped (Unix seconds); omitted until it has.
+        omit stopped: i64 = "stopped";
+        /// The row version.
+        keep version: i64 = "version";
+        /// The steps it waits for.
+        omit depends_on: Vec<String> = "depends_on";
+        /// The container image.
+        omit image: String = "image";
+        /// Whether it runs detached.
+        omit detached: bool = "detached";
+    }
+}
+
+model! {
+    /// The Drone server that sent the event.
+    pub struct System {
+        /// `http` or `https`.
+        omit proto: String = "proto";
+        /// The server's host name.
+        omit host: String = "host";
+        /// The server's URL.
+        omit link: String = "link";
+        /// The server's version.
+        omit version: String = "version";
+    }
+}
