@@ -1,0 +1,2 @@
+//! Placeholder, replaced by the sender benchmark.
+fn main() {}
