@@ -1,0 +1,59 @@
+//! A small receiver with a journal, for trying the server by hand and for the crash
+//! test (which needs a real process to kill).
+//!
+//! Usage: `dronehook-receiver-demo ADDR JOURNAL SECRET [HANDLER_LOG]`. It prints
+//! `listening on ADDR` once it accepts connections. Each handler run appends the
+//! delivery id to HANDLER_LOG (when given), so a test can see which runs happened.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dronehook_server::{Config, Delivery, Router, Server, protocol::Policy};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: dronehook-receiver-demo ADDR JOURNAL SECRET [HANDLER_LOG]";
+    let addr = args.next().ok_or(usage)?.parse()?;
+    let journal = PathBuf::from(args.next().ok_or(usage)?);
+    let secret = args.next().ok_or(usage)?;
+    let log = args.next().map(PathBuf::from);
+    let delay_ms: u64 = std::env::var("DEMO_HANDLER_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+
+    let config = Config::new(Policy::new(secret))
+        .addr(addr)
+        .journal(journal)
+        .retry_base(Duration::from_millis(10));
+    let router = Router::new().route("*,*:*", move |d: Delivery| {
+        let log = log.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            if let Some(log) = log {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)?;
+                writeln!(f, "{}", d.id.unwrap_or(0))?;
+            }
+            Ok::<_, std::io::Error>(())
+        }
+    })?;
+    let server = Server::bind(config, router).await?;
+    println!("listening on {}", server.local_addr());
+    server.run_until_signal().await?;
+    Ok(())
+}

@@ -1,0 +1,656 @@
+//! The journal: an embedded SQLite file (WAL, `synchronous=FULL`) holding every
+//! acknowledged request and every handler run, written by one thread that commits
+//! concurrent requests together (one fsync for the batch).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dronehook_protocol::BodyDigest;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+
+/// The most inserts one transaction takes; a larger burst is split.
+const MAX_BATCH: usize = 512;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    received_at_ms INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    dedupe_key BLOB UNIQUE,
+    event TEXT NOT NULL,
+    action TEXT NOT NULL,
+    known INTEGER NOT NULL,
+    repo TEXT,
+    build INTEGER,
+    headers BLOB NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    delivery_id INTEGER NOT NULL REFERENCES deliveries(id),
+    handler TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    duration_ms INTEGER,
+    updated_at_ms INTEGER,
+    PRIMARY KEY (delivery_id, handler)
+);
+CREATE INDEX IF NOT EXISTS runs_pending ON runs (status) WHERE status = 'pending';
+";
+
+/// One journaled request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JournalEntry {
+    /// The journal id.
+    pub id: i64,
+    /// When the request was received.
+    pub received_at: SystemTime,
+    /// SHA-256 of the body.
+    pub digest: BodyDigest,
+    /// The event (as sent, also when unknown).
+    pub event: String,
+    /// The action (as sent, also when unknown).
+    pub action: String,
+    /// Whether the event and action are known ones.
+    pub known: bool,
+    /// The repository slug, when the payload has one.
+    pub repo: Option<String>,
+    /// The build number, when the payload has one.
+    pub build: Option<i64>,
+    /// The request headers as received, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The exact body.
+    pub body: Vec<u8>,
+}
+
+/// Where a handler run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunStatus {
+    /// Not finished: not started yet, or failed with attempts left (a restart resumes it).
+    Pending,
+    /// The handler succeeded.
+    Ok,
+    /// The handler failed on its last attempt.
+    Failed,
+}
+
+impl RunStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Ok => "ok",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "ok" => RunStatus::Ok,
+            "failed" => RunStatus::Failed,
+            _ => RunStatus::Pending,
+        }
+    }
+}
+
+/// One handler's runs for one delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HandlerRun {
+    /// The delivery's journal id.
+    pub delivery_id: i64,
+    /// The route name.
+    pub handler: String,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The last error, when the last attempt failed.
+    pub last_error: Option<String>,
+    /// How long the last attempt took.
+    pub last_duration: Option<Duration>,
+}
+
+/// What the server asks the journal to keep for one request.
+pub(crate) struct NewEntry {
+    pub(crate) received_at: SystemTime,
+    pub(crate) digest: BodyDigest,
+    pub(crate) dedupe: bool,
+    pub(crate) event: String,
+    pub(crate) action: String,
+    pub(crate) known: bool,
+    pub(crate) repo: Option<String>,
+    pub(crate) build: Option<i64>,
+    pub(crate) headers: Vec<u8>,
+    pub(crate) body: bytes::Bytes,
+    pub(crate) handlers: Vec<String>,
+}
+
+/// The result of an insert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Inserted {
+    /// A new delivery with this id.
+    New(i64),
+    /// The dedupe key was already there, under this id.
+    Duplicate(i64),
+}
+
+/// An insert's answer: the outcome and how long the commit took.
+type InsertReply = std::result::Result<(Inserted, Duration), String>;
+
+enum Cmd {
+    Insert(Box<NewEntry>, oneshot::Sender<InsertReply>),
+    Attempt {
+        delivery_id: i64,
+        handler: String,
+        status: RunStatus,
+        error: Option<String>,
+        duration: Duration,
+    },
+    Flush(oneshot::Sender<std::result::Result<(), String>>),
+}
+
+struct Inner {
+    path: PathBuf,
+    tx: Mutex<Option<mpsc::Sender<Cmd>>>,
+    available: Arc<AtomicBool>,
+    reader: Mutex<Option<Connection>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// A handle on a journal file. Cloning shares it.
+///
+/// The server opens its own from [`crate::Config::journal`]; a tool that inspects a
+/// journal opens one with [`Journal::open`] and reads it with [`Journal::entries`] and
+/// [`Journal::runs`]. SQLite's WAL mode lets readers work beside a running server.
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Journal {
+    /// Opens (creating if needed) a journal file, failing if it cannot be written.
+    pub fn open(path: impl AsRef<Path>) -> Result<Journal> {
+        let journal = Journal::start(path.as_ref());
+        if journal.is_available() {
+            Ok(journal)
+        } else {
+            let message = open_writer(path.as_ref())
+                .err()
+                .unwrap_or_else(|| "unavailable".into());
+            Err(Error::journal(path.as_ref(), message))
+        }
+    }
+
+    /// Starts the writer for a journal file. The server starts even when the file
+    /// cannot be opened: it then answers 503 until a later attempt succeeds.
+    pub(crate) fn start(path: &Path) -> Journal {
+        let (tx, rx) = mpsc::channel();
+        let available = Arc::new(AtomicBool::new(false));
+        let mut writer = Writer {
+            path: path.to_owned(),
+            conn: None,
+            available: available.clone(),
+        };
+        writer.ensure_open();
+        let handle = std::thread::Builder::new()
+            .name("dronehook-journal".into())
+            .spawn(move || writer.run(&rx))
+            .ok();
+        Journal {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                tx: Mutex::new(Some(tx)),
+                available,
+                reader: Mutex::new(None),
+                writer: Mutex::new(handle),
+            }),
+        }
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Whether the last attempt to open or write the journal succeeded.
+    pub fn is_available(&self) -> bool {
+        self.inner.available.load(Ordering::Acquire)
+    }
+
+    fn send(&self, cmd: Cmd) -> bool {
+        let guard = self
+            .inner
+            .tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.as_ref().is_some_and(|tx| tx.send(cmd).is_ok())
+    }
+
+    /// Commits a request (in a batch with whatever else is waiting).
+    pub(crate) async fn insert(&self, entry: NewEntry) -> InsertReply {
+        let (reply, rx) = oneshot::channel();
+        if !self.send(Cmd::Insert(Box::new(entry), reply)) {
+            return Err("the journal is closed".into());
+        }
+        rx.await
+            .unwrap_or_else(|_| Err("the journal writer stopped".into()))
+    }
+
+    /// Records one handler attempt (written in order with the inserts, not awaited).
+    pub(crate) fn record_attempt(
+        &self,
+        delivery_id: i64,
+        handler: &str,
+        status: RunStatus,
+        error: Option<String>,
+        duration: Duration,
+    ) {
+        self.send(Cmd::Attempt {
+            delivery_id,
+            handler: handler.to_owned(),
+            status,
+            error,
+            duration,
+        });
+    }
+
+    /// Waits until everything sent so far is committed.
+    pub async fn flush(&self) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        if !self.send(Cmd::Flush(reply)) {
+            return Ok(());
+        }
+        rx.await
+            .unwrap_or_else(|_| Err("the journal writer stopped".into()))
+            .map_err(|m| Error::journal(self.path(), m))
+    }
+
+    /// Flushes, stops the writer thread and waits for it. Further writes are refused.
+    pub(crate) fn close(&self) {
+        let tx = self
+            .inner
+            .tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        drop(tx);
+        let handle = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let mut guard = self
+            .inner
+            .reader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.is_none() {
+            let conn = Connection::open_with_flags(
+                &self.inner.path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| Error::journal(&self.inner.path, e))?;
+            conn.busy_timeout(Duration::from_secs(10))
+                .map_err(|e| Error::journal(&self.inner.path, e))?;
+            *guard = Some(conn);
+        }
+        let conn = guard.as_ref().unwrap_or_else(|| unreachable!());
+        f(conn).map_err(|e| Error::journal(&self.inner.path, e))
+    }
+
+    /// How many requests the journal holds.
+    pub fn count(&self) -> Result<u64> {
+        self.read(|c| {
+            c.query_row("SELECT COUNT(*) FROM deliveries", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .map(|n| n as u64)
+    }
+
+    /// The entries with an id greater than `after`, oldest first, at most `limit`.
+    pub fn entries(&self, after: i64, limit: usize) -> Result<Vec<JournalEntry>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, received_at_ms, digest, event, action, known, repo, build, headers, body
+                 FROM deliveries WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after, limit as i64], entry_from_row)?;
+            rows.collect()
+        })
+    }
+
+    /// One entry by id.
+    pub fn entry(&self, id: i64) -> Result<Option<JournalEntry>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT id, received_at_ms, digest, event, action, known, repo, build, headers, body
+                 FROM deliveries WHERE id = ?1",
+                [id],
+                entry_from_row,
+            )
+            .optional()
+        })
+    }
+
+    /// The entry holding a body with this digest, if any.
+    pub fn find(&self, digest: &BodyDigest) -> Result<Option<i64>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT id FROM deliveries WHERE digest = ?1 ORDER BY id LIMIT 1",
+                [&digest.as_bytes()[..]],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    /// The handler runs of one delivery.
+    pub fn runs(&self, delivery_id: i64) -> Result<Vec<HandlerRun>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT delivery_id, handler, status, attempts, last_error, duration_ms
+                 FROM runs WHERE delivery_id = ?1 ORDER BY handler",
+            )?;
+            let rows = stmt.query_map([delivery_id], run_from_row)?;
+            rows.collect()
+        })
+    }
+
+    /// Every run not finished yet (what a restart resumes), oldest delivery first.
+    pub fn pending_runs(&self) -> Result<Vec<HandlerRun>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT delivery_id, handler, status, attempts, last_error, duration_ms
+                 FROM runs WHERE status = 'pending' ORDER BY delivery_id, handler",
+            )?;
+            let rows = stmt.query_map([], run_from_row)?;
+            rows.collect()
+        })
+    }
+}
+
+fn millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
+    let digest: Vec<u8> = r.get(2)?;
+    let digest = <[u8; 32]>::try_from(digest.as_slice()).unwrap_or([0; 32]);
+    let headers: Vec<u8> = r.get(8)?;
+    Ok(JournalEntry {
+        id: r.get(0)?,
+        received_at: UNIX_EPOCH + Duration::from_millis(r.get::<_, i64>(1)?.max(0) as u64),
+        digest: BodyDigest::from_bytes(digest),
+        event: r.get(3)?,
+        action: r.get(4)?,
+        known: r.get(5)?,
+        repo: r.get(6)?,
+        build: r.get(7)?,
+        headers: decode_headers(&headers),
+        body: r.get(9)?,
+    })
+}
+
+fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HandlerRun> {
+    Ok(HandlerRun {
+        delivery_id: r.get(0)?,
+        handler: r.get(1)?,
+        status: RunStatus::parse(&r.get::<_, String>(2)?),
+        attempts: r.get(3)?,
+        last_error: r.get(4)?,
+        last_duration: r
+            .get::<_, Option<i64>>(5)?
+            .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+    })
+}
+
+/// Headers are kept as `name: value\r\n` lines, the way they came over the wire.
+pub(crate) fn encode_headers(headers: &http::HeaderMap) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn decode_headers(raw: &[u8]) -> Vec<(String, Vec<u8>)> {
+    raw.split(|b| *b == b'\n')
+        .filter_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = line.iter().position(|b| *b == b':')?;
+            let name = String::from_utf8_lossy(&line[..colon]).into_owned();
+            let value = line[colon + 1..]
+                .strip_prefix(b" ")
+                .unwrap_or(&line[colon + 1..]);
+            Some((name, value.to_vec()))
+        })
+        .collect()
+}
+
+/// Rebuilds a header map from a journal entry.
+pub(crate) fn header_map(headers: &[(String, Vec<u8>)]) -> http::HeaderMap {
+    let mut map = http::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_bytes(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+fn open_writer(path: &Path) -> std::result::Result<Connection, String> {
+    let conn = Connection::open(path).map_err(|e| e.to_string())?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!("cannot switch to WAL mode (got {mode})"));
+    }
+    // FULL makes every commit fsync the WAL, so an acknowledged request is on disk.
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+        .map_err(|e| e.to_string())?;
+    conn.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+struct Writer {
+    path: PathBuf,
+    conn: Option<Connection>,
+    available: Arc<AtomicBool>,
+}
+
+impl Writer {
+    fn ensure_open(&mut self) -> bool {
+        if self.conn.is_none() {
+            match open_writer(&self.path) {
+                Ok(conn) => self.conn = Some(conn),
+                Err(message) => {
+                    tracing::error!(path = %self.path.display(), error = %message, "journal unavailable");
+                }
+            }
+        }
+        self.available.store(self.conn.is_some(), Ordering::Release);
+        self.conn.is_some()
+    }
+
+    fn run(&mut self, rx: &mpsc::Receiver<Cmd>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while let Ok(first) = rx.recv() {
+            batch.push(first);
+            // Everything that queued up while the last commit was syncing goes into
+            // this one: that is the group commit.
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(cmd) => batch.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut batch);
+        }
+    }
+
+    fn commit(&mut self, batch: &mut Vec<Cmd>) {
+        let started = Instant::now();
+        let result = if self.ensure_open() {
+            let conn = self.conn.as_mut().unwrap_or_else(|| unreachable!());
+            write_batch(conn, batch)
+        } else {
+            Err("the journal cannot be opened".to_owned())
+        };
+        let elapsed = started.elapsed();
+        match result {
+            Ok(ids) => {
+                self.available.store(true, Ordering::Release);
+                let mut ids = ids.into_iter();
+                for cmd in batch.drain(..) {
+                    match cmd {
+                        Cmd::Insert(_, reply) => {
+                            let id = ids.next().unwrap_or(Inserted::Duplicate(0));
+                            let _ = reply.send(Ok((id, elapsed)));
+                        }
+                        Cmd::Flush(reply) => {
+                            let _ = reply.send(Ok(()));
+                        }
+                        Cmd::Attempt { .. } => {}
+                    }
+                }
+            }
+            Err(message) => {
+                tracing::error!(path = %self.path.display(), error = %message, "journal commit failed");
+                self.available.store(false, Ordering::Release);
+                // A failed connection is reopened at the next batch.
+                self.conn = None;
+                for cmd in batch.drain(..) {
+                    match cmd {
+                        Cmd::Insert(_, reply) => {
+                            let _ = reply.send(Err(message.clone()));
+                        }
+                        Cmd::Flush(reply) => {
+                            let _ = reply.send(Err(message.clone()));
+                        }
+                        Cmd::Attempt { .. } => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn write_batch(conn: &mut Connection, batch: &[Cmd]) -> std::result::Result<Vec<Inserted>, String> {
+    let tx = conn.transaction().map_err(|e| e.to_string())?;
+    let mut ids = Vec::new();
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO deliveries
+                 (received_at_ms, digest, dedupe_key, event, action, known, repo, build, headers, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (dedupe_key) DO NOTHING",
+            )
+            .map_err(|e| e.to_string())?;
+        let mut existing = tx
+            .prepare_cached("SELECT id FROM deliveries WHERE dedupe_key = ?1")
+            .map_err(|e| e.to_string())?;
+        let mut run = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO runs (delivery_id, handler, status, updated_at_ms)
+                 VALUES (?1, ?2, 'pending', ?3)",
+            )
+            .map_err(|e| e.to_string())?;
+        let mut attempt = tx
+            .prepare_cached(
+                "UPDATE runs SET status = ?3, attempts = attempts + 1, last_error = ?4,
+                 duration_ms = ?5, updated_at_ms = ?6 WHERE delivery_id = ?1 AND handler = ?2",
+            )
+            .map_err(|e| e.to_string())?;
+        let now = millis(SystemTime::now());
+        for cmd in batch {
+            match cmd {
+                Cmd::Insert(e, _) => {
+                    let digest = &e.digest.as_bytes()[..];
+                    let dedupe = e.dedupe.then_some(digest);
+                    let n = insert
+                        .execute(params![
+                            millis(e.received_at),
+                            digest,
+                            dedupe,
+                            e.event,
+                            e.action,
+                            e.known,
+                            e.repo,
+                            e.build,
+                            e.headers,
+                            &e.body[..],
+                        ])
+                        .map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        let id: i64 = existing
+                            .query_row([digest], |r| r.get(0))
+                            .map_err(|e| e.to_string())?;
+                        ids.push(Inserted::Duplicate(id));
+                    } else {
+                        let id = tx.last_insert_rowid();
+                        for handler in &e.handlers {
+                            run.execute(params![id, handler, now])
+                                .map_err(|e| e.to_string())?;
+                        }
+                        ids.push(Inserted::New(id));
+                    }
+                }
+                Cmd::Attempt {
+                    delivery_id,
+                    handler,
+                    status,
+                    error,
+                    duration,
+                } => {
+                    attempt
+                        .execute(params![
+                            delivery_id,
+                            handler,
+                            status.as_str(),
+                            error,
+                            duration.as_millis() as i64,
+                            now
+                        ])
+                        .map_err(|e| e.to_string())?;
+                }
+                Cmd::Flush(_) => {}
+            }
+        }
+    }
+    tx.commit().map_err(|e| e.to_string())?;
+    Ok(ids)
+}

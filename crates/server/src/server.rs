@@ -1,0 +1,345 @@
+//! [`Server`]: binding the listener, accepting connections under a cap, the handler
+//! worker pool, and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::dispatch::Dispatcher;
+use crate::error::{Error, Result};
+use crate::handler::Router;
+use crate::journal::Journal;
+use crate::metrics::Metrics;
+use crate::replay::ReplayCache;
+use crate::service::Shared;
+
+/// The receiver. Start one with [`Server::bind`] (or [`serve`], which also waits for
+/// SIGTERM or Ctrl-C).
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// Binds the listener, opens the journal, resumes unfinished handler runs and
+    /// starts serving in the background.
+    ///
+    /// A journal file that cannot be opened does not stop the start: the server then
+    /// answers webhooks with 503 and `/healthz` with 503, and tries again with each
+    /// request (so fixing the directory's permissions heals it).
+    pub async fn bind(config: Config, router: Router) -> Result<RunningServer> {
+        if config.secret_count() == 0 {
+            return Err(Error::config("no secrets: every request would be refused"));
+        }
+        let tls = match config.tls_files() {
+            Some(files) => Some(crate::tls::acceptor(files)?),
+            None => None,
+        };
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|e| Error::bind(config.addr, e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::bind(config.addr, e))?;
+
+        let journal = match &config.journal {
+            Some(path) => {
+                let path = path.clone();
+                let journal = tokio::task::spawn_blocking(move || Journal::start(&path))
+                    .await
+                    .map_err(|e| Error::config(format!("journal start-up failed: {e}")))?;
+                Some(journal)
+            }
+            None => None,
+        };
+        let replay = config
+            .replay_protection
+            .then(|| ReplayCache::new(config.replay_window()));
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let metrics = Metrics::new();
+        let router = Arc::new(router);
+        let dispatcher = journal
+            .as_ref()
+            .map(|journal| Dispatcher::start(&config, router.clone(), journal.clone(), &metrics));
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            router,
+            journal: journal.clone(),
+            replay,
+            metrics,
+            dispatcher: dispatcher.clone(),
+        });
+        if let Some(dispatcher) = &dispatcher {
+            dispatcher.resume().await;
+        }
+
+        let task = tokio::spawn(accept_loop(listener, tls, shared.clone(), shutdown_rx));
+        tracing::info!(
+            addr = %local_addr,
+            path = %config.path,
+            secrets = config.secret_count(),
+            journal = ?config.journal_path().map(Path::display),
+            tls = config.tls.is_some(),
+            "dronehook receiver listening"
+        );
+        Ok(RunningServer {
+            local_addr,
+            shutdown: ShutdownHandle { tx: shutdown_tx },
+            task,
+            shared,
+        })
+    }
+}
+
+/// Binds and serves until SIGTERM or Ctrl-C, then shuts down gracefully.
+pub async fn serve(config: Config, router: Router) -> Result<()> {
+    Server::bind(config, router).await?.run_until_signal().await
+}
+
+/// Asks a running server to shut down gracefully. Cloneable; any clone will do.
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    tx: watch::Sender<bool>,
+}
+
+impl ShutdownHandle {
+    /// Starts the graceful shutdown: stop accepting, finish in-flight requests and
+    /// handler runs (up to the grace period), flush the journal.
+    pub fn shutdown(&self) {
+        self.tx.send_replace(true);
+    }
+}
+
+/// A server that is accepting connections.
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    shutdown: ShutdownHandle,
+    task: JoinHandle<Result<()>>,
+    shared: Arc<Shared>,
+}
+
+impl RunningServer {
+    /// The address the listener is bound to (the real port when the config said 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The configuration the server runs with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The journal, when there is one.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.shared.journal.as_ref()
+    }
+
+    /// The journal file, when there is one.
+    pub fn journal_path(&self) -> Option<&Path> {
+        self.shared.config.journal_path()
+    }
+
+    /// How many secrets verify requests (never the secrets themselves).
+    pub fn secret_count(&self) -> usize {
+        self.shared.config.secret_count()
+    }
+
+    /// Whether the server speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.shared.config.tls.is_some()
+    }
+
+    /// The current metrics in Prometheus text format (what `GET /metrics` answers).
+    pub fn metrics_text(&self) -> String {
+        self.shared.metrics.encode()
+    }
+
+    /// A handle that can start the shutdown from elsewhere.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Shuts down gracefully and waits until it is done.
+    pub async fn shutdown(self) -> Result<()> {
+        self.shutdown.shutdown();
+        self.wait().await
+    }
+
+    /// Waits until the server has stopped (after a [`ShutdownHandle::shutdown`]).
+    pub async fn wait(self) -> Result<()> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(Error::config(format!("the server task failed: {e}"))),
+        }
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<()> {
+        let handle = self.shutdown.clone();
+        let mut task = self.task;
+        tokio::select! {
+            result = &mut task => {
+                return result.unwrap_or_else(|e| Err(Error::config(format!("the server task failed: {e}"))));
+            }
+            () = signal => {}
+        }
+        tracing::info!("shutting down");
+        handle.shutdown();
+        task.await
+            .unwrap_or_else(|e| Err(Error::config(format!("the server task failed: {e}"))))
+    }
+
+    /// Serves until SIGTERM or Ctrl-C (SIGINT), then shuts down gracefully.
+    pub async fn run_until_signal(self) -> Result<()> {
+        let signal = shutdown_signal()?;
+        self.run_until(signal).await
+    }
+}
+
+/// A future that completes on SIGTERM or Ctrl-C. The handlers are installed now, so
+/// a signal that arrives before the future is polled is not lost.
+fn shutdown_signal() -> Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(Error::io)?;
+    Ok(async move {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let max = shared.config.max_connections;
+    let permits = Arc::new(Semaphore::new(max));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.config.header_timeout)
+        .keep_alive(true);
+    let builder = Arc::new(builder);
+
+    loop {
+        // The permit is taken before accepting, so clients over the cap wait in the
+        // kernel's backlog instead of holding a task and a buffer here.
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = crate::server::stopped(&mut shutdown) => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Running out of file descriptors and the like: wait a little
+                    // rather than spin, then keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = crate::server::stopped(&mut shutdown) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let builder = builder.clone();
+        let tls = tls.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shared.metrics.open_connections.inc();
+            match tls {
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(shared.config.header_timeout, acceptor.accept(stream))
+                            .await;
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            serve_connection(&builder, TokioIo::new(stream), &shared, shutdown)
+                                .await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+                None => serve_connection(&builder, TokioIo::new(stream), &shared, shutdown).await,
+            }
+            shared.metrics.open_connections.dec();
+            drop(permit);
+        });
+    }
+    drop(listener);
+
+    // Wait for the open connections: each gives its permit back when it ends.
+    let grace = shared.config.shutdown_grace;
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the grace period; closing them");
+    }
+    if let Some(dispatcher) = &shared.dispatcher {
+        dispatcher.stop(grace).await;
+    }
+    if let Some(journal) = &shared.journal {
+        let flushed = journal.flush().await;
+        let journal = journal.clone();
+        let _ = tokio::task::spawn_blocking(move || journal.close()).await;
+        flushed?;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn serve_connection<I>(
+    builder: &http1::Builder,
+    io: I,
+    shared: &Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = crate::service::service(shared.clone());
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        () = crate::server::stopped(&mut shutdown) => {
+            // Finish the request in flight, then close instead of keeping alive.
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(shared.config.shutdown_grace, conn.as_mut()).await;
+        }
+    }
+}
+
+/// Completes once the shutdown flag is set (or its sender is gone).
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}

@@ -1,0 +1,359 @@
+//! The request pipeline: routing of the fixed paths, transport checks, body limit,
+//! verification, replay protection, the journal commit and dispatch.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use dronehook_protocol::{Envelope, RequestParts};
+use http::header::{
+    ALLOW, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING,
+    WWW_AUTHENTICATE,
+};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use crate::config::Config;
+use crate::dispatch::{Dispatcher, run_inline};
+use crate::handler::{Delivery, Observation, RequestRecord, Router};
+use crate::journal::{Inserted, Journal, NewEntry, encode_headers};
+use crate::metrics::Metrics;
+use crate::replay::{Claim, ReplayCache};
+
+/// What every connection's service shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) router: Arc<Router>,
+    pub(crate) journal: Option<Journal>,
+    pub(crate) replay: Option<ReplayCache>,
+    pub(crate) metrics: Metrics,
+    pub(crate) dispatcher: Option<Dispatcher>,
+}
+
+impl std::fmt::Debug for ReplayCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplayCache")
+    }
+}
+
+/// The hyper service for one connection.
+pub(crate) fn service(
+    shared: Arc<Shared>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send,
+> + Send {
+    hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok(handle(&shared, req).await) }
+    })
+}
+
+/// What the per-request log line and the observer hear about.
+struct Outcome {
+    status: StatusCode,
+    code: &'static str,
+    body: Bytes,
+    headers: Vec<(http::HeaderName, HeaderValue)>,
+    envelope: Option<Arc<Envelope>>,
+    delivery_id: Option<i64>,
+}
+
+impl Outcome {
+    fn error(status: StatusCode, code: &'static str) -> Self {
+        let mut body = Vec::with_capacity(code.len() + 1);
+        body.extend_from_slice(code.as_bytes());
+        body.push(b'\n');
+        Outcome {
+            status,
+            code,
+            body: body.into(),
+            headers: vec![(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            envelope: None,
+            delivery_id: None,
+        }
+    }
+
+    fn empty(status: StatusCode, code: &'static str, envelope: Arc<Envelope>) -> Self {
+        Outcome {
+            status,
+            code,
+            body: Bytes::new(),
+            headers: Vec::new(),
+            envelope: Some(envelope),
+            delivery_id: None,
+        }
+    }
+
+    fn header(mut self, name: http::HeaderName, value: &'static str) -> Self {
+        self.headers.push((name, HeaderValue::from_static(value)));
+        self
+    }
+}
+
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let path = req.uri().path();
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        if path == "/healthz" {
+            return health(shared);
+        }
+        if path == "/metrics" {
+            let mut resp = Response::new(Full::new(Bytes::from(shared.metrics.encode())));
+            resp.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            return resp;
+        }
+    }
+    let outcome = webhook(shared, req, started).await;
+    let latency = started.elapsed();
+    shared.metrics.request(outcome.code, latency);
+    let env = outcome.envelope.as_deref();
+    let record = RequestRecord {
+        status: outcome.status.as_u16(),
+        code: outcome.code,
+        event: env.map(|e| e.event.as_str().to_owned()),
+        action: env.map(|e| e.action.as_str().to_owned()),
+        repo: env.and_then(Envelope::repo_slug).map(str::to_owned),
+        build: env.and_then(Envelope::build_number),
+        delivery_id: outcome.delivery_id,
+        latency,
+    };
+    tracing::info!(
+        target: "dronehook_server::request",
+        status = record.status,
+        code = record.code,
+        event = record.event.as_deref().unwrap_or(""),
+        action = record.action.as_deref().unwrap_or(""),
+        repo = record.repo.as_deref().unwrap_or(""),
+        build = record.build,
+        id = record.delivery_id,
+        latency_us = latency.as_micros() as u64,
+        "request"
+    );
+    shared.router.emit(&Observation::Request(record));
+
+    let mut resp = Response::new(Full::new(outcome.body));
+    *resp.status_mut() = outcome.status;
+    for (name, value) in outcome.headers {
+        resp.headers_mut().insert(name, value);
+    }
+    resp
+}
+
+fn health(shared: &Shared) -> Response<Full<Bytes>> {
+    let ok = shared.journal.as_ref().is_none_or(Journal::is_available);
+    let (status, body) = if ok {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "journal.unavailable\n")
+    };
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Whether a header value is absent or, trimmed, equal to one of `allowed` (ASCII
+/// case-insensitively), ignoring `;` parameters when `params` is set.
+fn header_is(headers: &HeaderMap, name: &http::HeaderName, allowed: &str, params: bool) -> bool {
+    headers.get_all(name).iter().all(|v| {
+        let v = v.as_bytes();
+        let v = if params {
+            v.split(|b| *b == b';').next().unwrap_or(v)
+        } else {
+            v
+        };
+        v.trim_ascii().eq_ignore_ascii_case(allowed.as_bytes())
+    })
+}
+
+async fn webhook(shared: &Shared, req: Request<Incoming>, started: Instant) -> Outcome {
+    let config = &shared.config;
+    if req.uri().path() != config.path {
+        return Outcome::error(StatusCode::NOT_FOUND, "not_found");
+    }
+    if req.method() != Method::POST {
+        return Outcome::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+            .header(ALLOW, "POST");
+    }
+    let headers = req.headers();
+    if headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH) {
+        // Two framings for one body is the stuff of request smuggling: refuse it and
+        // close, since where this request ends is uncertain.
+        return Outcome::error(StatusCode::BAD_REQUEST, "transport.malformed")
+            .header(CONNECTION, "close");
+    }
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > config.max_body as u64) {
+        // Refused before reading: the body is left unread, so the connection closes.
+        return Outcome::error(StatusCode::PAYLOAD_TOO_LARGE, "body.too_large")
+            .header(CONNECTION, "close");
+    }
+    if !header_is(headers, &CONTENT_ENCODING, "identity", false) {
+        return Outcome::error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "encoding.unsupported")
+            .header(CONNECTION, "close");
+    }
+    if !header_is(headers, &CONTENT_TYPE, "application/json", true) {
+        return Outcome::error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_type.unsupported",
+        )
+        .header(CONNECTION, "close");
+    }
+
+    let (parts, body) = req.into_parts();
+    let deadline = config.request_timeout.saturating_sub(started.elapsed());
+    let body =
+        match tokio::time::timeout(deadline, Limited::new(body, config.max_body).collect()).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                return Outcome::error(StatusCode::PAYLOAD_TOO_LARGE, "body.too_large")
+                    .header(CONNECTION, "close");
+            }
+            Ok(Err(_)) => {
+                return Outcome::error(StatusCode::BAD_REQUEST, "transport.malformed")
+                    .header(CONNECTION, "close");
+            }
+            Err(_) => {
+                return Outcome::error(StatusCode::REQUEST_TIMEOUT, "request.timeout")
+                    .header(CONNECTION, "close");
+            }
+        };
+
+    let received_at = SystemTime::now();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let request = RequestParts::new(parts.method.as_str(), target, &parts.headers, &body);
+    let (verified, envelope) = match config.policy.verify_and_decode(&request, received_at) {
+        Ok(pair) => pair,
+        Err(e) => {
+            let out = if e.is_malformed() {
+                Outcome::error(StatusCode::BAD_REQUEST, e.code())
+            } else {
+                Outcome::error(StatusCode::UNAUTHORIZED, e.code())
+                    .header(WWW_AUTHENTICATE, "Signature headers=\"date digest\"")
+            };
+            return out;
+        }
+    };
+    let envelope = Arc::new(envelope);
+    let known = envelope.is_known();
+    let (success, success_code) = if known {
+        (StatusCode::NO_CONTENT, "ok")
+    } else {
+        (StatusCode::ACCEPTED, "unknown_event")
+    };
+
+    let guard = match &shared.replay {
+        Some(cache) => match cache.claim(verified.body_digest).await {
+            Claim::Replay => return Outcome::empty(StatusCode::NO_CONTENT, "replay", envelope),
+            Claim::Fresh(guard) => Some(guard),
+        },
+        None => None,
+    };
+
+    let routes = shared.router.select(&envelope);
+    let mut delivery = Delivery {
+        id: None,
+        envelope: envelope.clone(),
+        body,
+        headers: Arc::new(parts.headers),
+        received_at,
+        digest: verified.body_digest,
+        secret_index: verified.secret_index,
+        attempt: 1,
+    };
+
+    if let Some(journal) = &shared.journal {
+        let entry = NewEntry {
+            received_at,
+            digest: verified.body_digest,
+            dedupe: config.replay_protection,
+            event: envelope.event.as_str().to_owned(),
+            action: envelope.action.as_str().to_owned(),
+            known,
+            repo: envelope.repo_slug().map(str::to_owned),
+            build: envelope.build_number(),
+            headers: encode_headers(&delivery.headers),
+            body: delivery.body.clone(),
+            handlers: routes.iter().map(|r| r.name.clone()).collect(),
+        };
+        match journal.insert(entry).await {
+            Err(message) => {
+                tracing::error!(error = %message, "journal commit failed; answering 503");
+                return Outcome {
+                    envelope: Some(envelope),
+                    ..Outcome::error(StatusCode::SERVICE_UNAVAILABLE, "journal.unavailable")
+                };
+            }
+            Ok((Inserted::Duplicate(id), took)) => {
+                shared.metrics.commit(took);
+                if let Some(guard) = guard {
+                    guard.accept();
+                }
+                let mut out = Outcome::empty(StatusCode::NO_CONTENT, "replay", envelope);
+                out.delivery_id = Some(id);
+                return out;
+            }
+            Ok((Inserted::New(id), took)) => {
+                shared.metrics.commit(took);
+                if let Some(guard) = guard {
+                    guard.accept();
+                }
+                delivery.id = Some(id);
+                if let Some(dispatcher) = &shared.dispatcher {
+                    for route in routes {
+                        dispatcher.enqueue(route.clone(), delivery.clone());
+                    }
+                }
+                let mut out = Outcome::empty(success, success_code, envelope);
+                out.delivery_id = Some(id);
+                return out;
+            }
+        }
+    }
+
+    // No journal: the handlers finish before the answer, as in Drone's reference.
+    let routes: Vec<_> = routes.into_iter().cloned().collect();
+    if let Err(message) = run_inline(&shared.router, &shared.metrics, routes, &delivery).await {
+        let mut out = Outcome::error(StatusCode::INTERNAL_SERVER_ERROR, "handler.failed");
+        let mut body = message.into_bytes();
+        body.push(b'\n');
+        out.body = body.into();
+        out.envelope = Some(envelope);
+        return out;
+    }
+    if let Some(guard) = guard {
+        guard.accept();
+    }
+    Outcome::empty(success, success_code, envelope)
+}
+
+/// Exponential backoff: `base * 2^(attempt - 1)`, capped.
+pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(attempt.saturating_sub(1).min(31))
+        .unwrap_or(u32::MAX);
+    base.saturating_mul(factor).min(max)
+}
