@@ -47,7 +47,9 @@ pub(crate) fn config(
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::builder(format!("TLS settings: {e}")))?;
-    let mut config = if skip_verify {
+    // ALPN is left to hyper-rustls, which offers `http/1.1` (webhooks are HTTP/1.1,
+    // as Drone sends them) and refuses a configuration that sets it already.
+    let config = if skip_verify {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnything {
@@ -83,8 +85,6 @@ pub(crate) fn config(
         }
         builder.with_root_certificates(store).with_no_client_auth()
     };
-    // Webhooks are HTTP/1.1, as Drone sends them.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 
