@@ -51,15 +51,26 @@ impl DecodeError {
             Some(i) if err.line() > 0 => full[..i].to_owned(),
             _ => full,
         };
-        DecodeError::Invalid { message, line: err.line(), column: err.column() }
+        DecodeError::Invalid {
+            message,
+            line: err.line(),
+            column: err.column(),
+        }
     }
 }
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::Invalid { message, line, column } => {
-                write!(f, "the body is not a valid payload: {message} at line {line} column {column}")
+            DecodeError::Invalid {
+                message,
+                line,
+                column,
+            } => {
+                write!(
+                    f,
+                    "the body is not a valid payload: {message} at line {line} column {column}"
+                )
             }
             DecodeError::EventMissing => {
                 f.write_str("the payload has no `event` and no X-Drone-Event header names one")
@@ -126,7 +137,10 @@ impl Envelope {
 
     /// The repository's `namespace/name`, when the payload has a repository.
     pub fn repo_slug(&self) -> Option<&str> {
-        self.repo.as_deref().map(|r| r.slug.as_str()).filter(|s| !s.is_empty())
+        self.repo
+            .as_deref()
+            .map(|r| r.slug.as_str())
+            .filter(|s| !s.is_empty())
     }
 
     /// The build number, when the payload has a build.

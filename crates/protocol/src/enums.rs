@@ -185,7 +185,10 @@ mod tests {
 
     #[test]
     fn unknown_values_are_carried_through() {
-        assert_eq!(Event::parse("deployment"), Event::Other("deployment".into()));
+        assert_eq!(
+            Event::parse("deployment"),
+            Event::Other("deployment".into())
+        );
         assert_eq!(Event::parse("deployment").as_str(), "deployment");
         assert_eq!(Action::parse("completed"), Action::Completed);
         assert!(!Action::parse("archived").is_known());
@@ -194,9 +197,17 @@ mod tests {
 
     #[test]
     fn terminal_statuses() {
-        let terminal: Vec<_> =
-            Status::KNOWN.iter().filter(|s| s.is_terminal()).map(Status::as_str).collect();
-        assert_eq!(terminal, ["skipped", "declined", "success", "failure", "killed", "error"]);
+        let terminal: Vec<_> = Status::KNOWN
+            .iter()
+            .filter(|s| s.is_terminal())
+            .map(Status::as_str)
+            .collect();
+        assert_eq!(
+            terminal,
+            [
+                "skipped", "declined", "success", "failure", "killed", "error"
+            ]
+        );
         assert!(!Status::parse("started").is_terminal());
     }
 }

@@ -11,7 +11,11 @@ use std::fmt;
 
 /// The name a filter is matched against: `event:action`, or `event` when the action is empty.
 pub fn filter_name(event: &str, action: &str) -> String {
-    if action.is_empty() { event.to_owned() } else { format!("{event}:{action}") }
+    if action.is_empty() {
+        event.to_owned()
+    } else {
+        format!("{event}:{action}")
+    }
 }
 
 /// A pattern that Go's `filepath.Match` would reject with `ErrBadPattern`.
@@ -66,7 +70,9 @@ impl EventFilter {
             if p.is_empty() {
                 continue;
             }
-            validate(p).map_err(|()| BadPattern { pattern: p.to_owned() })?;
+            validate(p).map_err(|()| BadPattern {
+                pattern: p.to_owned(),
+            })?;
             out.push(p.to_owned());
         }
         Ok(EventFilter { patterns: out })
@@ -88,7 +94,9 @@ impl EventFilter {
             return true;
         }
         let name = filter_name(event, action);
-        self.patterns.iter().any(|p| glob_match(p, &name).unwrap_or(false))
+        self.patterns
+            .iter()
+            .any(|p| glob_match(p, &name).unwrap_or(false))
     }
 }
 
@@ -100,7 +108,9 @@ impl fmt::Display for EventFilter {
 
 /// Go's `filepath.Match(pattern, name)` on Unix.
 pub fn glob_match(pattern: &str, name: &str) -> Result<bool, BadPattern> {
-    go_match(pattern, name).map_err(|()| BadPattern { pattern: pattern.to_owned() })
+    go_match(pattern, name).map_err(|()| BadPattern {
+        pattern: pattern.to_owned(),
+    })
 }
 
 const SEPARATOR: char = '/';
@@ -162,11 +172,7 @@ fn scan_chunk(pattern: &str) -> (bool, &str, &str) {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'\\' => {
-                if i + 1 < bytes.len() {
-                    i += 1;
-                }
-            }
+            b'\\' if i + 1 < bytes.len() => i += 1,
             b'[' => in_range = true,
             b']' => in_range = false,
             b'*' if !in_range => break,
@@ -256,7 +262,11 @@ fn match_chunk<'a>(mut chunk: &str, mut s: &'a str) -> Result<(&'a str, bool), (
             }
         }
     }
-    if failed { Ok(("", false)) } else { Ok((s, true)) }
+    if failed {
+        Ok(("", false))
+    } else {
+        Ok((s, true))
+    }
 }
 
 /// Reads one possibly escaped character of a class.
@@ -342,7 +352,11 @@ mod tests {
             ("*x", "xxx", Ok(true)),
         ];
         for (pattern, name, expected) in cases {
-            assert_eq!(go_match(pattern, name), *expected, "Match({pattern:?}, {name:?})");
+            assert_eq!(
+                go_match(pattern, name),
+                *expected,
+                "Match({pattern:?}, {name:?})"
+            );
         }
     }
 
@@ -354,10 +368,23 @@ mod tests {
         assert!(!f.matches("build", "created"));
         assert!(f.matches("user", "created"));
         let bare = EventFilter::parse("repo").unwrap();
-        assert!(!bare.matches("repo", "enabled"), "`repo` does not match `repo:enabled`");
-        assert!(bare.matches("repo", ""), "`repo` matches an event with no action");
-        assert!(EventFilter::parse("").unwrap().matches("anything", "at_all"));
+        assert!(
+            !bare.matches("repo", "enabled"),
+            "`repo` does not match `repo:enabled`"
+        );
+        assert!(
+            bare.matches("repo", ""),
+            "`repo` matches an event with no action"
+        );
+        assert!(
+            EventFilter::parse("")
+                .unwrap()
+                .matches("anything", "at_all")
+        );
         assert!(EventFilter::parse(" , ").unwrap().is_all());
-        assert_eq!(EventFilter::parse("build:[").unwrap_err().pattern(), "build:[");
+        assert_eq!(
+            EventFilter::parse("build:[").unwrap_err().pattern(),
+            "build:["
+        );
     }
 }

@@ -43,7 +43,11 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
             // U+2028 is E2 80 A8 and U+2029 is E2 80 A9; other E2 sequences pass.
             if bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xA8 | 0xA9)) {
                 out.extend_from_slice(&bytes[start..i]);
-                out.extend_from_slice(if bytes[i + 2] == 0xA8 { b"\\u2028" } else { b"\\u2029" });
+                out.extend_from_slice(if bytes[i + 2] == 0xA8 {
+                    b"\\u2028"
+                } else {
+                    b"\\u2029"
+                });
                 i += 3;
                 start = i;
             } else {
@@ -187,7 +191,10 @@ mod tests {
         check("\u{8}\u{c}\u{0}\u{1f}", r#""\u0008\u000c\u0000\u001f""#);
         check("quote\" slash\\ solidus/", r#""quote\" slash\\ solidus/""#);
         check("sep\u{2028}para\u{2029}", r#""sep\u2028para\u2029""#);
-        check("\u{2026}\u{2030}\u{e9}\u{1F680}\u{7f}", "\"\u{2026}\u{2030}\u{e9}\u{1F680}\u{7f}\"");
+        check(
+            "\u{2026}\u{2030}\u{e9}\u{1F680}\u{7f}",
+            "\"\u{2026}\u{2030}\u{e9}\u{1F680}\u{7f}\"",
+        );
     }
 
     #[test]

@@ -53,6 +53,7 @@ mod enums;
 pub mod filter;
 mod gojson;
 mod model;
+pub mod samples;
 mod signature;
 
 pub use decode::DecodeError;
@@ -61,8 +62,8 @@ pub use filter::{BadPattern, EventFilter};
 pub use model::{Build, Envelope, Extra, Perm, Repo, Stage, Step, System, User};
 pub use signature::{
     ALGORITHM, BodyDigest, DEFAULT_MAX_SKEW, DRONE_HEADERS, DRONE_KEY_ID, Error, MAX_HEADER_LEN,
-    ParseError, Policy, RequestParts, Secret, SignError, SignInput, SignatureParams, Signed, Signer,
-    Verified, VerifyError, http_date,
+    ParseError, Policy, RequestParts, Secret, SignError, SignInput, SignatureParams, Signed,
+    Signer, Verified, VerifyError, http_date,
 };
 
 /// Re-exported so callers build [`RequestParts`] with the same `http` version.

@@ -300,7 +300,7 @@ macro_rules! model {
                 impl<'de> Visitor<'de> for V {
                     type Value = $name;
                     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str(concat!("a ", stringify!($name), " object"))
+                        f.write_str(concat!("a JSON object (", stringify!($name), ")"))
                     }
                     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$name, A::Error> {
                         let mut out = $name::default();

@@ -166,7 +166,10 @@ impl fmt::Display for VerifyError {
                 write!(f, "{code}: the body is not the one that was signed")
             }
             VerifyError::SignatureInvalid => {
-                write!(f, "{code}: the signature does not match any configured secret")
+                write!(
+                    f,
+                    "{code}: the signature does not match any configured secret"
+                )
             }
         }
     }

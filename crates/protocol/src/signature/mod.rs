@@ -162,7 +162,10 @@ impl Signer {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.headers = names.into_iter().map(|s| s.as_ref().to_ascii_lowercase()).collect();
+        self.headers = names
+            .into_iter()
+            .map(|s| s.as_ref().to_ascii_lowercase())
+            .collect();
         self
     }
 
@@ -179,7 +182,10 @@ impl Signer {
     pub fn sign(&self, input: &SignInput<'_>) -> Result<Signed, SignError> {
         let date = input.date.clone().unwrap_or_else(|| http_date(input.now));
         let digest = BodyDigest::of(input.body);
-        let digest_value = digest.header_value();
+        let digest_value = input
+            .digest
+            .clone()
+            .unwrap_or_else(|| digest.header_value());
         let names: Vec<&str> = self.headers.iter().map(String::as_str).collect();
         let signing = signing_string(&names, input.method, input.target, |name| match name {
             "date" => Some(date.as_bytes().to_vec().into()),
@@ -197,7 +203,12 @@ impl Signer {
         let mut params = SignatureParams::new(self.key_id.clone(), sig);
         params.algorithm.clone_from(&self.algorithm);
         params.headers = Some(self.headers.clone());
-        Ok(Signed { date, digest: digest_value, signature: params.render(), body_digest: digest })
+        Ok(Signed {
+            date,
+            digest: digest_value,
+            signature: params.render(),
+            body_digest: digest,
+        })
     }
 }
 
@@ -211,6 +222,9 @@ pub struct SignInput<'a> {
     pub now: SystemTime,
     /// A `Date` header value to use verbatim instead of formatting `now`.
     pub date: Option<String>,
+    /// A `Digest` header value to use verbatim instead of hashing the body (for test
+    /// requests that carry odd or wrong digests).
+    pub digest: Option<String>,
     /// The method, for `(request-target)`.
     pub method: &'a str,
     /// The path and query, for `(request-target)`.
@@ -222,7 +236,15 @@ pub struct SignInput<'a> {
 impl<'a> SignInput<'a> {
     /// A body and a time; method `POST`, target `/`.
     pub fn new(body: &'a [u8], now: SystemTime) -> Self {
-        SignInput { body, now, date: None, method: "POST", target: "/", headers: Vec::new() }
+        SignInput {
+            body,
+            now,
+            date: None,
+            digest: None,
+            method: "POST",
+            target: "/",
+            headers: Vec::new(),
+        }
     }
 
     /// Sets the request target (method and path with query) for `(request-target)`.
@@ -241,6 +263,12 @@ impl<'a> SignInput<'a> {
     /// Uses this exact `Date` value (for test requests with odd date formats).
     pub fn date(mut self, date: impl Into<String>) -> Self {
         self.date = Some(date.into());
+        self
+    }
+
+    /// Uses this exact `Digest` value (for test requests with odd or wrong digests).
+    pub fn digest(mut self, digest: impl Into<String>) -> Self {
+        self.digest = Some(digest.into());
         self
     }
 }
@@ -281,7 +309,11 @@ pub struct SignError {
 
 impl std::fmt::Display for SignError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the signed header list names {:?}, which was not given", self.header)
+        write!(
+            f,
+            "the signed header list names {:?}, which was not given",
+            self.header
+        )
     }
 }
 
@@ -304,7 +336,12 @@ pub struct RequestParts<'a> {
 impl<'a> RequestParts<'a> {
     /// Gathers the parts of a request.
     pub fn new(method: &'a str, target: &'a str, headers: &'a HeaderMap, body: &'a [u8]) -> Self {
-        RequestParts { method, target, headers, body }
+        RequestParts {
+            method,
+            target,
+            headers,
+            body,
+        }
     }
 }
 
@@ -390,15 +427,15 @@ impl Policy {
     pub fn verify(&self, req: &RequestParts<'_>, now: SystemTime) -> Result<Verified, VerifyError> {
         let params = extract(req.headers)?;
 
-        if let Some(alg) = &params.algorithm {
-            if !alg.eq_ignore_ascii_case(ALGORITHM) {
-                return Err(VerifyError::AlgorithmUnsupported(alg.clone()));
-            }
+        if let Some(alg) = &params.algorithm
+            && !alg.eq_ignore_ascii_case(ALGORITHM)
+        {
+            return Err(VerifyError::AlgorithmUnsupported(alg.clone()));
         }
-        if let Some(ids) = &self.key_ids {
-            if !ids.iter().any(|id| *id == params.key_id) {
-                return Err(VerifyError::KeyIdUnknown(params.key_id));
-            }
+        if let Some(ids) = &self.key_ids
+            && !ids.contains(&params.key_id)
+        {
+            return Err(VerifyError::KeyIdUnknown(params.key_id));
         }
 
         let names = params.signed_headers();
@@ -421,12 +458,14 @@ impl Policy {
             return Err(VerifyError::DigestUnsigned);
         }
 
-        let signing = signing_string(&names, req.method, req.target, |name| joined(req.headers, name))
-            .map_err(|name| match name.as_str() {
-                "date" => VerifyError::DateMissing,
-                "digest" => VerifyError::DigestMissing,
-                _ => VerifyError::HeaderMissing(name),
-            })?;
+        let signing = signing_string(&names, req.method, req.target, |name| {
+            joined(req.headers, name)
+        })
+        .map_err(|name| match name.as_str() {
+            "date" => VerifyError::DateMissing,
+            "digest" => VerifyError::DigestMissing,
+            _ => VerifyError::HeaderMissing(name),
+        })?;
 
         let signature = STANDARD.decode(params.signature.as_bytes()).map_err(|_| {
             VerifyError::SignatureMalformed("the `signature` value is not base64".into())
@@ -450,7 +489,10 @@ impl Policy {
             .ok_or(VerifyError::DateMalformed)?;
         match now.duration_since(date) {
             Ok(age) if age > self.max_skew => {
-                return Err(VerifyError::DateStale { age, max_skew: self.max_skew });
+                return Err(VerifyError::DateStale {
+                    age,
+                    max_skew: self.max_skew,
+                });
             }
             Err(ahead) if ahead.duration() > self.max_skew => {
                 return Err(VerifyError::DateFuture {
@@ -465,7 +507,12 @@ impl Policy {
         let digest_value = joined(req.headers, "digest").ok_or(VerifyError::DigestMissing)?;
         digest::check(&digest_value, req.body, &body_digest)?;
 
-        Ok(Verified { secret_index, key_id: params.key_id, date, body_digest })
+        Ok(Verified {
+            secret_index,
+            key_id: params.key_id,
+            date,
+            body_digest,
+        })
     }
 
     /// Verifies a request and decodes its body, taking the event from
@@ -476,7 +523,10 @@ impl Policy {
         now: SystemTime,
     ) -> Result<(Verified, Envelope), Error> {
         let verified = self.verify(req, now)?;
-        let header_event = req.headers.get("x-drone-event").and_then(|v| v.to_str().ok());
+        let header_event = req
+            .headers
+            .get("x-drone-event")
+            .and_then(|v| v.to_str().ok());
         let envelope = Envelope::decode_with_header(req.body, header_event)?;
         Ok((verified, envelope))
     }
@@ -488,7 +538,9 @@ fn extract(headers: &HeaderMap) -> Result<SignatureParams, VerifyError> {
     let mut auths = headers.get_all("authorization").iter();
     let (sig, auth) = (sigs.next(), auths.next());
     if sigs.next().is_some() {
-        return Err(VerifyError::SignatureMalformed("more than one Signature header".into()));
+        return Err(VerifyError::SignatureMalformed(
+            "more than one Signature header".into(),
+        ));
     }
     let malformed = |e: ParseError| VerifyError::SignatureMalformed(e.to_string());
     let text = |v: &http::HeaderValue| {
@@ -497,11 +549,11 @@ fn extract(headers: &HeaderMap) -> Result<SignatureParams, VerifyError> {
             .map_err(|_| VerifyError::SignatureMalformed("non-ASCII bytes in the header".into()))
     };
     match (sig, auth) {
-        (Some(_), Some(a)) if is_signature_scheme(a.as_bytes()) => Err(
-            VerifyError::SignatureMalformed(
+        (Some(_), Some(a)) if is_signature_scheme(a.as_bytes()) => {
+            Err(VerifyError::SignatureMalformed(
                 "both Signature and Authorization: Signature headers are present".into(),
-            ),
-        ),
+            ))
+        }
         (Some(s), _) => SignatureParams::parse(&text(s)?).map_err(malformed),
         (None, Some(a)) => {
             if auths.next().is_some() {

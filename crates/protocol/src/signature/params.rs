@@ -159,14 +159,19 @@ impl fmt::Display for ParseError {
             Reason::NonAscii => write!(f, "non-ASCII or control byte at byte {at}"),
             Reason::Empty => f.write_str("the header is empty"),
             Reason::ExpectedName => write!(f, "expected a parameter name at byte {at}"),
-            Reason::ExpectedEquals => write!(f, "expected `=` after the parameter name at byte {at}"),
+            Reason::ExpectedEquals => {
+                write!(f, "expected `=` after the parameter name at byte {at}")
+            }
             Reason::ExpectedValue => write!(f, "expected a quoted value at byte {at}"),
             Reason::Unterminated => write!(f, "unterminated quoted value starting at byte {at}"),
             Reason::ExpectedComma => write!(f, "expected `,` between parameters at byte {at}"),
             Reason::Duplicate(name) => write!(f, "parameter `{name}` given twice (at byte {at})"),
             Reason::MissingParam(name) => write!(f, "the `{name}` parameter is missing"),
             Reason::BadInteger(name) => write!(f, "`{name}` is not an integer (at byte {at})"),
-            Reason::BadHeaderName => write!(f, "the `headers` list has an empty or invalid name at byte {at}"),
+            Reason::BadHeaderName => write!(
+                f,
+                "the `headers` list has an empty or invalid name at byte {at}"
+            ),
             Reason::NotSignatureScheme => write!(
                 f,
                 "the Authorization header does not use the `Signature` scheme (expected `Signature keyId=\"...\",...`)"
@@ -185,10 +190,14 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn new(input: &'a str) -> Self {
-        Parser { input, bytes: input.as_bytes(), pos: 0 }
+        Parser {
+            input,
+            bytes: input.as_bytes(),
+            pos: 0,
+        }
     }
 
-    fn err(&self, position: usize, reason: Reason) -> ParseError {
+    fn err(position: usize, reason: Reason) -> ParseError {
         ParseError { position, reason }
     }
 
@@ -200,10 +209,14 @@ impl<'a> Parser<'a> {
 
     fn parse(mut self) -> Result<SignatureParams, ParseError> {
         if self.bytes.len() > MAX_HEADER_LEN {
-            return Err(self.err(MAX_HEADER_LEN, Reason::TooLong));
+            return Err(Self::err(MAX_HEADER_LEN, Reason::TooLong));
         }
-        if let Some(i) = self.bytes.iter().position(|&b| !(b == b'\t' || (0x20..0x7f).contains(&b))) {
-            return Err(self.err(i, Reason::NonAscii));
+        if let Some(i) = self
+            .bytes
+            .iter()
+            .position(|&b| !(b == b'\t' || (0x20..0x7f).contains(&b)))
+        {
+            return Err(Self::err(i, Reason::NonAscii));
         }
         let mut key_id = None;
         let mut algorithm = None;
@@ -214,7 +227,7 @@ impl<'a> Parser<'a> {
 
         self.skip_ows();
         if self.pos == self.bytes.len() {
-            return Err(self.err(self.pos, Reason::Empty));
+            return Err(Self::err(self.pos, Reason::Empty));
         }
         loop {
             let name_start = self.pos;
@@ -222,12 +235,12 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
             }
             if self.pos == name_start {
-                return Err(self.err(self.pos, Reason::ExpectedName));
+                return Err(Self::err(self.pos, Reason::ExpectedName));
             }
             let name = &self.input[name_start..self.pos];
             self.skip_ows();
             if self.bytes.get(self.pos) != Some(&b'=') {
-                return Err(self.err(self.pos, Reason::ExpectedEquals));
+                return Err(Self::err(self.pos, Reason::ExpectedEquals));
             }
             self.pos += 1;
             self.skip_ows();
@@ -245,7 +258,7 @@ impl<'a> Parser<'a> {
             };
             if let Some(slot) = slot {
                 if slot.is_some() {
-                    return Err(self.err(name_start, Reason::Duplicate(name.to_owned())));
+                    return Err(Self::err(name_start, Reason::Duplicate(name.to_owned())));
                 }
                 *slot = Some(value);
             }
@@ -257,20 +270,21 @@ impl<'a> Parser<'a> {
                     self.pos += 1;
                     self.skip_ows();
                 }
-                Some(_) => return Err(self.err(self.pos, Reason::ExpectedComma)),
+                Some(_) => return Err(Self::err(self.pos, Reason::ExpectedComma)),
             }
         }
 
         let len = self.bytes.len();
-        let key_id = key_id.ok_or_else(|| self.err(len, Reason::MissingParam("keyId")))?;
-        let signature = signature.ok_or_else(|| self.err(len, Reason::MissingParam("signature")))?;
+        let key_id = key_id.ok_or_else(|| Self::err(len, Reason::MissingParam("keyId")))?;
+        let signature =
+            signature.ok_or_else(|| Self::err(len, Reason::MissingParam("signature")))?;
         let headers = match headers {
             None => None,
             Some(list) => {
                 let mut names = Vec::new();
                 for name in list.split([' ', '\t']).filter(|s| !s.is_empty()) {
                     if !name.bytes().all(|b| is_tchar(b) || b == b'(' || b == b')') {
-                        return Err(self.err(0, Reason::BadHeaderName));
+                        return Err(Self::err(0, Reason::BadHeaderName));
                     }
                     names.push(name.to_ascii_lowercase());
                 }
@@ -278,8 +292,13 @@ impl<'a> Parser<'a> {
             }
         };
         let int = |v: Option<String>, name: &'static str| -> Result<Option<i64>, ParseError> {
-            v.map(|s| s.parse::<i64>().map_err(|_| ParseError { position: 0, reason: Reason::BadInteger(name) }))
-                .transpose()
+            v.map(|s| {
+                s.parse::<i64>().map_err(|_| ParseError {
+                    position: 0,
+                    reason: Reason::BadInteger(name),
+                })
+            })
+            .transpose()
         };
         Ok(SignatureParams {
             key_id,
@@ -301,14 +320,14 @@ impl<'a> Parser<'a> {
                 let mut out = String::new();
                 loop {
                     match self.bytes.get(self.pos) {
-                        None => return Err(self.err(start, Reason::Unterminated)),
+                        None => return Err(Self::err(start, Reason::Unterminated)),
                         Some(b'"') => {
                             self.pos += 1;
                             return Ok(out);
                         }
                         Some(b'\\') => {
                             let Some(&next) = self.bytes.get(self.pos + 1) else {
-                                return Err(self.err(start, Reason::Unterminated));
+                                return Err(Self::err(start, Reason::Unterminated));
                             };
                             out.push(next as char);
                             self.pos += 2;
@@ -327,7 +346,7 @@ impl<'a> Parser<'a> {
                 }
                 Ok(self.input[start..self.pos].to_owned())
             }
-            _ => Err(self.err(self.pos, Reason::ExpectedValue)),
+            _ => Err(Self::err(self.pos, Reason::ExpectedValue)),
         }
     }
 }
@@ -367,16 +386,43 @@ mod tests {
             r#"keyId="a\"b",signature="s",created=1402170695,expires=1402170699"#,
             r#"SignatureParams { key_id: "a\"b", algorithm: None, headers: None, signature: "s", created: Some(1402170695), expires: Some(1402170699) }"#,
         );
-        check(r#"keyId="a",keyid="b",signature="s""#, "error: parameter `keyid` given twice (at byte 10)");
-        check(r#"keyId="a",signature="s"#, "error: unterminated quoted value starting at byte 20");
-        check(r#"keyId="a" junk,signature="s""#, "error: expected `,` between parameters at byte 10");
-        check(r#"keyId="a",,signature="s""#, "error: expected a parameter name at byte 10");
-        check("keyId=\"\u{e9}\",signature=\"s\"", "error: non-ASCII or control byte at byte 7");
-        check(r#"signature="s""#, "error: the `keyId` parameter is missing");
-        check(r#"keyId="k""#, "error: the `signature` parameter is missing");
+        check(
+            r#"keyId="a",keyid="b",signature="s""#,
+            "error: parameter `keyid` given twice (at byte 10)",
+        );
+        check(
+            r#"keyId="a",signature="s"#,
+            "error: unterminated quoted value starting at byte 20",
+        );
+        check(
+            r#"keyId="a" junk,signature="s""#,
+            "error: expected `,` between parameters at byte 10",
+        );
+        check(
+            r#"keyId="a",,signature="s""#,
+            "error: expected a parameter name at byte 10",
+        );
+        check(
+            "keyId=\"\u{e9}\",signature=\"s\"",
+            "error: non-ASCII or control byte at byte 7",
+        );
+        check(
+            r#"signature="s""#,
+            "error: the `keyId` parameter is missing",
+        );
+        check(
+            r#"keyId="k""#,
+            "error: the `signature` parameter is missing",
+        );
         check("", "error: the header is empty");
-        check(r#"keyId="k",signature="s",created=soon"#, "error: `created` is not an integer (at byte 0)");
-        check(&format!("keyId=\"{}\",signature=\"s\"", "k".repeat(9000)), "error: the header is longer than 8192 bytes");
+        check(
+            r#"keyId="k",signature="s",created=soon"#,
+            "error: `created` is not an integer (at byte 0)",
+        );
+        check(
+            &format!("keyId=\"{}\",signature=\"s\"", "k".repeat(9000)),
+            "error: the header is longer than 8192 bytes",
+        );
     }
 
     #[test]
@@ -384,7 +430,9 @@ mod tests {
         // The seed's example: no `Signature keyId="` prefix, no `headers`.
         let seed = r#"hmac-key",algorithm="hmac-sha256",signature="QrS16+RlRsFjXn5IVW8tWz+3ZRAypjpNgzehEuvJksk="#;
         assert_eq!(
-            SignatureParams::parse_authorization(seed).unwrap_err().to_string(),
+            SignatureParams::parse_authorization(seed)
+                .unwrap_err()
+                .to_string(),
             "the Authorization header does not use the `Signature` scheme (expected `Signature keyId=\"...\",...`)"
         );
         assert_eq!(
@@ -395,7 +443,8 @@ mod tests {
 
     #[test]
     fn authorization_form() {
-        let p = SignatureParams::parse_authorization(r#"Signature keyId="hmac-key",signature="s""#).unwrap();
+        let p = SignatureParams::parse_authorization(r#"Signature keyId="hmac-key",signature="s""#)
+            .unwrap();
         assert_eq!(p.key_id, "hmac-key");
         let e = SignatureParams::parse_authorization(r#"Signature keyId="k",,"#).unwrap_err();
         assert_eq!(e.position(), 20);
