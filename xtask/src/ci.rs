@@ -1,0 +1,155 @@
+//! `cargo xtask test`: every check CI runs, in order, continuing after a failure so
+//! one run shows everything that is wrong, and ending with one `N passed, N failed`
+//! line.
+//!
+//! The cargo steps share one target directory and never change `RUSTFLAGS`, so clippy,
+//! test and doc reuse each other's dependency builds instead of starting over.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{conformance, fixtures, tidy};
+
+/// What a step runs.
+enum Action {
+    /// `cargo` with these arguments and extra environment variables.
+    Cargo(
+        &'static [&'static str],
+        &'static [(&'static str, &'static str)],
+    ),
+    /// A check that runs inside this process.
+    InProcess(fn(&Path) -> Result<()>),
+}
+
+struct Step {
+    name: &'static str,
+    action: Action,
+}
+
+fn steps() -> Vec<Step> {
+    vec![
+        Step {
+            name: "cargo fmt --all --check",
+            action: Action::Cargo(&["fmt", "--all", "--check"], &[]),
+        },
+        Step {
+            name: "cargo clippy --workspace --all-targets --locked -- -D warnings",
+            action: Action::Cargo(
+                &[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--locked",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+                &[],
+            ),
+        },
+        Step {
+            name: "cargo test --workspace --locked",
+            action: Action::Cargo(&["test", "--workspace", "--locked"], &[]),
+        },
+        Step {
+            name: "RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps --locked",
+            action: Action::Cargo(
+                &["doc", "--workspace", "--no-deps", "--locked"],
+                &[("RUSTDOCFLAGS", "-D warnings")],
+            ),
+        },
+        Step {
+            name: "cargo xtask fixtures --check",
+            action: Action::InProcess(fixtures_check),
+        },
+        Step {
+            name: "cargo xtask conformance",
+            action: Action::InProcess(conformance::run),
+        },
+        Step {
+            name: "cargo xtask tidy",
+            action: Action::InProcess(tidy::run),
+        },
+    ]
+}
+
+fn fixtures_check(root: &Path) -> Result<()> {
+    fixtures::run(root, true)
+}
+
+/// The cargo that runs this xtask (cargo sets `CARGO` for `cargo run`), so nested
+/// builds use the same toolchain.
+pub(crate) fn cargo() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// Colour is cargo's business (it detects a terminal per stream); this only makes
+/// `NO_COLOR` reach the child cargos, which do not read it themselves.
+fn color_env() -> Option<&'static str> {
+    let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    (!set("CARGO_TERM_COLOR") && set("NO_COLOR")).then_some("never")
+}
+
+fn run_cargo(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
+    let mut cmd = Command::new(cargo());
+    cmd.args(args).current_dir(root);
+    for (name, value) in env {
+        // A value the caller already has is kept and extended, not replaced.
+        let value = match std::env::var(name) {
+            Ok(old) if !old.trim().is_empty() => format!("{old} {value}"),
+            _ => (*value).to_owned(),
+        };
+        cmd.env(name, value);
+    }
+    if let Some(color) = color_env() {
+        cmd.env("CARGO_TERM_COLOR", color);
+    }
+    let status = cmd
+        .status()
+        .with_context(|| format!("running {}", cmd.get_program().display()))?;
+    if !status.success() {
+        bail!("cargo {} exited with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+/// `cargo xtask test`. Returns whether every step passed; the summary line is the last
+/// thing printed, so nothing else is reported on failure.
+pub(crate) fn run(root: &Path) -> bool {
+    let steps = steps();
+    let total = steps.len();
+    let (mut passed, mut failed) = (0usize, Vec::new());
+    for (i, step) in steps.iter().enumerate() {
+        println!("\n==> [{}/{total}] {}", i + 1, step.name);
+        let started = Instant::now();
+        let result = match &step.action {
+            Action::Cargo(args, env) => run_cargo(root, args, env),
+            Action::InProcess(f) => f(root),
+        };
+        let took = started.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => {
+                passed += 1;
+                println!("<== [{}/{total}] ok: {} ({took:.1}s)", i + 1, step.name);
+            }
+            Err(err) => {
+                println!(
+                    "<== [{}/{total}] FAILED: {} ({took:.1}s)\n{err:#}",
+                    i + 1,
+                    step.name
+                );
+                failed.push(step.name);
+            }
+        }
+    }
+    println!();
+    for name in &failed {
+        println!("failed: {name}");
+    }
+    println!("{passed} passed, {} failed", failed.len());
+    failed.is_empty()
+}

@@ -1,0 +1,3 @@
+//! xtask's integration tests: the real `xtask` binary run against this workspace.
+
+mod fixtures;
