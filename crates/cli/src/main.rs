@@ -1,13 +1,90 @@
-//! The `dronehook` command. Filled in by the command-line issue.
+//! The `dronehook` command: receive, verify, send and inspect Drone CI webhooks.
+//!
+//! `main` only calls [`run`], which turns every outcome into an exit status: 0 for
+//! success, 1 when a verification or a delivery failed, 2 for a wrong command line
+//! or input. Errors are printed as one line, `error: ...`, and never as a panic.
 
-use clap::Parser;
+mod args;
+mod cmd;
+mod input;
+mod output;
+mod rawhttp;
+mod secrets;
+mod summary;
 
-/// Receive, verify, send and inspect Drone CI webhooks.
-#[derive(Parser)]
-#[command(name = "dronehook", version)]
-struct Cli {}
+use std::io::Write as _;
+use std::process::ExitCode;
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+use clap::Parser as _;
+
+use crate::args::{Cli, Command};
+
+/// What a command reports when it did not fail outright.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Everything worked.
+    Ok,
+    /// The command ran, and what it checked or delivered failed (already reported).
+    Failed,
+}
+
+/// An error caused by what the user gave: arguments, files, inputs. Exit status 2.
+#[derive(Debug)]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Builds an [`anyhow::Error`] that exits with status 2.
+pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(message.into()))
+}
+
+fn main() -> ExitCode {
+    run()
+}
+
+/// Parses the command line, runs the command and maps the outcome to an exit status.
+fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help and version on stdout (exit 0) and usage errors on
+            // stderr (exit 2); a closed pipe while printing help is not an error.
+            let _ = err.print();
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+        }
+    };
+    match dispatch(cli) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            let line = format!("{err:#}").replace(['\n', '\r'], " ");
+            let _ = writeln!(std::io::stderr().lock(), "error: {line}");
+            if err.chain().any(<dyn std::error::Error>::is::<UsageError>) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Serve(args) => cmd::serve::run(*args),
+        Command::Send(args) => cmd::send::run(args),
+        Command::Sign(args) => cmd::sign::run(&args),
+        Command::Verify(args) => cmd::verify::run(&args),
+        Command::Encode(args) => cmd::encode::run(&args),
+        Command::Fixtures(command) => cmd::fixtures::run(command),
+        Command::Secret(args) => cmd::secret::run(&args),
+        Command::Completions(args) => cmd::completions::run(&args),
+    }
 }

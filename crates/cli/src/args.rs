@@ -1,0 +1,353 @@
+//! The command line's grammar: every subcommand, flag and environment variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Receive, verify, send and inspect Drone CI webhooks.
+///
+/// Exit status: 0 on success, 1 when a verification or a delivery failed (or the
+/// server could not run), 2 when the command line or an input is wrong.
+#[derive(Parser, Debug)]
+#[command(
+    name = "dronehook",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Receive webhooks: verify each request, print it, run a command or relay it.
+    Serve(Box<ServeArgs>),
+    /// Send payloads to endpoints, signed as Drone signs them.
+    Send(SendArgs),
+    /// Print the headers Drone would send with a body.
+    Sign(SignArgs),
+    /// Check the signature of a captured request.
+    Verify(VerifyArgs),
+    /// Print the exact bytes Drone would send for a payload.
+    Encode(EncodeArgs),
+    /// The built-in sample payloads.
+    #[command(subcommand)]
+    Fixtures(FixturesCommand),
+    /// Print a new random secret.
+    Secret(SecretArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+}
+
+/// How `serve` prints each event.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OutputFormat {
+    /// Pretty lines on a terminal, JSON lines otherwise.
+    Auto,
+    /// One line per event: `build updated  octocat/hello-world #42  success  2m31s`.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+    /// Nothing.
+    None,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on (`:3000` means every interface).
+    #[arg(
+        long,
+        env = "DRONE_BIND",
+        default_value = "0.0.0.0:3000",
+        value_name = "ADDR"
+    )]
+    pub(crate) bind: String,
+    /// A shared secret; repeat it or separate values with commas for several (key
+    /// rotation). Falls back to DRONE_WEBHOOK_SECRET.
+    #[arg(
+        long,
+        env = "DRONE_SECRET",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub(crate) secret: Vec<String>,
+    /// A file holding secrets, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) secret_file: Vec<PathBuf>,
+    /// The path that receives webhooks.
+    #[arg(long, default_value = "/")]
+    pub(crate) path: String,
+    /// How far a request's Date may be from now, either way.
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) max_skew: Duration,
+    /// Deliver a request again when it is sent again (no replay protection).
+    #[arg(long)]
+    pub(crate) no_replay_check: bool,
+    /// The largest body accepted (bytes; `k`, `KiB`, `M`, `MiB` suffixes allowed).
+    #[arg(long, default_value = "1MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub(crate) max_body: u64,
+    /// Record every accepted request in this SQLite file (off unless given).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) journal: Option<PathBuf>,
+    /// Only handle these events: comma-separated `event:action` globs such as `build:*`.
+    #[arg(long, value_name = "FILTERS")]
+    pub(crate) events: Option<String>,
+    /// Run this shell command for each event, with the payload on stdin and DRONE_*
+    /// variables in its environment. A non-zero exit is a handler error.
+    #[arg(long, value_name = "CMD")]
+    pub(crate) exec: Option<String>,
+    /// How long a `--exec` command may run before it is killed.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) exec_timeout: Duration,
+    /// How many `--exec` commands may run at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "N")]
+    pub(crate) exec_concurrency: u32,
+    /// Relay each verified event to this URL, re-signed with --forward-secret; repeatable.
+    #[arg(long, value_name = "URL")]
+    pub(crate) forward: Vec<String>,
+    /// The secret that signs forwarded events (default: the first --secret).
+    #[arg(long, env = "DRONE_FORWARD_SECRET", hide_env_values = true)]
+    pub(crate) forward_secret: Option<String>,
+    /// How to print each event.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) output: OutputFormat,
+    /// A PEM certificate chain: serve HTTPS (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Log every request in detail on stderr.
+    #[arg(long, env = "DRONE_DEBUG")]
+    pub(crate) debug: bool,
+    /// Accept requests without checking their signature. Only for local experiments.
+    #[arg(long)]
+    pub(crate) insecure_no_verify: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SendArgs {
+    /// Payloads: files, directories (their *.json files), `-` for stdin, or
+    /// `fixture:NAME` for a built-in sample.
+    #[arg(required = true, value_name = "INPUT")]
+    pub(crate) inputs: Vec<String>,
+    /// An endpoint URL; repeat it or separate values with commas.
+    #[arg(
+        long,
+        env = "DRONE_WEBHOOK_ENDPOINT",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub(crate) endpoint: Vec<String>,
+    /// The shared secret.
+    #[arg(long, env = "DRONE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub(crate) secret: Option<String>,
+    /// Only send these events: comma-separated `event:action` globs (Drone's syntax).
+    #[arg(long, env = "DRONE_WEBHOOK_EVENTS", value_name = "FILTERS")]
+    pub(crate) events: Option<String>,
+    /// Do not verify the endpoints' TLS certificates.
+    #[arg(long, env = "DRONE_WEBHOOK_SKIP_VERIFY")]
+    pub(crate) skip_verify: bool,
+    /// How many times a failed delivery is retried (0: Drone's single attempt).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub(crate) retries: u32,
+    /// How long one attempt may take.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) timeout: Duration,
+    /// Send the bytes as given instead of Drone's encoding of them.
+    #[arg(long)]
+    pub(crate) raw: bool,
+    /// The event of payloads that do not name one (the seed documents' style).
+    #[arg(long, value_name = "EVENT")]
+    pub(crate) event: Option<String>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// What `sign` prints.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SignFormat {
+    /// `Name: value` lines.
+    Headers,
+    /// A curl command that sends the request.
+    Curl,
+    /// The complete raw HTTP/1.1 request.
+    Http,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SignArgs {
+    /// The body: a file, `-` for stdin, or `fixture:NAME`. Signed as is.
+    #[arg(default_value = "-", value_name = "INPUT")]
+    pub(crate) input: String,
+    /// The shared secret.
+    #[arg(long, env = "DRONE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub(crate) secret: Option<String>,
+    /// The Date to sign (an HTTP date or RFC 3339; default now).
+    #[arg(long, value_name = "DATE")]
+    pub(crate) date: Option<String>,
+    /// The signature's keyId.
+    #[arg(long, default_value = dronehook_protocol::DRONE_KEY_ID, value_name = "ID")]
+    pub(crate) key_id: String,
+    /// The X-Drone-Event header (default: the body's `event`).
+    #[arg(long, value_name = "EVENT")]
+    pub(crate) event: Option<String>,
+    /// What to print.
+    #[arg(long, value_enum, default_value = "headers")]
+    pub(crate) format: SignFormat,
+    /// The receiver's URL, for `--format curl` and `--format http`.
+    #[arg(long, default_value = "http://127.0.0.1:3000/")]
+    pub(crate) url: String,
+    /// Print the headers as a JSON object.
+    #[arg(long, conflicts_with = "format")]
+    pub(crate) json: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct VerifyArgs {
+    /// The body, with -H: a file or `-` for stdin.
+    #[arg(value_name = "BODY", conflicts_with = "request")]
+    pub(crate) body: Option<String>,
+    /// A raw HTTP/1.1 request, as captured (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) request: Option<String>,
+    /// A request header, `Name: value`; repeatable.
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "HEADER",
+        conflicts_with = "request"
+    )]
+    pub(crate) headers: Vec<String>,
+    /// A shared secret; repeat it or separate values with commas for several. Falls
+    /// back to DRONE_WEBHOOK_SECRET.
+    #[arg(
+        long,
+        env = "DRONE_SECRET",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub(crate) secret: Vec<String>,
+    /// A file holding secrets, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) secret_file: Vec<PathBuf>,
+    /// Verify as of this moment (an HTTP date or RFC 3339; default now).
+    #[arg(long, value_name = "DATE")]
+    pub(crate) at: Option<String>,
+    /// How far the Date may be from the moment of verification, either way.
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) max_skew: Duration,
+    /// The method, for a signature over `(request-target)` (with -H).
+    #[arg(long, default_value = "POST", conflicts_with = "request")]
+    pub(crate) method: String,
+    /// The path and query, for a signature over `(request-target)` (with -H).
+    #[arg(long, default_value = "/", conflicts_with = "request")]
+    pub(crate) target: String,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct EncodeArgs {
+    /// The payload: a file, `-` for stdin, or `fixture:NAME`.
+    #[arg(default_value = "-", value_name = "INPUT")]
+    pub(crate) input: String,
+    /// The event of a payload that does not name one (the seed documents' style).
+    #[arg(long, value_name = "EVENT")]
+    pub(crate) event: Option<String>,
+    /// Keep the seed documents' action names (`activated`, `deactivated`,
+    /// `completed`) instead of writing the ones Drone sends.
+    #[arg(long)]
+    pub(crate) keep_action: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum FixturesCommand {
+    /// List the samples.
+    List {
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one sample's body, exactly.
+    Show {
+        /// The sample's name (see `dronehook fixtures list`).
+        name: String,
+    },
+    /// Write every sample to a directory as NAME.json.
+    Write {
+        /// The directory (created when missing).
+        dir: PathBuf,
+        /// Replace files that exist.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SecretArgs {
+    /// How many random bytes (the secret has twice as many hex characters).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(8..=256), value_name = "N")]
+    pub(crate) bytes: u16,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+/// Parses durations such as `5m`, `90s`, `1h 30m`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e} (durations look like 30s, 5m or 1h30m)"))
+}
+
+/// Parses sizes such as `1048576`, `512k`, `512KiB`, `1M`, `1MiB`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| "sizes look like 1048576, 512KiB or 1MiB".to_owned())?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1024,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1024 * 1024,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1024 * 1024 * 1024,
+        _ => return Err("sizes look like 1048576, 512KiB or 1MiB".to_owned()),
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| "the size is too large".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1MiB"), Ok(1_048_576));
+        assert_eq!(parse_size("512k"), Ok(512_000));
+        assert_eq!(parse_size("17"), Ok(17));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn the_grammar_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

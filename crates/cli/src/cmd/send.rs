@@ -1,0 +1,233 @@
+//! `dronehook send`: delivers payloads to every endpoint with dronehook-client, then
+//! prints a line per event and a result table per endpoint.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal as _;
+
+use dronehook_client::{BulkReport, Client, Payload};
+use dronehook_protocol::EventFilter;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::args::SendArgs;
+use crate::cmd::encode::{decode, drone_action};
+use crate::cmd::parse_url;
+use crate::output::{self, Painter};
+use crate::{Outcome, input, usage};
+
+/// How many deliveries may be in flight per endpoint.
+const CONCURRENCY: usize = 8;
+
+/// Sends every input to every endpoint; fails (exit 1) when any delivery failed.
+pub(crate) fn run(args: SendArgs) -> anyhow::Result<Outcome> {
+    let secret = args
+        .secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| usage("no secret: give --secret or set DRONE_WEBHOOK_SECRET"))?;
+    let endpoints: Vec<String> = args
+        .endpoint
+        .iter()
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if endpoints.is_empty() {
+        return Err(usage(
+            "no endpoint: give --endpoint or set DRONE_WEBHOOK_ENDPOINT",
+        ));
+    }
+    for endpoint in &endpoints {
+        parse_url(endpoint)?;
+    }
+    let filter = match args
+        .events
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        Some(list) => {
+            EventFilter::parse(list).map_err(|e| usage(format!("invalid --events: {e}")))?
+        }
+        None => EventFilter::all(),
+    };
+
+    let inputs = input::read_many(&args.inputs)?;
+    let mut payloads = Vec::with_capacity(inputs.len());
+    for item in &inputs {
+        let header_event = args.event.as_deref().or(item.header_event.as_deref());
+        let payload = if args.raw {
+            match Payload::raw_detect(item.body.clone(), header_event) {
+                Ok(p) => p,
+                // Raw bytes need not be a payload at all; with --event they go as they are.
+                Err(_) if header_event.is_some() => {
+                    Payload::raw(item.body.clone(), header_event.unwrap_or_default(), "")
+                }
+                Err(e) => {
+                    return Err(usage(format!(
+                        "{}: {e}; give --event to send it anyway",
+                        item.label
+                    )));
+                }
+            }
+        } else {
+            let mut envelope = decode(&item.label, &item.body, header_event)?;
+            drone_action(&mut envelope);
+            Payload::from_envelope(&envelope)
+        };
+        payloads.push(payload);
+    }
+
+    let client = Client::builder()
+        .secret(secret)
+        .endpoints(&endpoints)
+        .events(filter)
+        .timeout(args.timeout)
+        .attempts(args.retries.saturating_add(1))
+        .skip_verify(args.skip_verify)
+        .build()
+        .map_err(|e| usage(e.to_string()))?;
+
+    let bar = progress_bar(payloads.len());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let bulk = runtime.block_on(client.send_all(payloads, CONCURRENCY, |p| {
+        if let Some(bar) = &bar {
+            bar.set_position(p.completed as u64);
+        }
+    }));
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+
+    if args.json {
+        output::out_line(&serde_json::to_string_pretty(&as_json(&inputs, &bulk))?)?;
+    } else {
+        print_results(&inputs, &bulk)?;
+    }
+    Ok(if bulk.is_success() {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
+}
+
+/// A progress bar on standard error, when there are many events and a person watching.
+fn progress_bar(count: usize) -> Option<ProgressBar> {
+    if count < 2 || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(Some(count as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} events  {elapsed}") {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+fn print_results(inputs: &[input::Payload], bulk: &BulkReport) -> anyhow::Result<()> {
+    let paint = Painter::stdout();
+    let mut text = String::new();
+    let label_width = inputs.iter().map(|i| i.label.len()).max().unwrap_or(0);
+    for (item, report) in inputs.iter().zip(&bulk.reports) {
+        let kind = format!("{} {}", report.event, report.action);
+        let outcome = if !report.sent {
+            paint.dim("filtered")
+        } else if report.is_success() {
+            paint.good("delivered")
+        } else {
+            let failed = report.failures().count();
+            paint.bad(&format!(
+                "failed at {failed} of {} endpoints",
+                report.deliveries.len()
+            ))
+        };
+        let _ = writeln!(text, "{:label_width$}  {kind:16}  {outcome}", item.label);
+    }
+    let summary = bulk.summary();
+    let width = summary
+        .endpoints
+        .iter()
+        .map(|e| e.endpoint.len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    text.push('\n');
+    text.push_str(&paint.bold(&format!(
+        "{:width$}  {:>9}  {:>6}  {:>8}  last error",
+        "endpoint", "delivered", "failed", "attempts"
+    )));
+    text.push('\n');
+    for row in &summary.endpoints {
+        let failed = format!("{:>6}", row.failed);
+        let failed = if row.failed > 0 {
+            paint.bad(&failed)
+        } else {
+            failed
+        };
+        let _ = writeln!(
+            text,
+            "{:width$}  {:>9}  {failed}  {:>8}  {}",
+            row.endpoint,
+            row.delivered,
+            row.attempts,
+            row.last_error.as_deref().unwrap_or("-")
+        );
+    }
+    if summary.filtered > 0 {
+        let _ = writeln!(text, "{} event(s) left out by --events", summary.filtered);
+    }
+    output::out_bytes(text.as_bytes())?;
+    Ok(())
+}
+
+fn as_json(inputs: &[input::Payload], bulk: &BulkReport) -> Value {
+    let events: Vec<Value> = inputs
+        .iter()
+        .zip(&bulk.reports)
+        .map(|(item, report)| {
+            let deliveries: Vec<Value> = report
+                .deliveries
+                .iter()
+                .map(|d| {
+                    json!({
+                        "endpoint": d.endpoint,
+                        "status": d.status.map(|s| s.as_u16()),
+                        "attempts": d.attempts,
+                        "elapsed_ms": d.elapsed.as_millis() as u64,
+                        "class": d.class(),
+                        "error": d.error.as_ref().map(ToString::to_string),
+                    })
+                })
+                .collect();
+            json!({
+                "input": item.label,
+                "event": report.event,
+                "action": report.action,
+                "digest": report.digest.to_string(),
+                "sent": report.sent,
+                "ok": report.is_success(),
+                "deliveries": deliveries,
+            })
+        })
+        .collect();
+    let summary = bulk.summary();
+    let endpoints: Vec<Value> = summary
+        .endpoints
+        .iter()
+        .map(|e| {
+            json!({
+                "endpoint": e.endpoint,
+                "delivered": e.delivered,
+                "failed": e.failed,
+                "attempts": e.attempts,
+                "last_error": e.last_error,
+            })
+        })
+        .collect();
+    json!({
+        "ok": bulk.is_success(),
+        "filtered": summary.filtered,
+        "events": events,
+        "endpoints": endpoints,
+    })
+}

@@ -1,0 +1,401 @@
+//! `dronehook serve`: the receiver, built on dronehook-server. Each verified event is
+//! printed, and can be handed to a shell command (`--exec`) and relayed (`--forward`).
+
+use std::net::{SocketAddr, ToSocketAddrs as _};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use dronehook_client::Client;
+use dronehook_protocol::{EventFilter, Policy, Secret};
+use dronehook_server::{Config, Delivery, Handler, HandlerError, Observation, Router, Server};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::args::{OutputFormat, ServeArgs};
+use crate::cmd::parse_url;
+use crate::output::{self, Painter};
+use crate::{Outcome, secrets, summary, usage};
+
+mod insecure;
+
+/// Runs the receiver until SIGTERM or Ctrl-C (or until standard output is closed).
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
+    let secrets = secrets::gather(&args.secret, &args.secret_file)?;
+    if secrets.is_empty() && !args.insecure_no_verify {
+        return Err(usage(
+            "no secret: give --secret or --secret-file, or set DRONE_SECRET or DRONE_WEBHOOK_SECRET (--insecure-no-verify accepts unsigned requests)",
+        ));
+    }
+    let addr = parse_bind(&args.bind)?;
+    let filter = match args
+        .events
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        Some(list) => {
+            EventFilter::parse(list).map_err(|e| usage(format!("invalid --events: {e}")))?
+        }
+        None => EventFilter::all(),
+    };
+    let max_body = usize::try_from(args.max_body).unwrap_or(usize::MAX);
+    let forward = forward_client(&args, secrets.first())?;
+    let format = match args.output {
+        OutputFormat::Auto if output::stdout_is_terminal() => OutputFormat::Pretty,
+        OutputFormat::Auto => OutputFormat::Json,
+        other => other,
+    };
+    init_logging(args.debug);
+
+    // A closed standard output (`dronehook serve | head -3`) stops the server quietly.
+    let stdout_closed = Arc::new(Notify::new());
+    let mut handlers: Vec<(&'static str, Arc<dyn Handler>)> = Vec::new();
+    if format != OutputFormat::None {
+        let printer = Printer {
+            format,
+            paint: Painter::stdout(),
+            closed: stdout_closed.clone(),
+        };
+        handlers.push((
+            "print",
+            Arc::new(move |d: Delivery| {
+                printer.print(&d);
+                std::future::ready(Ok::<(), HandlerError>(()))
+            }),
+        ));
+    }
+    if let Some(command) = &args.exec {
+        let exec = Exec {
+            command: Arc::from(command.as_str()),
+            timeout: args.exec_timeout,
+            slots: Arc::new(Semaphore::new(args.exec_concurrency as usize)),
+        };
+        handlers.push((
+            "exec",
+            Arc::new(move |d: Delivery| {
+                let exec = exec.clone();
+                async move { exec.run(d).await }
+            }),
+        ));
+    }
+    if let Some(client) = forward {
+        handlers.push((
+            "forward",
+            Arc::new(move |d: Delivery| {
+                let client = client.clone();
+                async move { forward_one(&client, d).await }
+            }),
+        ));
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let paint = Painter::stderr();
+    if args.insecure_no_verify && secrets.is_empty() {
+        let insecure = insecure::Insecure {
+            addr,
+            path: args.path.clone(),
+            max_body,
+            filter,
+            handlers,
+            paint,
+        };
+        return runtime.block_on(insecure::run(insecure, shutdown_signal(stdout_closed)));
+    }
+    let mut router = Router::new().unknown_events(true);
+    for (name, handler) in handlers {
+        router = router.route_filter(name, filter.clone(), handler);
+    }
+    let debug = args.debug;
+    router = router.observe(move |observation| observe(observation, paint, debug));
+
+    let policy = Policy::with_secrets(secrets).max_skew(args.max_skew);
+    if args.insecure_no_verify {
+        // With secrets given, the flag has nothing to turn off: say so rather than
+        // silently verifying (or silently not).
+        output::err_line(&paint.warn(
+            "warning: --insecure-no-verify is ignored because secrets are configured; requests are verified",
+        ));
+    }
+    let mut config = Config::new(policy)
+        .addr(addr)
+        .path(args.path.clone())
+        .max_body_bytes(max_body)
+        .replay_protection(!args.no_replay_check)
+        .journal_opt(args.journal.clone());
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config = config.tls(cert, key);
+    }
+
+    runtime.block_on(async move {
+        let server = Server::bind(config, router).await.map_err(|e| {
+            if e.is_tls() || e.is_config() {
+                usage(e.to_string())
+            } else {
+                anyhow::Error::new(e)
+            }
+        })?;
+        let scheme = if server.is_tls() { "https" } else { "http" };
+        let local = server.local_addr();
+        let path = server.config().webhook_path().to_owned();
+        let journal = server
+            .journal_path()
+            .map_or_else(|| "off".to_owned(), |p| p.display().to_string());
+        let count = server.secret_count();
+        output::err_line(&format!(
+            "listening on {scheme}://{local}{path}  ({count} secret{}, journal {journal}, replay check {})",
+            if count == 1 { "" } else { "s" },
+            if args.no_replay_check { "off" } else { "on" },
+        ));
+        let signal = shutdown_signal(stdout_closed);
+        server.run_until(signal).await?;
+        Ok(Outcome::Ok)
+    })
+}
+
+/// Completes on Ctrl-C, SIGTERM, or when standard output is found closed.
+async fn shutdown_signal(stdout_closed: Arc<Notify>) {
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+        () = stdout_closed.notified() => {}
+    }
+}
+
+/// Reads `--bind`: `host:port`, or `:port` for every interface (Drone's `:3000`).
+fn parse_bind(text: &str) -> anyhow::Result<SocketAddr> {
+    let text = text.trim();
+    let full = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.to_owned()
+    };
+    full.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| {
+            usage(format!(
+                "invalid --bind address {text:?}: give host:port, such as 127.0.0.1:3000 or :3000"
+            ))
+        })
+}
+
+/// The client that relays events, when `--forward` is given.
+fn forward_client(args: &ServeArgs, first: Option<&Secret>) -> anyhow::Result<Option<Client>> {
+    if args.forward.is_empty() {
+        return Ok(None);
+    }
+    for url in &args.forward {
+        parse_url(url)?;
+    }
+    let secret = match (&args.forward_secret, first) {
+        (Some(s), _) if !s.is_empty() => Secret::from(s.as_str()),
+        (_, Some(first)) => first.clone(),
+        _ => {
+            return Err(usage(
+                "--forward needs --forward-secret to sign what it relays",
+            ));
+        }
+    };
+    let client = Client::builder()
+        .secret(secret)
+        .endpoints(&args.forward)
+        .attempts(3)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| usage(e.to_string()))?;
+    Ok(Some(client))
+}
+
+/// Relays one event byte for byte, signed afresh.
+async fn forward_one(client: &Client, d: Delivery) -> Result<(), HandlerError> {
+    let report = client
+        .send_raw(d.body.clone(), d.envelope.event.as_str())
+        .await;
+    match report.failures().next() {
+        None => Ok(()),
+        Some(failed) => Err(HandlerError::new(format!(
+            "forward to {}: {}",
+            failed.endpoint,
+            failed
+                .error
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string)
+        ))),
+    }
+}
+
+/// Installs the log output on stderr: the server's warnings, or everything with `--debug`.
+fn init_logging(debug: bool) {
+    let filter = if debug {
+        tracing_subscriber::EnvFilter::new("debug,hyper=info,hyper_util=info,rustls=info")
+    } else {
+        tracing_subscriber::EnvFilter::try_from_env("DRONEHOOK_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(Painter::stderr().enabled())
+        .try_init();
+}
+
+/// Reports rejected requests and failed handler runs on stderr; with `--debug`,
+/// every request and run.
+fn observe(observation: &Observation, paint: Painter, debug: bool) {
+    match observation {
+        Observation::Request(r) if debug || r.status >= 400 => {
+            let what = match (&r.event, &r.action) {
+                (Some(e), Some(a)) => format!("  {e} {a}"),
+                _ => String::new(),
+            };
+            let word = if r.status >= 400 {
+                paint.bad("rejected")
+            } else {
+                paint.dim("request")
+            };
+            output::err_line(&format!(
+                "{word}  {} {}{what}  {}ms",
+                r.status,
+                r.code,
+                r.latency.as_millis()
+            ));
+        }
+        Observation::Handler(h) => match &h.result {
+            Err(e) => output::err_line(&format!(
+                "{}  {}  {}  attempt {}{}: {e}",
+                paint.bad("handler failed"),
+                h.handler,
+                h.event,
+                h.attempt,
+                if h.will_retry { ", will retry" } else { "" }
+            )),
+            Ok(()) if debug => output::err_line(&format!(
+                "{}  {}  {}  {}ms",
+                paint.dim("handler ok"),
+                h.handler,
+                h.event,
+                h.duration.as_millis()
+            )),
+            Ok(()) => {}
+        },
+        _ => {}
+    }
+}
+
+/// Prints each event as a line.
+#[derive(Clone)]
+pub(crate) struct Printer {
+    pub(crate) format: OutputFormat,
+    pub(crate) paint: Painter,
+    pub(crate) closed: Arc<Notify>,
+}
+
+impl Printer {
+    pub(crate) fn print(&self, d: &Delivery) {
+        let line = match self.format {
+            OutputFormat::Json => json_line(d),
+            OutputFormat::None => return,
+            _ => summary::line(&d.envelope, self.paint),
+        };
+        if output::out_line(&line).is_err() {
+            // Nobody reads the output any more: stop, as any filter in a pipe would.
+            self.closed.notify_one();
+        }
+    }
+}
+
+/// One JSON object per event: the summary fields, the delivery's facts and the payload.
+fn json_line(d: &Delivery) -> String {
+    let mut map = summary::json_fields(&d.envelope);
+    let received = humantime::format_rfc3339_millis(d.received_at).to_string();
+    map.insert("received".into(), json!(received));
+    map.insert("digest".into(), json!(d.digest.to_string()));
+    if let Some(id) = d.id {
+        map.insert("delivery_id".into(), json!(id));
+    }
+    let payload: Value = serde_json::from_slice(&d.body).unwrap_or(Value::Null);
+    map.insert("payload".into(), payload);
+    Value::Object(map).to_string()
+}
+
+/// Runs `--exec` commands, a bounded number at a time.
+#[derive(Clone)]
+struct Exec {
+    command: Arc<str>,
+    timeout: Duration,
+    slots: Arc<Semaphore>,
+}
+
+impl Exec {
+    async fn run(&self, d: Delivery) -> Result<(), HandlerError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| HandlerError::new("shutting down"))?;
+        let mut command = tokio::process::Command::new("sh");
+        command
+            .arg("-c")
+            .arg(&*self.command)
+            .envs(summary::exec_env(&d.envelope))
+            .env("DRONE_WEBHOOK_DIGEST", d.digest.to_string())
+            .env("DRONE_DELIVERY_ATTEMPT", d.attempt.to_string())
+            .env(
+                "DRONE_DELIVERY_RECEIVED",
+                d.received_at
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |t| t.as_secs())
+                    .to_string(),
+            )
+            .stdin(Stdio::piped())
+            // The command's output goes to stderr: stdout carries the event lines.
+            .stdout(Stdio::from(std::io::stderr()))
+            .kill_on_drop(true);
+        if let Some(id) = d.id {
+            command.env("DRONE_DELIVERY_ID", id.to_string());
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| HandlerError::new(format!("cannot start sh: {e}")))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // A command that does not read its input closes the pipe early; that is
+            // its business, not an error.
+            let _ = stdin.write_all(&d.body).await;
+            drop(stdin);
+        }
+        match tokio::time::timeout(self.timeout, child.wait()).await {
+            Ok(Ok(status)) if status.success() => Ok(()),
+            Ok(Ok(status)) => Err(HandlerError::new(match status.code() {
+                Some(code) => format!("--exec exited with status {code}"),
+                None => "--exec was killed by a signal".to_owned(),
+            })),
+            Ok(Err(e)) => Err(HandlerError::new(format!(
+                "--exec could not be waited for: {e}"
+            ))),
+            Err(_) => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                Err(HandlerError::new(format!(
+                    "--exec timed out after {} and was killed",
+                    humantime::format_duration(self.timeout)
+                )))
+            }
+        }
+    }
+}
