@@ -77,6 +77,20 @@ fn benches(c: &mut Criterion) {
     g.bench_function("decode", |b| {
         b.iter(|| black_box(Envelope::decode(black_box(&body)).expect("decode")));
     });
+    // Baselines in the same run, so the numbers can be read as ratios on a noisy
+    // machine: serde_json parsing the same bytes into its own `Value`, and skipping them.
+    g.bench_function("baseline_serde_json_value", |b| {
+        b.iter(|| {
+            black_box(serde_json::from_slice::<serde_json::Value>(black_box(&body)).expect("json"))
+        });
+    });
+    g.bench_function("baseline_serde_json_ignored", |b| {
+        b.iter(|| {
+            black_box(
+                serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&body)).expect("json"),
+            )
+        });
+    });
     g.bench_function("encode", |b| {
         b.iter(|| black_box(black_box(&envelope).encode()));
     });
