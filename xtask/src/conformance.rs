@@ -7,6 +7,7 @@
 
 mod cli;
 mod hostile;
+mod libs;
 mod raw;
 
 use std::fmt::Write as _;
@@ -251,22 +252,6 @@ fn request_verify(case: &Case, request: &Path) -> Row {
     Row::ran(&case.name, paths::REQUEST_VERIFY, expected, got)
 }
 
-/// The client and server libraries, in process. Their APIs are not there yet, so every
-/// row says so; this is where the path is wired in when they land.
-fn client_server(cases: &[Case]) -> Vec<Row> {
-    cases
-        .iter()
-        .map(|case| {
-            Row::unavailable(
-                &case.name,
-                paths::CLIENT_SERVER,
-                format!("delivered: {}", expected_delivery(case)),
-                "the client and server crates have no API to drive yet",
-            )
-        })
-        .collect()
-}
-
 /// `cargo xtask conformance`.
 pub(crate) fn run(root: &Path) -> Result<()> {
     let (cases, mut rows) = cases(root)?;
@@ -276,7 +261,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             rows.push(request_verify(case, request));
         }
     }
-    rows.extend(client_server(&cases));
+    rows.extend(libs::client_server(&cases));
 
     let binary = cli::build(root);
     rows.extend(cli::sign_verify(binary.as_ref(), &cases));

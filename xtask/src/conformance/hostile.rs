@@ -2,11 +2,8 @@
 //! template) with `NAME.expect` (its expected outcomes), run against `dronehook serve`
 //! and `dronehook verify`.
 //!
-//! Templates are signed at run time, so the `Date` is fresh: `{{date}}` becomes the
-//! current HTTP date, `{{digest}}` the body's `SHA-256=` digest, `{{signature}}` the
-//! `Signature` value Drone would send for the body at that date with the fixture
-//! secret, and `{{content-length}}` the body's length. The body is everything after
-//! the first blank line, taken as is.
+//! Templates are signed at run time, so the `Date` is fresh (see [`render`] for the
+//! placeholders). The body is everything after the first blank line, taken as is.
 //!
 //! `NAME.expect` has `key: value` lines (`#` starts a comment):
 //! `server: STATUS CODE` (such as `server: 401 digest.mismatch`; `CODE` is the
@@ -16,10 +13,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, Result, bail};
-use dronehook_protocol::{SignInput, Signer};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use dronehook_protocol::{BodyDigest, http_date};
+use hmac::{Hmac, Mac as _};
+use sha2::Sha256;
 
 use super::cli::{Binary, Serve, run};
 use super::{Row, paths, raw};
@@ -99,21 +100,106 @@ fn parse_expect(text: &str) -> Result<(Option<String>, Option<String>)> {
 }
 
 /// Fills a template's placeholders for a request sent at `now`.
+///
+/// `{{date}}`, `{{date:-360}}` (seconds from now), `{{digest}}` and
+/// `{{content-length}}` are replaced first. Then `{{signature}}` (or
+/// `{{signature:LIST}}`, a space-separated header list) becomes a whole `Signature`
+/// value and `{{signature-b64}}` (or `{{signature-b64:LIST}}`) only its base64, both
+/// computed with the fixture secret over the headers as they now stand in the
+/// request, so a case can sign a `Digest` that does not match its body. A header
+/// listed but absent is signed as empty.
 pub(crate) fn render(template: &[u8], now: SystemTime) -> Result<Vec<u8>> {
     let at = template
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .context("the template has no blank line after its head")?;
     let (head, body) = (&template[..at + 4], &template[at + 4..]);
-    let signed = Signer::new(SECRET).sign(&SignInput::new(body, now))?;
-    let head = String::from_utf8_lossy(head)
-        .replace("{{date}}", &signed.date)
-        .replace("{{digest}}", &signed.digest)
-        .replace("{{signature}}", &signed.signature)
+    let mut head = String::from_utf8_lossy(head)
+        .replace("{{digest}}", &BodyDigest::of(body).header_value())
         .replace("{{content-length}}", &body.len().to_string());
+    while let Some((start, end, arg)) = placeholder(&head, "date") {
+        let offset: i64 = match arg {
+            None => 0,
+            Some(a) => a
+                .trim_start_matches('+')
+                .parse()
+                .with_context(|| format!("bad date offset {a:?}"))?,
+        };
+        let delta = Duration::from_secs(offset.unsigned_abs());
+        let at = if offset < 0 { now - delta } else { now + delta };
+        head.replace_range(start..end, &http_date(at));
+    }
+    // Signatures are computed over the head with dates and digests in place, and
+    // with the signature placeholders still in it (they are never signed).
+    let signed_head = head.clone();
+    for (name, whole) in [("signature", true), ("signature-b64", false)] {
+        while let Some((start, end, arg)) = placeholder(&head, name) {
+            let list = arg.unwrap_or("date digest").to_owned();
+            let b64 = sign(&signed_head, &list);
+            let value = if whole {
+                format!(
+                    "keyId=\"hmac-key\",algorithm=\"hmac-sha256\",signature=\"{b64}\",headers=\"{list}\""
+                )
+            } else {
+                b64
+            };
+            head.replace_range(start..end, &value);
+        }
+    }
     let mut out = head.into_bytes();
     out.extend_from_slice(body);
     Ok(out)
+}
+
+/// Finds `{{name}}` or `{{name:arg}}`: its byte range and argument.
+fn placeholder<'a>(text: &'a str, name: &str) -> Option<(usize, usize, Option<&'a str>)> {
+    let mut from = 0;
+    while let Some(i) = text[from..].find("{{").map(|i| i + from) {
+        let end = text[i..].find("}}")? + i;
+        let inner = &text[i + 2..end];
+        let (n, arg) = match inner.split_once(':') {
+            Some((n, a)) => (n, Some(a)),
+            None => (inner, None),
+        };
+        if n == name {
+            return Some((i, end + 2, arg));
+        }
+        from = end + 2;
+    }
+    None
+}
+
+/// The base64 HMAC-SHA256, keyed with the fixture secret, of the signing string for
+/// `list` over `head` (draft-cavage-http-signatures-10: `name: value` lines, values of
+/// a repeated header joined with `, `, `(request-target)` from the request line).
+fn sign(head: &str, list: &str) -> String {
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or_default();
+    let headers: Vec<(String, &str)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim()))
+        .collect();
+    let mut signing = Vec::new();
+    for name in list.split_whitespace() {
+        let name = name.to_ascii_lowercase();
+        let value = if name == "(request-target)" {
+            let mut parts = request_line.split(' ');
+            let method = parts.next().unwrap_or_default().to_ascii_lowercase();
+            format!("{method} {}", parts.next().unwrap_or_default())
+        } else {
+            headers
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, v)| *v)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        signing.push(format!("{name}: {value}"));
+    }
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap_or_else(|_| unreachable!());
+    mac.update(signing.join("\n").as_bytes());
+    STANDARD.encode(mac.finalize().into_bytes())
 }
 
 /// Runs every case against one `dronehook serve` and against `dronehook verify`.
@@ -200,7 +286,7 @@ fn verify(binary: &Binary, case: &Case, i: usize) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use dronehook_protocol::{SignInput, Signer};
 
     use super::*;
 
@@ -239,6 +325,35 @@ mod tests {
                 "POST / HTTP/1.1\r\nDate: Wed, 01 Jan 2020 00:00:00 GMT\r\nDigest: {}\r\nSignature: {}\r\nContent-Length: 2\r\n\r\n{{}}",
                 signed.digest, signed.signature
             )
+        );
+    }
+
+    #[test]
+    fn signatures_cover_the_headers_as_written() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_577_836_800);
+        // A Digest that does not match the body, signed anyway: the verifier must find
+        // a valid signature and then the mismatch.
+        let template = b"POST /x HTTP/1.1\r\nDate: {{date:-360}}\r\nDigest: SHA-256=AAAA\r\nSignature: {{signature}}\r\nAuthorization: Signature keyId=\"k\",signature=\"{{signature-b64:(request-target) date}}\"\r\n\r\n{}";
+        let text = String::from_utf8(render(template, now).unwrap()).unwrap();
+        let date = "Tue, 31 Dec 2019 23:54:00 GMT";
+        let mac = |s: &str| {
+            let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+            mac.update(s.as_bytes());
+            STANDARD.encode(mac.finalize().into_bytes())
+        };
+        let both = mac(&format!("date: {date}\ndigest: SHA-256=AAAA"));
+        let target = mac(&format!("(request-target): post /x\ndate: {date}"));
+        assert_eq!(
+            text,
+            format!(
+                "POST /x HTTP/1.1\r\nDate: {date}\r\nDigest: SHA-256=AAAA\r\nSignature: keyId=\"hmac-key\",algorithm=\"hmac-sha256\",signature=\"{both}\",headers=\"date digest\"\r\nAuthorization: Signature keyId=\"k\",signature=\"{target}\"\r\n\r\n{{}}"
+            )
+        );
+        assert_eq!(
+            render(b"POST / HTTP/1.1\r\nDate: {{date:soon}}\r\n\r\n", now)
+                .unwrap_err()
+                .to_string(),
+            "bad date offset \"soon\""
         );
     }
 
