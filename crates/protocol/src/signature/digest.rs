@@ -41,6 +41,14 @@ impl BodyDigest {
         s
     }
 
+    /// Checks a `Digest` header value against this digest of `body` (which must be the
+    /// body this digest was computed from; SHA-512 values, if any, are checked on it).
+    /// The rules are [`Policy::verify`](crate::Policy::verify)'s: every SHA-256 value
+    /// must match, a SHA-512 value must match too, MD5 and SHA-1 are refused.
+    pub fn check_header(&self, value: &[u8], body: &[u8]) -> Result<(), VerifyError> {
+        check(value, body, self)
+    }
+
     /// The `Digest` header value Drone sends: `SHA-256=` and standard base64.
     pub fn header_value(&self) -> String {
         let mut s = String::with_capacity(52);
