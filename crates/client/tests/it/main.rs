@@ -7,6 +7,7 @@ mod bulk;
 mod delivery;
 mod filter;
 mod retry_after;
+mod server;
 mod signing;
 mod support;
 mod tls;
