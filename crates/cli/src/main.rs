@@ -53,11 +53,28 @@ fn main() -> ExitCode {
 fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => {
-            // clap prints help and version on stdout (exit 0) and usage errors on
-            // stderr (exit 2); a closed pipe while printing help is not an error.
+        Err(err) if !err.use_stderr() => {
+            // Help and version go to stdout with status 0; a closed pipe while
+            // printing them is not an error.
             let _ = err.print();
-            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            // clap's message spreads over several lines (the usage, a pointer to
+            // --help); it is folded into one, keeping what it says about the mistake.
+            let text = err.render().to_string();
+            let line = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| {
+                    !l.is_empty()
+                        && !l.starts_with("Usage:")
+                        && !l.starts_with("For more information")
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            let _ = writeln!(std::io::stderr().lock(), "{line} (see --help)");
+            return ExitCode::from(2);
         }
     };
     match dispatch(cli) {

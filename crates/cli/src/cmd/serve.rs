@@ -246,7 +246,11 @@ fn init_logging(debug: bool) {
         tracing_subscriber::EnvFilter::new("debug,hyper=info,hyper_util=info,rustls=info")
     } else {
         tracing_subscriber::EnvFilter::try_from_env("DRONEHOOK_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+            // The server's own warning for a failed handler run repeats the line
+            // `observe` prints, so only its errors are shown from that module.
+            .unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,dronehook_server::dispatch=error")
+            })
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -353,6 +357,10 @@ impl Exec {
         command
             .arg("-c")
             .arg(&*self.command)
+            // The command gets the event, never the receiver's secrets.
+            .env_remove("DRONE_SECRET")
+            .env_remove("DRONE_WEBHOOK_SECRET")
+            .env_remove("DRONE_FORWARD_SECRET")
             .envs(summary::exec_env(&d.envelope))
             .env("DRONE_WEBHOOK_DIGEST", d.digest.to_string())
             .env("DRONE_DELIVERY_ATTEMPT", d.attempt.to_string())

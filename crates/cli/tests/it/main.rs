@@ -1,1 +1,13 @@
-//! Integration tests of the `dronehook` binary.
+//! Integration tests of the `dronehook` binary: snapshot tests of every subcommand
+//! (`tests/cmd/*.md`, run by trycmd), and tests that run `serve`, `send` and `curl`
+//! as real processes talking over 127.0.0.1.
+//!
+//! To update the snapshots after a deliberate change of output:
+//! `TRYCMD=overwrite cargo test -p dronehook-cli --test it snapshots`.
+
+mod bad_input;
+mod env;
+mod exec;
+mod serve_send;
+mod snapshots;
+mod support;
