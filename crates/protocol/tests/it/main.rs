@@ -2,6 +2,7 @@
 
 mod corpus;
 mod decode;
+mod fuzz_regressions;
 mod props;
 mod vectors;
 mod verify;
