@@ -109,7 +109,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "URL")]
     pub(crate) forward: Vec<String>,
     /// The secret that signs forwarded events (default: the first --secret).
-    #[arg(long, env = "DRONE_FORWARD_SECRET", hide_env_values = true)]
+    #[arg(long, env = "DRONE_FORWARD_SECRET", hide_env_values = true, value_name = "SECRET")]
     pub(crate) forward_secret: Option<String>,
     /// How to print each event.
     #[arg(long, value_enum, default_value = "auto")]
