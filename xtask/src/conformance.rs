@@ -95,6 +95,8 @@ pub(crate) mod paths {
     pub(crate) const REQUEST_VERIFY: &str = "protocol requests/ verify";
     /// The client library signs and sends, the server library verifies and delivers.
     pub(crate) const CLIENT_SERVER: &str = "client->server";
+    /// `dronehook verify` on the committed signed request.
+    pub(crate) const VERIFY_REQUEST: &str = "dronehook verify requests/";
     /// `dronehook sign` then `dronehook verify`.
     pub(crate) const SIGN_VERIFY: &str = "dronehook sign->verify";
     /// `dronehook send` to `dronehook serve`.
@@ -264,6 +266,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     rows.extend(libs::client_server(&cases));
 
     let binary = cli::build(root);
+    rows.extend(cli::verify_requests(binary.as_ref(), &cases));
     rows.extend(cli::sign_verify(binary.as_ref(), &cases));
     rows.extend(cli::send_serve(binary.as_ref(), &cases));
 

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 
 /// The project's automation, run as `cargo xtask <command>`.
 #[derive(Parser, Debug)]
-#[command(name = "cargo xtask", version, about)]
+#[command(name = "xtask", bin_name = "cargo xtask", version, about)]
 struct Cli {
     /// The workspace to work on (default: the one xtask was built in). Tests point it
     /// at a scratch copy.

@@ -247,16 +247,7 @@ fn sign_then_verify(binary: &Binary, case: &Case, i: usize) -> Result<String> {
         ],
         None,
     )?;
-    let line = verified.first_line();
-    if verified.code != Some(0) {
-        return Ok(format!("verify exited {:?}: {line}", verified.code));
-    }
-    // `verify` prints `valid  <event> <action>  <repo> #<build>`.
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let mut got = match words.as_slice() {
-        ["valid", event, action, ..] => format!("valid, {event} {action}"),
-        _ => format!("verify said {line:?}"),
-    };
+    let mut got = verify_verdict(&verified);
     // The same secret, date and body must give the committed request's signature.
     if let Some(committed) = &case.request {
         let committed = std::fs::read(committed).unwrap_or_default();
@@ -270,6 +261,65 @@ fn sign_then_verify(binary: &Binary, case: &Case, i: usize) -> Result<String> {
         }
     }
     Ok(got)
+}
+
+/// `dronehook verify --request` on each committed `fixtures/requests/` file, at the
+/// fixture date: the binary's raw-request reader against the signer's bytes.
+pub(crate) fn verify_requests(binary: Result<&Binary, &String>, cases: &[Case]) -> Vec<Row> {
+    let cases: Vec<&Case> = cases.iter().filter(|c| c.request.is_some()).collect();
+    let expected = |c: &Case| format!("valid, {}", expected_delivery(c));
+    let binary = match binary
+        .map_err(String::clone)
+        .and_then(|b| b.require(&["verify"]).map(|()| b))
+    {
+        Ok(b) => b,
+        Err(why) => {
+            return cases
+                .iter()
+                .map(|c| Row::unavailable(&c.name, paths::VERIFY_REQUEST, expected(c), &why))
+                .collect();
+        }
+    };
+    let date = fixture_date();
+    cases
+        .iter()
+        .map(|case| {
+            let request = case
+                .request
+                .as_deref()
+                .unwrap_or(Path::new(""))
+                .to_string_lossy();
+            let got = run(
+                &binary.path,
+                &[
+                    "verify",
+                    "--request",
+                    &request,
+                    "--secret",
+                    SECRET,
+                    "--at",
+                    &date,
+                ],
+                None,
+            )
+            .map_or_else(|e| format!("error: {e:#}"), |out| verify_verdict(&out));
+            Row::ran(&case.name, paths::VERIFY_REQUEST, expected(case), got)
+        })
+        .collect()
+}
+
+/// `valid, <event> <action>` from `verify`'s `valid  <event> <action>  <repo> #<build>`,
+/// or what went wrong.
+fn verify_verdict(out: &Output) -> String {
+    let line = out.first_line();
+    if out.code != Some(0) {
+        return format!("verify exited {:?}: {line}", out.code);
+    }
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["valid", event, action, ..] => format!("valid, {event} {action}"),
+        _ => format!("verify said {line:?}"),
+    }
 }
 
 /// A running `dronehook serve`, killed when dropped.
