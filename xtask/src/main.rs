@@ -7,6 +7,7 @@
 //! - `cargo xtask conformance` runs every fixture through every path between the crates
 //!   and the `dronehook` binary and prints a table of results.
 
+mod bench;
 mod ci;
 mod conformance;
 mod fixtures;
@@ -43,6 +44,8 @@ enum Command {
     Conformance,
     /// Checks that sources start with a `//!` line and hold no forbidden macros or attributes.
     Tidy,
+    /// Measures `dronehook serve` against a no-op hyper server and writes docs/benchmarks.md.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Fixtures { check } => fixtures::run(&root, check),
         Command::Conformance => conformance::run(&root),
         Command::Tidy => tidy::run(&root),
+        Command::Bench(args) => bench::run(&root, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

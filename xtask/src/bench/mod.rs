@@ -1,0 +1,514 @@
+//! `cargo xtask bench`: the receiver's speed, measured against this machine's ceiling
+//! in one run.
+//!
+//! Four servers run one after the other, each as its own release-built process, under
+//! the same load from the project's own generator ([`load`]):
+//!
+//! - (a) a no-op hyper server that reads the body and answers 204: the ceiling;
+//! - (b) `dronehook serve`, verifying, without the replay check or a journal;
+//! - (c) the same with a SQLite journal;
+//! - (d) verifying with the replay check on (the default), without a journal.
+//!
+//! Then: memory with 1,000 idle keep-alive connections, and the cost by body size.
+//! The results are printed and written between markers in `docs/benchmarks.md`.
+
+mod load;
+mod micro;
+mod noop;
+mod procs;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use dronehook_protocol::Envelope;
+
+use self::load::{LoadResult, LoadSpec, Pool, Template};
+use self::procs::{Mem, ServerProc};
+
+/// `cargo xtask bench`'s options.
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+// Command-line switches are naturally booleans; an enum would not read better here.
+#[allow(clippy::struct_excessive_bools)]
+pub(crate) struct BenchArgs {
+    #[command(subcommand)]
+    server: Option<Inner>,
+    /// Seconds each measured run lasts (after the warm-up).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    duration: u64,
+    /// Seconds of load before each measured run, not counted.
+    #[arg(long, default_value_t = 2, value_name = "SECS")]
+    warmup: u64,
+    /// Keep-alive connections the load generator keeps busy.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    connections: usize,
+    /// How many times to run the four servers (interleaved); the median run is kept.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    rounds: usize,
+    /// Idle keep-alive connections for the memory measurement.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    idle: usize,
+    /// Also run the criterion benches of the protocol and client crates.
+    #[arg(long)]
+    micro: bool,
+    /// Print the results without rewriting docs/benchmarks.md.
+    #[arg(long)]
+    no_write: bool,
+    /// Skips the idle-connection and body-size runs (for a quick look).
+    #[arg(long)]
+    quick: bool,
+    /// Set by the re-executed release build: the binaries are already built.
+    #[arg(long, hide = true)]
+    inner: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Inner {
+    /// The no-op ceiling server (run by the benchmark itself).
+    #[command(hide = true)]
+    NoopServer {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: String,
+    },
+}
+
+/// The four servers of the main comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Noop,
+    Verify,
+    Journal,
+    Replay,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [Kind::Noop, Kind::Verify, Kind::Journal, Kind::Replay];
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Kind::Noop => "(a) no-op hyper (ceiling)",
+            Kind::Verify => "(b) serve: verify",
+            Kind::Journal => "(c) serve: verify + journal",
+            Kind::Replay => "(d) serve: verify + replay check",
+        }
+    }
+
+    fn replay_check(self) -> bool {
+        self == Kind::Replay
+    }
+}
+
+/// One server's measured run.
+pub(crate) struct Run {
+    pub(crate) kind: Kind,
+    pub(crate) load: LoadResult,
+    pub(crate) mem: Mem,
+}
+
+/// Memory with idle connections open.
+pub(crate) struct Idle {
+    pub(crate) kind: Kind,
+    pub(crate) before: Mem,
+    pub(crate) loaded: Mem,
+    pub(crate) count: usize,
+    pub(crate) errors: u64,
+}
+
+/// One body size's runs.
+pub(crate) struct SizeRun {
+    pub(crate) size: usize,
+    pub(crate) noop: LoadResult,
+    pub(crate) verify: LoadResult,
+}
+
+/// Everything one `cargo xtask bench` measured.
+pub(crate) struct Results {
+    pub(crate) spec: LoadSpec,
+    pub(crate) rounds: usize,
+    pub(crate) body_len: usize,
+    pub(crate) runs: Vec<Run>,
+    pub(crate) p99_at_32: Option<LoadResult>,
+    pub(crate) idle: Vec<Idle>,
+    pub(crate) sizes: Vec<SizeRun>,
+    pub(crate) estimates: Vec<micro::Estimate>,
+    pub(crate) load_before: String,
+    pub(crate) load_after: String,
+    pub(crate) started: String,
+}
+
+impl Results {
+    /// The kept run of a server.
+    pub(crate) fn run(&self, kind: Kind) -> Option<&Run> {
+        self.runs.iter().find(|r| r.kind == kind)
+    }
+}
+
+/// Runs `cargo xtask bench`.
+pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(Inner::NoopServer { bind }) = &args.server {
+        return noop::run(bind);
+    }
+    let bins = Bins::new(root);
+    if !args.inner {
+        build(root)?;
+        // The load generator must be an optimised build too: re-run this command
+        // from the release binary unless this already is it.
+        let me = std::env::current_exe().context("the current executable")?;
+        if !same_file(&me, &bins.xtask) {
+            let mut cmd = Command::new(&bins.xtask);
+            cmd.args(std::env::args_os().skip(1)).arg("--inner");
+            let status = cmd.status().context("running the release build of xtask")?;
+            if !status.success() {
+                bail!("the release benchmark failed ({status})");
+            }
+            return Ok(());
+        }
+    }
+    if args.connections == 0 || args.duration == 0 {
+        bail!("--connections and --duration must be at least 1");
+    }
+    for bin in [&bins.xtask, &bins.dronehook] {
+        if !bin.is_file() {
+            bail!(
+                "{} is missing: run `cargo build --release -p dronehook-cli -p xtask`",
+                bin.display()
+            );
+        }
+    }
+
+    let spec = LoadSpec {
+        connections: args.connections,
+        warmup: Duration::from_secs(args.warmup),
+        duration: Duration::from_secs(args.duration),
+        threads: 1,
+    };
+    let corpus = root.join("fixtures/corpus/build_success.json");
+    let raw = std::fs::read(&corpus).with_context(|| format!("reading {}", corpus.display()))?;
+    let envelope = Envelope::decode(&raw).context("decoding the corpus build payload")?;
+    let template = Arc::new(Template::from_build(&envelope)?);
+    let scratch = tempfile::tempdir().context("a scratch directory for journals")?;
+
+    let mut results = Results {
+        spec,
+        rounds: args.rounds.max(1),
+        body_len: template.body_len(),
+        runs: Vec::new(),
+        p99_at_32: None,
+        idle: Vec::new(),
+        sizes: Vec::new(),
+        estimates: Vec::new(),
+        load_before: loadavg(),
+        load_after: String::new(),
+        started: now_utc(),
+    };
+    eprintln!(
+        "bench: {} connections, {}s warm-up + {}s per run, body {} bytes, {} round(s); load average {}",
+        spec.connections,
+        args.warmup,
+        args.duration,
+        template.body_len(),
+        results.rounds,
+        results.load_before
+    );
+
+    // The main comparison, the servers interleaved round by round so that a burst of
+    // someone else's work on the machine spreads over all of them.
+    let mut all: Vec<Run> = Vec::new();
+    let mut ceiling_rps = 50_000.0_f64;
+    for round in 0..results.rounds {
+        for kind in Kind::ALL {
+            let pool = pool_for(&template, kind, ceiling_rps, spec);
+            let run = measure(&bins, kind, scratch.path(), round, pool, spec, &[])?;
+            if kind == Kind::Noop {
+                ceiling_rps = ceiling_rps.max(run.load.rps());
+            }
+            eprintln!(
+                "{}",
+                report::line(
+                    &run,
+                    all.iter()
+                        .rev()
+                        .find(|r| r.kind == Kind::Noop)
+                        .or((kind == Kind::Noop).then_some(&run),)
+                )
+            );
+            all.push(run);
+        }
+    }
+    for kind in Kind::ALL {
+        let mut mine: Vec<Run> = Vec::new();
+        let mut rest = Vec::new();
+        for r in all {
+            if r.kind == kind {
+                mine.push(r);
+            } else {
+                rest.push(r);
+            }
+        }
+        all = rest;
+        let peak = mine.iter().map(|r| r.mem.hwm_kb).max().unwrap_or(0);
+        mine.sort_by(|a, b| a.load.rps().total_cmp(&b.load.rps()));
+        let mid = mine.len() / 2;
+        let mut kept = mine.swap_remove(mid);
+        kept.mem.hwm_kb = peak;
+        results.runs.push(kept);
+    }
+
+    if spec.connections != 32 {
+        let at32 = LoadSpec {
+            connections: 32,
+            ..spec
+        };
+        let pool = pool_for(&template, Kind::Verify, ceiling_rps, at32);
+        let run = measure(&bins, Kind::Verify, scratch.path(), 0, pool, at32, &[])?;
+        eprintln!("{} (32 connections)", report::line(&run, None));
+        results.p99_at_32 = Some(run.load);
+    }
+
+    if !args.quick {
+        for kind in [Kind::Noop, Kind::Replay] {
+            let idle = measure_idle(&bins, kind, &template, args.idle)?;
+            eprintln!(
+                "{}: RSS {} KiB idle, {} KiB with {} idle connections ({} errors)",
+                kind.label(),
+                idle.before.rss_kb,
+                idle.loaded.rss_kb,
+                idle.count,
+                idle.errors
+            );
+            results.idle.push(idle);
+        }
+        for size in [1024, 64 * 1024, 1_000_000] {
+            let sized = Arc::new(sized_template(&envelope, size)?);
+            let extra = ["--max-body", "4MiB"];
+            let noop = measure(
+                &bins,
+                Kind::Noop,
+                scratch.path(),
+                0,
+                sized_pool(&sized),
+                spec,
+                &extra,
+            )?;
+            let verify = measure(
+                &bins,
+                Kind::Verify,
+                scratch.path(),
+                0,
+                sized_pool(&sized),
+                spec,
+                &extra,
+            )?;
+            eprintln!(
+                "body {size} B: no-op {:.0} req/s, verify {:.0} req/s ({:.1} MB/s)",
+                noop.load.rps(),
+                verify.load.rps(),
+                verify.load.rps() * size as f64 / 1e6
+            );
+            results.sizes.push(SizeRun {
+                size,
+                noop: noop.load,
+                verify: verify.load,
+            });
+        }
+    }
+
+    if args.micro {
+        micro::run(root)?;
+    }
+    results.estimates = micro::read_estimates(&micro::target_dir(root));
+    results.load_after = loadavg();
+
+    let markdown = report::markdown(&results);
+    println!("{markdown}");
+    if !args.no_write {
+        let doc = root.join("docs/benchmarks.md");
+        report::write_doc(&doc, &markdown)?;
+        eprintln!("bench: wrote {}", doc.display());
+    }
+    Ok(())
+}
+
+/// The binaries under test.
+struct Bins {
+    xtask: PathBuf,
+    dronehook: PathBuf,
+}
+
+impl Bins {
+    fn new(root: &Path) -> Bins {
+        let release = micro::target_dir(root).join("release");
+        Bins {
+            xtask: release.join(format!("xtask{}", std::env::consts::EXE_SUFFIX)),
+            dronehook: release.join(format!("dronehook{}", std::env::consts::EXE_SUFFIX)),
+        }
+    }
+}
+
+fn build(root: &Path) -> anyhow::Result<()> {
+    eprintln!("bench: cargo build --release -p dronehook-cli -p xtask");
+    let status = Command::new(micro::cargo())
+        .current_dir(root)
+        .args(["build", "--release", "-p", "dronehook-cli", "-p", "xtask"])
+        .status()
+        .context("running cargo build --release")?;
+    if !status.success() {
+        bail!("cargo build --release failed ({status})");
+    }
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The command that starts a server of `kind`.
+fn command(bins: &Bins, kind: Kind, scratch: &Path, round: usize, extra: &[&str]) -> Command {
+    if kind == Kind::Noop {
+        let mut cmd = Command::new(&bins.xtask);
+        cmd.args(["bench", "noop-server", "--bind", "127.0.0.1:0"]);
+        return cmd;
+    }
+    let mut cmd = Command::new(&bins.dronehook);
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--output", "none"])
+        .env("DRONE_SECRET", load::SECRET)
+        .env_remove("DRONE_WEBHOOK_SECRET")
+        .env_remove("DRONE_BIND")
+        .env_remove("DRONE_DEBUG")
+        .env_remove("DRONEHOOK_LOG");
+    if !kind.replay_check() {
+        cmd.arg("--no-replay-check");
+    }
+    if kind == Kind::Journal {
+        let file = scratch.join(format!("journal-{round}-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        cmd.arg("--journal").arg(file);
+    }
+    cmd.args(extra);
+    cmd
+}
+
+/// Requests signed ahead for one run. Servers that do not check replays may be sent
+/// a request again when the pool runs out; for the replay check every request of the
+/// run must be new, so its pool is sized from the ceiling's rate (and the generator
+/// signs inline, and says so, if even that runs out).
+fn pool_for(template: &Arc<Template>, kind: Kind, ceiling_rps: f64, spec: LoadSpec) -> Pool {
+    let window = (spec.warmup + spec.duration).as_secs_f64();
+    let len = if kind.replay_check() {
+        (ceiling_rps * window * 1.25).clamp(50_000.0, 4_000_000.0) as usize
+    } else {
+        50_000
+    };
+    Pool::new(template.clone(), len, !kind.replay_check())
+}
+
+/// A pool for the body-size runs: about 256 MB of bodies hashed at most.
+fn sized_pool(template: &Arc<Template>) -> Pool {
+    let len = (256_000_000 / template.body_len()).clamp(64, 50_000);
+    Pool::new(template.clone(), len, true)
+}
+
+/// A build envelope whose encoding is exactly `size` bytes: without its stages and,
+/// when that is still too big, without the repository, with the commit message padded.
+fn sized_template(envelope: &Envelope, size: usize) -> anyhow::Result<Template> {
+    let mut e = envelope.clone();
+    if let Some(build) = e.build.as_mut() {
+        build.stages.clear();
+        build.message.clear();
+    }
+    let mut base = Template::from_build(&e)?.body_len();
+    if base > size {
+        e.repo = None;
+        base = Template::from_build(&e)?.body_len();
+    }
+    if base > size {
+        bail!("no build payload as small as {size} bytes");
+    }
+    if let Some(build) = e.build.as_mut() {
+        build.message = "x".repeat(size - base);
+    }
+    let t = Template::from_build(&e)?;
+    if t.body_len() != size {
+        bail!("a {size}-byte body came out {} bytes", t.body_len());
+    }
+    Envelope::decode(&t.body(0)).context("the sized body does not decode")?;
+    Ok(t)
+}
+
+/// Starts a server, loads it, reads its peak memory, stops it.
+fn measure(
+    bins: &Bins,
+    kind: Kind,
+    scratch: &Path,
+    round: usize,
+    pool: Pool,
+    spec: LoadSpec,
+    extra: &[&str],
+) -> anyhow::Result<Run> {
+    let extra = if kind == Kind::Noop { &[][..] } else { extra };
+    let mut server = ServerProc::start(kind.label(), command(bins, kind, scratch, round, extra))?;
+    let load = load::run(server.addr(), pool, spec)
+        .with_context(|| format!("loading {}", server.name()))?;
+    let mem = server.mem()?;
+    if load.ok == 0 {
+        bail!(
+            "{} answered no request successfully: {:?}; its stderr:\n{}",
+            server.name(),
+            load.error_samples,
+            server.stderr_tail()
+        );
+    }
+    server.stop();
+    Ok(Run { kind, load, mem })
+}
+
+/// Memory of a fresh server before and with `count` idle keep-alive connections.
+fn measure_idle(
+    bins: &Bins,
+    kind: Kind,
+    template: &Arc<Template>,
+    count: usize,
+) -> anyhow::Result<Idle> {
+    let pool = Pool::new(template.clone(), count.max(1), false);
+    let mut server = ServerProc::start(kind.label(), command(bins, kind, Path::new("."), 0, &[]))?;
+    std::thread::sleep(Duration::from_millis(500));
+    let before = server.mem()?;
+    let pid = server.pid();
+    let (loaded, errors) = load::idle(server.addr(), &pool, count, || procs::read_mem(pid))?;
+    let loaded = loaded?;
+    server.stop();
+    Ok(Idle {
+        kind,
+        before,
+        loaded,
+        count,
+        errors,
+    })
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").ok().map_or_else(
+        || "unknown".to_owned(),
+        |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
+}
+
+/// The current UTC time, as `date -u` prints it (without a dependency for it).
+fn now_utc() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,201 @@
+//! The servers under test as child processes: start, find the port they bound, read
+//! their memory from `/proc`, and stop them (always, even on an early return).
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// How long a server may take to print its `listening on` line.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A server process under test. Dropping it kills the process, so no server outlives
+/// the benchmark whatever path the code takes out.
+pub(crate) struct ServerProc {
+    child: Child,
+    addr: SocketAddr,
+    name: String,
+    /// The last lines the server wrote on stderr after the `listening` line, for
+    /// error messages.
+    tail: Arc<Mutex<Vec<String>>>,
+}
+
+/// A process's memory, from `/proc/PID/status`, in KiB.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Mem {
+    /// `VmRSS`: resident now.
+    pub(crate) rss_kb: u64,
+    /// `VmHWM`: the peak resident size since the process started.
+    pub(crate) hwm_kb: u64,
+}
+
+impl ServerProc {
+    /// Starts `cmd` and waits for the `listening on http://ADDR` line on its stderr
+    /// (both `dronehook serve` and the no-op server print one).
+    pub(crate) fn start(name: &str, mut cmd: Command) -> anyhow::Result<ServerProc> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {name}: {cmd:?}"))?;
+        let stderr = child.stderr.take().context("the child's stderr")?;
+        let tail = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let lines = tail.clone();
+        // The thread keeps draining stderr for the server's whole life, so a chatty
+        // server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = tx.as_ref().and_then(|_| listening_addr(&line)) {
+                    let _ = tx.take().map(|tx| tx.send(addr));
+                    continue;
+                }
+                let mut lines = lines
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if lines.len() >= 20 {
+                    lines.remove(0);
+                }
+                lines.push(line);
+            }
+        });
+        let mut proc = ServerProc {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            name: name.to_owned(),
+            tail,
+        };
+        let Ok(addr) = rx.recv_timeout(START_TIMEOUT) else {
+            let status = proc.child.try_wait().ok().flatten();
+            bail!(
+                "{name} did not report a listening address (exit status {status:?}); its stderr:\n{}",
+                proc.stderr_tail()
+            );
+        };
+        proc.addr = addr;
+        Ok(proc)
+    }
+
+    /// The address the server listens on.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's name in reports.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last lines of stderr, for error messages.
+    pub(crate) fn stderr_tail(&self) -> String {
+        self.tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .join("\n")
+    }
+
+    /// The process's memory now.
+    pub(crate) fn mem(&mut self) -> anyhow::Result<Mem> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "{} exited early ({status}); its stderr:\n{}",
+                self.name,
+                self.stderr_tail()
+            );
+        }
+        read_mem(self.child.id())
+    }
+
+    /// Stops the server with SIGTERM (so a journal is flushed and closed as in real
+    /// use), and kills it if it has not exited after a grace period.
+    pub(crate) fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        // std has no way to send SIGTERM, and the workspace forbids unsafe code, so
+        // kill(1) sends it.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Reads `VmRSS` and `VmHWM` of a process.
+pub(crate) fn read_mem(pid: u32) -> anyhow::Result<Mem> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(Mem {
+        rss_kb: field("VmRSS:"),
+        hwm_kb: field("VmHWM:"),
+    })
+}
+
+/// The address in a `listening on http://127.0.0.1:PORT/...` line.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
+    let end = rest.find(['/', ' ']).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listening_addr;
+
+    #[test]
+    fn finds_the_address_in_both_servers_lines() {
+        assert_eq!(
+            listening_addr(
+                "listening on http://127.0.0.1:4321/  (1 secret, journal off, replay check on)"
+            ),
+            Some("127.0.0.1:4321".parse().expect("addr"))
+        );
+        assert_eq!(
+            listening_addr("listening on http://127.0.0.1:80/"),
+            Some("127.0.0.1:80".parse().expect("addr"))
+        );
+        assert_eq!(listening_addr("warning: something"), None);
+    }
+}
