@@ -338,3 +338,41 @@ pub(crate) fn table(rows: &[Row]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_pass_only_when_got_is_expected_and_the_table_aligns() {
+        let rows = vec![
+            Row::ran("payloads/a", paths::DECODE_ENCODE, "x".into(), "x".into()),
+            Row::ran(
+                "corpus/bb",
+                paths::SEND_SERVE,
+                "delivered: user created".into(),
+                "nothing".into(),
+            ),
+            Row::unavailable(
+                "hostile/c",
+                paths::HOSTILE_VERIFY,
+                "date.stale".into(),
+                "no verify",
+            ),
+        ];
+        let verdicts: Vec<Verdict> = rows.iter().map(|r| r.verdict).collect();
+        assert_eq!(
+            verdicts,
+            [Verdict::Pass, Verdict::Fail, Verdict::NotAvailable]
+        );
+        assert_eq!(
+            table(&rows),
+            "\
+case        path                     expected                 got                       verdict
+payloads/a  protocol decode->encode  x                        x                         ok
+corpus/bb   dronehook send->serve    delivered: user created  nothing                   FAIL
+hostile/c   hostile->verify          date.stale               not available: no verify  NOT RUN
+"
+        );
+    }
+}
