@@ -49,6 +49,7 @@ mod metrics;
 mod replay;
 mod server;
 mod service;
+mod sniff;
 mod tls;
 
 pub use config::{

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -21,6 +22,7 @@ use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::replay::ReplayCache;
 use crate::service::Shared;
+use crate::sniff::Sniff;
 
 /// The receiver. Start one with [`Server::bind`] (or [`serve`], which also waits for
 /// SIGTERM or Ctrl-C).
@@ -277,14 +279,13 @@ async fn accept_loop(
                             .await;
                     match handshake {
                         Ok(Ok(stream)) => {
-                            serve_connection(&builder, TokioIo::new(stream), &shared, shutdown)
-                                .await;
+                            serve_connection(&builder, stream, &shared, shutdown).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 }
-                None => serve_connection(&builder, TokioIo::new(stream), &shared, shutdown).await,
+                None => serve_connection(&builder, stream, &shared, shutdown).await,
             }
             shared.metrics.open_connections.dec();
             drop(permit);
@@ -320,9 +321,11 @@ async fn serve_connection<I>(
     shared: &Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = crate::service::service(shared.clone());
+    let smuggled = Arc::new(AtomicBool::new(false));
+    let io = TokioIo::new(Sniff::new(io, smuggled.clone()));
+    let service = crate::service::service(shared.clone(), smuggled);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     tokio::select! {

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -42,6 +43,7 @@ impl std::fmt::Debug for ReplayCache {
 /// The hyper service for one connection.
 pub(crate) fn service(
     shared: Arc<Shared>,
+    smuggled: Arc<AtomicBool>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = Response<Full<Bytes>>,
@@ -50,7 +52,8 @@ pub(crate) fn service(
 > + Send {
     hyper::service::service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok(handle(&shared, req).await) }
+        let smuggled = smuggled.load(Ordering::Acquire);
+        async move { Ok(handle(&shared, req, smuggled).await) }
     })
 }
 
@@ -99,7 +102,7 @@ impl Outcome {
     }
 }
 
-async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(shared: &Shared, req: Request<Incoming>, smuggled: bool) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let path = req.uri().path();
     if req.method() == Method::GET || req.method() == Method::HEAD {
@@ -117,7 +120,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
             return resp;
         }
     }
-    let outcome = webhook(shared, req, started).await;
+    let outcome = webhook(shared, req, started, smuggled).await;
     let latency = started.elapsed();
     shared.metrics.request(outcome.code, latency);
     let env = outcome.envelope.as_deref();
@@ -183,7 +186,12 @@ fn header_is(headers: &HeaderMap, name: &http::HeaderName, allowed: &str, params
     })
 }
 
-async fn webhook(shared: &Shared, req: Request<Incoming>, started: Instant) -> Outcome {
+async fn webhook(
+    shared: &Shared,
+    req: Request<Incoming>,
+    started: Instant,
+    smuggled: bool,
+) -> Outcome {
     let config = &shared.config;
     if req.uri().path() != config.path {
         return Outcome::error(StatusCode::NOT_FOUND, "not_found");
@@ -193,9 +201,11 @@ async fn webhook(shared: &Shared, req: Request<Incoming>, started: Instant) -> O
             .header(ALLOW, "POST");
     }
     let headers = req.headers();
-    if headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH) {
+    if smuggled || (headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH))
+    {
         // Two framings for one body is the stuff of request smuggling: refuse it and
-        // close, since where this request ends is uncertain.
+        // close, since where this request ends is uncertain. hyper drops the
+        // Content-Length in this case, so the connection's sniffer tells (see sniff.rs).
         return Outcome::error(StatusCode::BAD_REQUEST, "transport.malformed")
             .header(CONNECTION, "close");
     }

@@ -7,6 +7,7 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dronehook_server::{Config, Delivery, Router, Server, protocol::Policy};
@@ -38,16 +39,27 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .addr(addr)
         .journal(journal)
         .retry_base(Duration::from_millis(10));
+    // One file handle behind a lock: each line is written whole, whatever the
+    // number of handler runs under way.
+    let log = match log {
+        Some(path) => Some(Arc::new(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        ))),
+        None => None,
+    };
     let router = Router::new().route("*,*:*", move |d: Delivery| {
         let log = log.clone();
         async move {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             if let Some(log) = log {
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log)?;
-                writeln!(f, "{}", d.id.unwrap_or(0))?;
+                let line = format!("{}\n", d.id.unwrap_or(0));
+                let mut f = log
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                f.write_all(line.as_bytes())?;
             }
             Ok::<_, std::io::Error>(())
         }

@@ -1,0 +1,12 @@
+//! Integration tests of the receiver on real sockets at 127.0.0.1, real SQLite files
+//! and a real process for the crash test.
+
+mod crash;
+mod dispatch;
+mod journal;
+mod ops;
+mod replay;
+mod statuses;
+mod timeouts;
+mod tls;
+mod util;
