@@ -109,7 +109,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "URL")]
     pub(crate) forward: Vec<String>,
     /// The secret that signs forwarded events (default: the first --secret).
-    #[arg(long, env = "DRONE_FORWARD_SECRET", hide_env_values = true, value_name = "SECRET")]
+    #[arg(
+        long,
+        env = "DRONE_FORWARD_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
     pub(crate) forward_secret: Option<String>,
     /// How to print each event.
     #[arg(long, value_enum, default_value = "auto")]
@@ -151,6 +156,10 @@ pub(crate) struct SendArgs {
     /// Do not verify the endpoints' TLS certificates.
     #[arg(long, env = "DRONE_WEBHOOK_SKIP_VERIFY")]
     pub(crate) skip_verify: bool,
+    /// Also trust the CA certificates in this PEM file (a private CA, a self-signed
+    /// receiver); repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca_cert: Vec<PathBuf>,
     /// How many times a failed delivery is retried (0: Drone's single attempt).
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub(crate) retries: u32,

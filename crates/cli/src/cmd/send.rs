@@ -77,15 +77,24 @@ pub(crate) fn run(args: SendArgs) -> anyhow::Result<Outcome> {
         payloads.push(payload);
     }
 
-    let client = Client::builder()
+    let mut builder = Client::builder()
         .secret(secret)
         .endpoints(&endpoints)
         .events(filter)
         .timeout(args.timeout)
         .attempts(args.retries.saturating_add(1))
-        .skip_verify(args.skip_verify)
-        .build()
-        .map_err(|e| usage(e.to_string()))?;
+        .skip_verify(args.skip_verify);
+    for file in &args.ca_cert {
+        let pem = std::fs::read(file).map_err(|e| {
+            usage(format!(
+                "cannot read {}: {}",
+                file.display(),
+                input::reason(&e)
+            ))
+        })?;
+        builder = builder.add_root_certificate(pem);
+    }
+    let client = builder.build().map_err(|e| usage(e.to_string()))?;
 
     let bar = progress_bar(payloads.len());
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -1,6 +1,7 @@
 //! `dronehook serve`: the receiver, built on dronehook-server. Each verified event is
 //! printed, and can be handed to a shell command (`--exec`) and relayed (`--forward`).
 
+use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -104,7 +105,10 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
             handlers,
             paint,
         };
-        return runtime.block_on(insecure::run(insecure, shutdown_signal(stdout_closed)));
+        return runtime.block_on(async move {
+            let signal = shutdown_signal(stdout_closed);
+            insecure::run(insecure, signal).await
+        });
     }
     let mut router = Router::new().unknown_events(true);
     for (name, handler) in handlers {
@@ -132,6 +136,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
     }
 
     runtime.block_on(async move {
+        let signal = shutdown_signal(stdout_closed);
         let server = Server::bind(config, router).await.map_err(|e| {
             if e.is_tls() || e.is_config() {
                 usage(e.to_string())
@@ -151,29 +156,46 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
             if count == 1 { "" } else { "s" },
             if args.no_replay_check { "off" } else { "on" },
         ));
-        let signal = shutdown_signal(stdout_closed);
         server.run_until(signal).await?;
         Ok(Outcome::Ok)
     })
 }
 
-/// Completes on Ctrl-C, SIGTERM, or when standard output is found closed.
-async fn shutdown_signal(stdout_closed: Arc<Notify>) {
+/// Completes on Ctrl-C, SIGTERM, or when standard output is found closed. The signal
+/// handlers are installed at the call (inside the runtime), not at the first poll, so
+/// a signal that comes while the server is still starting is not lost.
+fn shutdown_signal(stdout_closed: Arc<Notify>) -> impl Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let mut signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        [SignalKind::terminate(), SignalKind::interrupt()].map(|kind| signal(kind).ok())
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-        () = stdout_closed.notified() => {}
+    async move {
+        #[cfg(unix)]
+        {
+            let [term, int] = &mut signals;
+            tokio::select! {
+                () = recv(term.as_mut()) => {}
+                () = recv(int.as_mut()) => {}
+                () = stdout_closed.notified() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = stdout_closed.notified() => {}
+        }
+    }
+}
+
+/// Waits for a signal, or forever when its handler could not be installed.
+#[cfg(unix)]
+async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 

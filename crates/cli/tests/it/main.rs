@@ -11,3 +11,4 @@ mod exec;
 mod serve_send;
 mod snapshots;
 mod support;
+mod tls;

@@ -210,6 +210,19 @@ fn insecure_mode_accepts_unsigned_requests_and_says_so() {
     let mut serve = serve_cmd();
     serve.args(["--insecure-no-verify", "--output", "pretty"]);
     let mut served = Served::start(serve);
+    assert_eq!(
+        served.preamble,
+        [
+            "WARNING: --insecure-no-verify: requests are NOT verified; anyone who can reach this port can send events"
+        ]
+    );
+    assert!(
+        served
+            .banner
+            .contains("(0 secrets, journal off, replay check off)"),
+        "{}",
+        served.banner
+    );
     let curl = run(Command::new("curl").args([
         "-sS",
         "--fail-with-body",
@@ -253,4 +266,16 @@ fn serve_with_a_journal_names_it_and_keeps_events() {
     assert_eq!(event["action"], "disabled");
     assert!(event["delivery_id"].is_i64(), "{event}");
     assert!(journal.exists());
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let mut serve = serve_cmd();
+    serve.args(["--secret", "s3cr3t", "--output", "none"]);
+    let mut served = Served::start(serve);
+    let pid = served.child.id().to_string();
+    let kill = run(Command::new("kill").args(["-TERM", &pid]));
+    assert_eq!(kill.status.code(), Some(0));
+    let status = served.child.wait().expect("serve exits");
+    assert_eq!(status.code(), Some(0));
 }

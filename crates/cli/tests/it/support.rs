@@ -54,6 +54,8 @@ pub(crate) struct Served {
     pub(crate) url: String,
     /// The whole start-up line.
     pub(crate) banner: String,
+    /// The stderr lines before it (warnings).
+    pub(crate) preamble: Vec<String>,
     /// Its stderr lines after the start-up line, as they come.
     pub(crate) stderr_lines: mpsc::Receiver<String>,
 }
@@ -69,6 +71,7 @@ impl Served {
         let (tx, rx) = mpsc::channel();
         forward_lines(stderr, tx);
         let mut found = None;
+        let mut preamble = Vec::new();
         while let Ok(line) = rx.recv_timeout(PATIENCE) {
             if let Some(rest) = line.split("listening on ").nth(1) {
                 found = rest
@@ -77,6 +80,7 @@ impl Served {
                     .map(|url| (url.to_owned(), line.clone()));
                 break;
             }
+            preamble.push(line);
         }
         let Some((url, banner)) = found else {
             let _ = child.kill();
@@ -86,6 +90,7 @@ impl Served {
             child,
             url,
             banner,
+            preamble,
             stderr_lines: rx,
         }
     }
