@@ -52,6 +52,7 @@ mod decode;
 mod enums;
 pub mod filter;
 mod gojson;
+pub mod hostile;
 mod model;
 pub mod samples;
 mod signature;

@@ -3,6 +3,7 @@
 mod corpus;
 mod decode;
 mod fuzz_regressions;
+mod hostile;
 mod props;
 mod vectors;
 mod verify;
