@@ -101,8 +101,9 @@ fn parse_expect(text: &str) -> Result<(Option<String>, Option<String>)> {
 
 /// Fills a template's placeholders for a request sent at `now`.
 ///
-/// `{{date}}`, `{{date:-360}}` (seconds from now), `{{digest}}` and
-/// `{{content-length}}` are replaced first. Then `{{signature}}` (or
+/// `{{date}}`, `{{date:-360}}` (seconds from now), the obsolete forms
+/// `{{date-rfc850:N}}` and `{{date-asctime:N}}`, `{{digest}}` and `{{content-length}}`
+/// are replaced first. Then `{{signature}}` (or
 /// `{{signature:LIST}}`, a space-separated header list) becomes a whole `Signature`
 /// value and `{{signature-b64}}` (or `{{signature-b64:LIST}}`) only its base64, both
 /// computed with the fixture secret over the headers as they now stand in the
@@ -117,17 +118,19 @@ pub(crate) fn render(template: &[u8], now: SystemTime) -> Result<Vec<u8>> {
     let mut head = String::from_utf8_lossy(head)
         .replace("{{digest}}", &BodyDigest::of(body).header_value())
         .replace("{{content-length}}", &body.len().to_string());
-    while let Some((start, end, arg)) = placeholder(&head, "date") {
-        let offset: i64 = match arg {
-            None => 0,
-            Some(a) => a
-                .trim_start_matches('+')
-                .parse()
-                .with_context(|| format!("bad date offset {a:?}"))?,
-        };
-        let delta = Duration::from_secs(offset.unsigned_abs());
-        let at = if offset < 0 { now - delta } else { now + delta };
-        head.replace_range(start..end, &http_date(at));
+    for form in ["date", "date-rfc850", "date-asctime"] {
+        while let Some((start, end, arg)) = placeholder(&head, form) {
+            let offset: i64 = match arg {
+                None => 0,
+                Some(a) => a
+                    .trim_start_matches('+')
+                    .parse()
+                    .with_context(|| format!("bad date offset {a:?}"))?,
+            };
+            let delta = Duration::from_secs(offset.unsigned_abs());
+            let at = if offset < 0 { now - delta } else { now + delta };
+            head.replace_range(start..end, &date_in_form(form, at));
+        }
     }
     // Signatures are computed over the head with dates and digests in place, and
     // with the signature placeholders still in it (they are never signed).
@@ -149,6 +152,41 @@ pub(crate) fn render(template: &[u8], now: SystemTime) -> Result<Vec<u8>> {
     let mut out = head.into_bytes();
     out.extend_from_slice(body);
     Ok(out)
+}
+
+/// A date in one of the three forms HTTP has used: IMF-fixdate (`date`, what Drone
+/// sends), RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime
+/// (`Sun Nov  6 08:49:37 1994`). The obsolete forms are rearranged from the
+/// IMF-fixdate's fields, which `httpdate` computes.
+fn date_in_form(form: &str, at: SystemTime) -> String {
+    let imf = http_date(at);
+    // `Sun, 06 Nov 1994 08:49:37 GMT`
+    let fields: Vec<&str> = imf.split([',', ' ']).filter(|f| !f.is_empty()).collect();
+    let [weekday, day, month, year, time, _gmt] = fields[..] else {
+        return imf;
+    };
+    match form {
+        "date-rfc850" => {
+            let long = match weekday {
+                "Mon" => "Monday",
+                "Tue" => "Tuesday",
+                "Wed" => "Wednesday",
+                "Thu" => "Thursday",
+                "Fri" => "Friday",
+                "Sat" => "Saturday",
+                _ => "Sunday",
+            };
+            format!(
+                "{long}, {day}-{month}-{} {time} GMT",
+                &year[year.len() - 2..]
+            )
+        }
+        "date-asctime" => format!(
+            "{weekday} {month} {:>2} {time} {year}",
+            day.trim_start_matches('0')
+        ),
+        _ => imf,
+    }
 }
 
 /// Finds `{{name}}` or `{{name:arg}}`: its byte range and argument.
@@ -354,6 +392,27 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "bad date offset \"soon\""
+        );
+    }
+
+    #[test]
+    fn obsolete_date_forms_are_written_as_http_defines_them() {
+        // 1994-11-06T08:49:37Z, the example date of RFC 9110.
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(date_in_form("date", t), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(
+            date_in_form("date-rfc850", t),
+            "Sunday, 06-Nov-94 08:49:37 GMT"
+        );
+        assert_eq!(date_in_form("date-asctime", t), "Sun Nov  6 08:49:37 1994");
+        let text = render(
+            b"POST / HTTP/1.1\r\nDate: {{date-asctime:-60}}\r\n\r\n",
+            t + Duration::from_secs(60),
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            b"POST / HTTP/1.1\r\nDate: Sun Nov  6 08:49:37 1994\r\n\r\n"
         );
     }
 
