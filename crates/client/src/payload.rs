@@ -14,13 +14,17 @@ pub struct Payload {
     body: Bytes,
     event: String,
     action: String,
+    /// Computed once here rather than for every report.
+    digest: BodyDigest,
 }
 
 impl Payload {
     /// Encodes an envelope as Drone does ([`Envelope::encode`]).
     pub fn from_envelope(envelope: &Envelope) -> Self {
+        let body = Bytes::from(envelope.encode());
         Payload {
-            body: Bytes::from(envelope.encode()),
+            digest: BodyDigest::of(&body),
+            body,
             event: envelope.event.as_str().to_owned(),
             action: envelope.action.as_str().to_owned(),
         }
@@ -33,8 +37,10 @@ impl Payload {
         event: impl Into<String>,
         action: impl Into<String>,
     ) -> Self {
+        let body = body.into();
         Payload {
-            body: body.into(),
+            digest: BodyDigest::of(&body),
+            body,
             event: event.into(),
             action: action.into(),
         }
@@ -50,6 +56,7 @@ impl Payload {
         let body = body.into();
         let envelope = Envelope::decode_with_header(&body, header_event)?;
         Ok(Payload {
+            digest: BodyDigest::of(&body),
             event: envelope.event.as_str().to_owned(),
             action: envelope.action.as_str().to_owned(),
             body,
@@ -73,7 +80,7 @@ impl Payload {
 
     /// The body's SHA-256: the key a dronehook receiver dedupes on.
     pub fn digest(&self) -> BodyDigest {
-        BodyDigest::of(&self.body)
+        self.digest
     }
 }
 
