@@ -5,12 +5,14 @@
 //! - `cargo xtask fixtures [--check]` regenerates `fixtures/` from the protocol crate's
 //!   samples (or, with `--check`, fails when the committed files are stale);
 //! - `cargo xtask conformance` runs every fixture through every path between the crates
-//!   and the `dronehook` binary and prints a table of results.
+//!   and the `dronehook` binary and prints a table of results;
+//! - `cargo xtask fuzz [--time SECONDS]` runs every cargo-fuzz target briefly.
 
 mod bench;
 mod ci;
 mod conformance;
 mod fixtures;
+mod fuzz;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +48,8 @@ enum Command {
     Tidy,
     /// Measures `dronehook serve` against a no-op hyper server and writes docs/benchmarks.md.
     Bench(bench::BenchArgs),
+    /// Runs every cargo-fuzz target for a while; failing inputs become regression fixtures.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Command::Conformance => conformance::run(&root),
         Command::Tidy => tidy::run(&root),
         Command::Bench(args) => bench::run(&root, &args),
+        Command::Fuzz(args) => fuzz::run(&root, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
