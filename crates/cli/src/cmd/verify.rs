@@ -1,6 +1,5 @@
 //! `dronehook verify`: checks a captured request the way `dronehook serve` would.
 
-use std::io::Read as _;
 use std::time::SystemTime;
 
 use dronehook_protocol::http::{HeaderMap, HeaderName, HeaderValue};
@@ -28,12 +27,7 @@ pub(crate) fn run(args: &VerifyArgs) -> anyhow::Result<Outcome> {
 
     let (method, target, headers, body) = if let Some(file) = &args.request {
         let bytes = if file == "-" {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut bytes)
-                .map_err(|e| usage(format!("cannot read standard input: {}", reason(&e))))?;
-            bytes
+            input::read_stdin()?
         } else {
             std::fs::read(file).map_err(|e| usage(format!("cannot read {file}: {}", reason(&e))))?
         };

@@ -279,3 +279,100 @@ fn serve_stops_cleanly_on_sigterm() {
     let status = served.child.wait().expect("serve exits");
     assert_eq!(status.code(), Some(0));
 }
+
+/// Sends fixtures one `send` at a time, so that their order at the receiver is known.
+fn send_each(url: &str, fixtures: &[&str]) {
+    for fixture in fixtures {
+        let out = run(dronehook().args(["send", "--endpoint", url, "--secret", "s3cr3t", fixture]));
+        assert_eq!(out.status.code(), Some(0), "{fixture}: {}", stdout(&out));
+    }
+}
+
+#[test]
+fn serve_events_filters_what_is_handled() {
+    let mut serve = serve_cmd();
+    serve.args([
+        "--secret", "s3cr3t", "--output", "pretty", "--events", "build:*",
+    ]);
+    let mut served = Served::start(serve);
+    // Without a journal a handler has run when the answer comes, so had the user
+    // event been printed, it would come first.
+    send_each(
+        &served.url,
+        &["fixture:user_created", "fixture:build_finished"],
+    );
+    assert_eq!(
+        served.stdout_lines(1),
+        ["build updated  octocat/hello-world #42  success  2m31s"]
+    );
+}
+
+#[test]
+fn a_repeated_body_is_delivered_once_unless_the_replay_check_is_off() {
+    for (flag, expected) in [
+        (
+            None,
+            vec!["user created  octocat", "repo deleted  octocat/hello-world"],
+        ),
+        (
+            Some("--no-replay-check"),
+            vec![
+                "user created  octocat",
+                "user created  octocat",
+                "repo deleted  octocat/hello-world",
+            ],
+        ),
+    ] {
+        let mut serve = serve_cmd();
+        serve
+            .args(["--secret", "s3cr3t", "--output", "pretty"])
+            .args(flag);
+        let mut served = Served::start(serve);
+        if flag.is_none() {
+            assert!(
+                served.banner.contains("replay check on"),
+                "{}",
+                served.banner
+            );
+        } else {
+            assert!(
+                served.banner.contains("replay check off"),
+                "{}",
+                served.banner
+            );
+        }
+        send_each(
+            &served.url,
+            &[
+                "fixture:user_created",
+                "fixture:user_created",
+                "fixture:repo_deleted",
+            ],
+        );
+        assert_eq!(served.stdout_lines(expected.len()), expected, "{flag:?}");
+    }
+}
+
+#[test]
+fn forward_relays_each_event_re_signed_with_the_forward_secret() {
+    let mut downstream = serve_cmd();
+    downstream.args(["--secret", "downstream", "--output", "pretty"]);
+    let mut downstream = Served::start(downstream);
+    let mut upstream = serve_cmd();
+    upstream.args([
+        "--secret",
+        "s3cr3t",
+        "--output",
+        "none",
+        "--forward",
+        &downstream.url,
+        "--forward-secret",
+        "downstream",
+    ]);
+    let upstream = Served::start(upstream);
+    send_each(&upstream.url, &["fixture:repo_enabled"]);
+    assert_eq!(
+        downstream.stdout_lines(1),
+        ["repo enabled  octocat/hello-world"]
+    );
+}
