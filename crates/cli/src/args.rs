@@ -295,6 +295,10 @@ pub(crate) enum FixturesCommand {
         /// Replace files that exist.
         #[arg(long)]
         force: bool,
+        /// Only what Drone itself sends (the seed variants lack `event`, so a
+        /// directory of them needs `send --event`).
+        #[arg(long)]
+        drone: bool,
     },
 }
 

@@ -22,10 +22,13 @@ pub(crate) fn run(command: FixturesCommand) -> anyhow::Result<Outcome> {
             output::out_bytes(&bytes)?;
             Ok(Outcome::Ok)
         }
-        FixturesCommand::Write { dir, force } => {
+        FixturesCommand::Write { dir, force, drone } => {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| usage(format!("cannot create {}: {}", dir.display(), reason(&e))))?;
-            let all = samples::all();
+            let all: Vec<_> = samples::all()
+                .into_iter()
+                .filter(|s| s.drone || !drone)
+                .collect();
             for sample in &all {
                 let path = dir.join(format!("{}.json", sample.name));
                 if !force && path.exists() {

@@ -376,3 +376,34 @@ fn forward_relays_each_event_re_signed_with_the_forward_secret() {
         ["repo enabled  octocat/hello-world"]
     );
 }
+
+#[test]
+fn send_takes_a_directory_of_payloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = run(dronehook()
+        .args(["fixtures", "write", "--drone"])
+        .arg(dir.path()));
+    assert_eq!(written.status.code(), Some(0));
+    let count = std::fs::read_dir(dir.path()).unwrap().count();
+    assert!(count >= 9, "{count} fixtures");
+
+    let mut serve = serve_cmd();
+    serve.args(["--secret", "s3cr3t", "--output", "none"]);
+    let served = Served::start(serve);
+    let out = run(dronehook()
+        .args(["send", "--endpoint", &served.url, "--secret", "s3cr3t"])
+        .arg(dir.path()));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let row = format!("{}  {count:>9}       0  {count:>8}  -", served.url);
+    assert!(
+        stdout(&out).contains(&row),
+        "{row:?} not in:\n{}",
+        stdout(&out)
+    );
+}
