@@ -128,3 +128,62 @@ fn a_slow_exec_is_killed_at_its_timeout() {
     );
     drop(served);
 }
+
+#[test]
+fn with_a_journal_a_failed_exec_is_recorded_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.db");
+    let mut serve = crate::support::serve_cmd();
+    serve
+        .env("OUT", dir.path())
+        .args(["--secret", "s3cr3t", "--output", "none", "--journal"])
+        .arg(&journal)
+        .args(["--exec", r#"echo "$DRONE_DELIVERY_ID" > "$OUT/id"; exit 3"#]);
+    let mut served = Served::start(serve);
+    let out = run(dronehook().args([
+        "send",
+        "--endpoint",
+        &served.url,
+        "--secret",
+        "s3cr3t",
+        "fixture:build_created",
+    ]));
+    // With a journal the request is acknowledged before the handler runs.
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let line = served
+        .wait_stderr("handler failed")
+        .expect("serve reports the failure");
+    assert!(
+        line.contains("attempt 1, will retry: --exec exited with status 3"),
+        "{line}"
+    );
+
+    // A graceful stop flushes the journal; then it can be read.
+    let pid = served.child.id().to_string();
+    run(std::process::Command::new("kill").args(["-TERM", &pid]));
+    assert_eq!(served.child.wait().unwrap().code(), Some(0));
+    let id: i64 = std::fs::read_to_string(dir.path().join("id"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let journal = dronehook_server::Journal::open(&journal).unwrap();
+    let runs = journal.runs(id).unwrap();
+    let exec = runs
+        .iter()
+        .find(|r| r.handler == "exec")
+        .expect("the exec run is recorded");
+    assert!(exec.attempts >= 1, "{exec:?}");
+    assert_eq!(
+        exec.last_error.as_deref(),
+        Some("--exec exited with status 3")
+    );
+    let entry = journal
+        .entry(id)
+        .unwrap()
+        .expect("the request is journaled");
+    assert_eq!(
+        (entry.event.as_str(), entry.action.as_str()),
+        ("build", "created")
+    );
+}

@@ -6,6 +6,7 @@
 //! `TRYCMD=overwrite cargo test -p dronehook-cli --test it snapshots`.
 
 mod bad_input;
+mod colour;
 mod env;
 mod exec;
 mod serve_send;
