@@ -228,15 +228,11 @@ pub(crate) fn run(args: &AuditArgs) -> anyhow::Result<Outcome> {
 }
 
 async fn run_all(target: &Target, secret: &str) -> anyhow::Result<Vec<Run>> {
-    // A receiver that is not there gives one clear error, not a table of failures.
-    tokio::time::timeout(
-        target.timeout,
-        TcpStream::connect((target.host.as_str(), target.port)),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("timed out"))
-    .and_then(|r| r.map_err(anyhow::Error::from))
-    .with_context(|| format!("cannot connect to {}:{}", target.host, target.port))?;
+    // A receiver that is not there, or whose certificate is not trusted, gives one
+    // clear error rather than a table of failures.
+    preflight(&target_parts(target))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach {}:{}: {e}", target.host, target.port))?;
 
     // The nonce makes this run's bodies new to the receiver, so a receiver that
     // remembers accepted bodies answers this run as it answered the first.
@@ -299,6 +295,27 @@ fn target_parts(t: &Target) -> Parts {
         tls: t.tls.clone(),
         timeout: t.timeout,
     }
+}
+
+/// Connects (and shakes hands, for https) once, sending nothing.
+async fn preflight(parts: &Parts) -> Result<(), String> {
+    let work = async {
+        let tcp = TcpStream::connect((parts.host.as_str(), parts.port))
+            .await
+            .map_err(|e| reason(&e))?;
+        if let Some(connector) = &parts.tls {
+            let name = ServerName::try_from(parts.host.clone())
+                .map_err(|_| format!("{:?} is not a valid TLS server name", parts.host))?;
+            connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS handshake failed: {}", reason(&e)))?;
+        }
+        Ok(())
+    };
+    tokio::time::timeout(parts.timeout, work)
+        .await
+        .unwrap_or_else(|_| Err(format!("no connection within {:?}", parts.timeout)))
 }
 
 /// Sends one request on a new connection and reads the answer.
@@ -390,9 +407,10 @@ async fn read_response<R: AsyncRead + Unpin>(reader: &mut R) -> Result<(u16, Str
         if buf.len() > MAX_RESPONSE {
             return Err("the answer's head is over 64 KiB".into());
         }
-        let n = reader.read(&mut chunk).await.map_err(|e| {
-            format!("the connection failed before an answer: {}", reason(&e))
-        })?;
+        let n = reader
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("the connection failed before an answer: {}", reason(&e)))?;
         if n == 0 {
             return Err(if buf.is_empty() {
                 "the connection closed without an answer".into()
@@ -536,7 +554,7 @@ fn print_table(runs: &[Run], passed: usize) -> io::Result<()> {
         .collect();
     if !replays.is_empty() {
         output::out_line(&paint.dim(&format!(
-            "note: {} also expect the receiver's handler to run once per request; that is not observable over HTTP",
+            "note: {} also expect the receiver's handler to run once for all the copies; that is not observable over HTTP",
             replays.join(", ")
         )))?;
     }
@@ -559,7 +577,9 @@ fn print_json(url: &str, target: &Target, runs: &[Run], passed: usize) -> io::Re
                 .map(|(i, a)| {
                     let expected = r.case.expected_for_copy(i);
                     let mut v = match a {
-                        Answer::Response { status, code } => json!({"status": status, "code": code}),
+                        Answer::Response { status, code } => {
+                            json!({"status": status, "code": code})
+                        }
                         Answer::Error(e) => json!({"error": e}),
                     };
                     v["expected_status"] = json!(expected.status);
@@ -609,7 +629,10 @@ mod tests {
 
     #[test]
     fn answers_are_summarized_in_runs() {
-        assert_eq!(summarize(&[ok(401, "digest.mismatch")]), "401 digest.mismatch");
+        assert_eq!(
+            summarize(&[ok(401, "digest.mismatch")]),
+            "401 digest.mismatch"
+        );
         assert_eq!(summarize(&[ok(204, ""), ok(204, "")]), "204 x2");
         assert_eq!(
             summarize(&[ok(204, ""), ok(204, ""), ok(500, "handler.failed")]),
