@@ -441,10 +441,10 @@ async fn read_body<R: AsyncRead + Unpin>(
             break;
         }
         match reader.read(&mut chunk).await {
-            Ok(0) => break,
-            Ok(n) => body.extend_from_slice(&chunk[..n]),
-            // The answer's head arrived; a reset after it still leaves a status.
-            Err(_) => break,
+            Ok(n) if n > 0 => body.extend_from_slice(&chunk[..n]),
+            // The end of the connection, or a reset after the answer's head: what
+            // arrived is the answer.
+            _ => break,
         }
     }
     if chunked {
@@ -460,9 +460,8 @@ async fn read_body<R: AsyncRead + Unpin>(
 fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let (used, size) = match httparse::parse_chunk_size(rest) {
-            Ok(httparse::Status::Complete(found)) => found,
-            _ => return None,
+        let Ok(httparse::Status::Complete((used, size))) = httparse::parse_chunk_size(rest) else {
+            return None;
         };
         rest = &rest[used..];
         let size = usize::try_from(size).ok()?;
