@@ -97,6 +97,11 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         .build()?;
     let paint = Painter::stderr();
     if args.insecure_no_verify && secrets.is_empty() {
+        if args.journal.is_some() || args.tls_cert.is_some() {
+            return Err(usage(
+                "--journal and --tls-cert need a secret: --insecure-no-verify runs a bare receiver without them",
+            ));
+        }
         let insecure = insecure::Insecure {
             addr,
             path: args.path.clone(),
