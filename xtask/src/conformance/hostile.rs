@@ -416,6 +416,39 @@ mod tests {
         );
     }
 
+    /// The protocol crate's catalog writes `fixtures/hostile/` in this runner's
+    /// placeholder language: each template must render to the bytes the catalog
+    /// itself renders (cases signed with a wrong secret excepted: their template holds
+    /// a fixed signature, as the catalog documents).
+    #[test]
+    fn the_protocol_catalog_templates_render_as_the_catalog_renders() {
+        use dronehook_protocol::hostile::{self, Key, RenderContext};
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ctx = RenderContext::new(SECRET, now);
+        let mut checked = 0;
+        for case in hostile::all() {
+            if case
+                .request
+                .sign
+                .as_ref()
+                .is_some_and(|s| matches!(s.secret, Key::Wrong))
+            {
+                continue;
+            }
+            let ours = render(&case.template_text(), now)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", case.name));
+            let theirs = case.render(&ctx);
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&theirs),
+                "{}",
+                case.name
+            );
+            checked += 1;
+        }
+        assert!(checked >= 40, "only {checked} cases compared");
+    }
+
     #[test]
     fn an_empty_catalog_runs_nothing() {
         let dir = tempfile::tempdir().unwrap();
