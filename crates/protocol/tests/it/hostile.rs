@@ -116,6 +116,67 @@ fn every_case_verifies_as_expected() {
     assert!(checked >= 40, "only {checked} cases were checked");
 }
 
+/// Cases that share a code fail for the reason they are about, not for an accident
+/// of the request (the message says which).
+#[test]
+fn cases_fail_for_their_own_reason() {
+    let ctx = RenderContext::new(SECRET, now());
+    let reasons = [
+        ("signature_empty", "the header is empty"),
+        ("signature_not_base64", "is not base64"),
+        (
+            "signature_and_authorization",
+            "both Signature and Authorization",
+        ),
+        (
+            "signature_seed_authorization",
+            "does not use the `Signature` scheme",
+        ),
+        ("signature_twice", "more than one Signature header"),
+        (
+            "signature_duplicate_parameter",
+            "parameter `keyId` given twice",
+        ),
+        ("signature_unterminated_quote", "unterminated quoted value"),
+        (
+            "signature_junk_between_parameters",
+            "expected `,` between parameters",
+        ),
+        ("signature_non_ascii", "non-ASCII"),
+        ("signature_over_8kib", "longer than 8192 bytes"),
+        ("key_id_missing", "the `keyId` parameter is missing"),
+        ("headers_name_repeated", "listed twice"),
+        ("headers_created", "(created) cannot be used"),
+        ("headers_expires", "(expires) cannot be used"),
+        ("digest_hex", "is 48 bytes long, not 32"),
+        ("digest_bad_base64", "the SHA-256 value is not base64"),
+        ("digest_md5", "uses MD5"),
+        ("digest_sha1", "uses SHA,"),
+        ("body_invalid_utf8", "invalid unicode code point"),
+        ("body_lone_surrogate", "unexpected end of hex escape"),
+        ("body_byte_order_mark", "expected value"),
+        ("body_not_json", "expected value"),
+        ("body_empty", "EOF while parsing"),
+        ("body_trailing_bytes", "trailing characters"),
+        ("body_nested_arrays", "recursion limit exceeded"),
+        ("body_number_1e400", "number out of range"),
+        ("body_integer_2_pow_64", "expected i64"),
+        ("body_duplicate_keys", "duplicate field `action`"),
+    ];
+    for (name, reason) in reasons {
+        let case = hostile::get(name).unwrap();
+        let req = parse(&case.render(&ctx));
+        let parts = RequestParts::new(&req.method, &req.target, &req.headers, &req.body);
+        let err = Policy::new(SECRET)
+            .verify_and_decode(&parts, ctx.now)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains(reason),
+            "{name}: {err} does not say {reason:?}"
+        );
+    }
+}
+
 #[test]
 fn the_catalog_is_large_named_and_grouped() {
     let cases = hostile::all();
