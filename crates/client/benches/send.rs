@@ -113,6 +113,50 @@ fn deliveries(c: &mut Criterion) {
             });
         });
     });
+    // The ceiling: the same hyper client and pool with a fixed, pre-signed request,
+    // so the difference to the rows above is the sender's own work (signing, the
+    // filter, retry bookkeeping, reports).
+    let signed = dronehook_protocol::Signer::new("correct-horse-battery-staple")
+        .sign(&dronehook_protocol::SignInput::new(
+            payload.body(),
+            std::time::SystemTime::now(),
+        ))
+        .expect("sign");
+    let bare = runtime.block_on(async {
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_nodelay(true);
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build::<_, Full<Bytes>>(connector)
+    });
+    let uri: http::Uri = format!("http://{addr}/").parse().expect("uri");
+    group.bench_function("ceiling: bare hyper client, 64 tasks", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let per_task = BATCH / 64;
+                let mut tasks = tokio::task::JoinSet::new();
+                for _ in 0..64 {
+                    let (bare, uri, body, signed) = (
+                        bare.clone(),
+                        uri.clone(),
+                        payload.body().clone(),
+                        signed.clone(),
+                    );
+                    tasks.spawn(async move {
+                        for _ in 0..per_task {
+                            let mut request = Request::post(uri.clone());
+                            for (name, value) in signed.headers("build") {
+                                request = request.header(name, value);
+                            }
+                            let request = request.body(Full::new(body.clone())).expect("request");
+                            let response = bare.request(request).await.expect("response");
+                            let _ = response.into_body().collect().await;
+                        }
+                    });
+                }
+                while tasks.join_next().await.is_some() {}
+            });
+        });
+    });
     group.finish();
 }
 

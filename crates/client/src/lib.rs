@@ -484,13 +484,20 @@ impl Client {
         I: IntoIterator<Item = Payload>,
     {
         let concurrency = concurrency.max(1);
-        let window = concurrency.saturating_mul(16).max(64);
-        let limits: Arc<[Arc<Semaphore>]> = self
-            .inner
-            .endpoints
-            .iter()
-            .map(|_| Arc::new(Semaphore::new(concurrency)))
-            .collect();
+        // With one endpoint the window itself is the in-flight limit. With several,
+        // each endpoint has its own limit and the window is wider, so that a fast
+        // endpoint can run ahead of a slow one.
+        let (window, limits) = if self.inner.endpoints.len() == 1 {
+            (concurrency, None)
+        } else {
+            let limits: Arc<[Arc<Semaphore>]> = self
+                .inner
+                .endpoints
+                .iter()
+                .map(|_| Arc::new(Semaphore::new(concurrency)))
+                .collect();
+            (concurrency.saturating_mul(16).max(64), Some(limits))
+        };
         let payloads = payloads.into_iter();
         let total = match payloads.size_hint() {
             (lower, Some(upper)) if lower == upper => Some(lower),
@@ -520,7 +527,7 @@ impl Client {
             let client = self.clone();
             let limits = limits.clone();
             running.spawn(async move {
-                let report = client.send_limited(&payload, Some(&limits), |_| {}).await;
+                let report = client.send_limited(&payload, limits.as_ref(), |_| {}).await;
                 (index, report)
             });
         }
