@@ -96,7 +96,7 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls_pki_types::CertificateDer;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 pub use error::Error;
@@ -471,7 +471,8 @@ impl Client {
     ///
     /// Endpoints stay independent here too: each has its own in-flight limit, so a
     /// slow endpoint does not hold the others back until it lags `16 × concurrency`
-    /// events behind (the bound on events held in memory at once).
+    /// events behind (the bound on events held in memory at once). With one endpoint,
+    /// `concurrency` events are in flight at once.
     ///
     /// The reports come back in input order.
     pub async fn send_all<I>(
@@ -505,7 +506,6 @@ impl Client {
         };
         let mut reports: Vec<Option<Report>> = Vec::with_capacity(total.unwrap_or(0));
         let mut completed = 0;
-        let mut running: JoinSet<(usize, Report)> = JoinSet::new();
         let mut finish = |index: usize, report: Report, reports: &mut Vec<Option<Report>>| {
             completed += 1;
             progress(Progress {
@@ -516,24 +516,67 @@ impl Client {
             });
             reports[index] = Some(report);
         };
-        for (index, payload) in payloads.enumerate() {
-            reports.push(None);
-            while running.len() >= window {
-                if let Some(joined) = running.join_next().await {
-                    let (i, report) = joined.unwrap_or_else(|e| panicked(e));
-                    finish(i, report, &mut reports);
+
+        // `window` long-lived workers take events from a queue: cheaper than a task
+        // per event, and the input iterator stays on this task (it need not be Send).
+        let (job_tx, job_rx) = mpsc::channel::<(usize, Payload)>(window);
+        let job_rx = Arc::new(tokio::sync::Mutex::new(job_rx));
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, Report)>();
+        let mut workers = JoinSet::new();
+        for _ in 0..window {
+            let (client, limits) = (self.clone(), limits.clone());
+            let (job_rx, done_tx) = (job_rx.clone(), done_tx.clone());
+            workers.spawn(async move {
+                loop {
+                    let job = job_rx.lock().await.recv().await;
+                    let Some((index, payload)) = job else { break };
+                    let report = client.send_limited(&payload, limits.as_ref(), |_| {}).await;
+                    if done_tx.send((index, report)).is_err() {
+                        break;
+                    }
                 }
-            }
-            let client = self.clone();
-            let limits = limits.clone();
-            running.spawn(async move {
-                let report = client.send_limited(&payload, limits.as_ref(), |_| {}).await;
-                (index, report)
             });
         }
-        while let Some(joined) = running.join_next().await {
-            let (i, report) = joined.unwrap_or_else(|e| panicked(e));
-            finish(i, report, &mut reports);
+        drop(done_tx);
+
+        let mut payloads = payloads.enumerate();
+        let mut next = payloads.next();
+        let mut job_tx = Some(job_tx);
+        let mut pending = 0usize;
+        loop {
+            if next.is_none() {
+                // Closing the queue lets the workers end once it is drained.
+                job_tx = None;
+                if pending == 0 {
+                    break;
+                }
+            }
+            tokio::select! {
+                biased;
+                Some((index, report)) = done_rx.recv(), if pending > 0 => {
+                    pending -= 1;
+                    finish(index, report, &mut reports);
+                }
+                permit = reserve(job_tx.as_ref()), if next.is_some() => {
+                    let Some(permit) = permit else { break };
+                    if let Some((index, payload)) = next.take() {
+                        reports.push(None);
+                        permit.send((index, payload));
+                        pending += 1;
+                    }
+                    next = payloads.next();
+                }
+                Some(joined) = workers.join_next() => {
+                    // Workers end only when the queue closes, or by panicking, in
+                    // which case the panic is carried on to the caller.
+                    if let Err(e) = joined {
+                        panicked(e);
+                    }
+                }
+                // Reached only if every worker is gone with events pending, which the
+                // branch above turns into the worker's panic first.
+                else => break,
+            }
         }
         BulkReport {
             reports: reports.into_iter().flatten().collect(),
@@ -580,6 +623,11 @@ impl Client {
         report.deliveries = slots.into_iter().flatten().collect();
         report
     }
+}
+
+/// A slot in the bulk queue, or `None` when the queue is gone.
+async fn reserve<T>(tx: Option<&mpsc::Sender<T>>) -> Option<mpsc::Permit<'_, T>> {
+    tx?.reserve().await.ok()
 }
 
 /// A delivery task can only end abnormally by panicking (tasks are never aborted

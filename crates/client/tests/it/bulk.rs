@@ -200,3 +200,22 @@ async fn a_receiver_restarted_mid_run_still_gets_every_event() {
         "{duplicates} duplicates, more than were in flight"
     );
 }
+
+#[tokio::test]
+async fn empty_input_and_inputs_of_unknown_length() {
+    let receiver = Receiver::ok().await;
+    let client = builder().endpoint(receiver.url()).build().unwrap();
+    let mut calls = 0;
+    let bulk = client.send_all(Vec::new(), 4, |_| calls += 1).await;
+    assert!(bulk.reports.is_empty() && bulk.is_success());
+    assert_eq!(calls, 0);
+    // A filtered iterator does not know its length: progress says so.
+    let unknown = events(10).into_iter().filter(|_| true);
+    let mut totals = Vec::new();
+    let bulk = client.send_all(unknown, 0, |p| totals.push(p.total)).await;
+    assert_eq!(bulk.reports.len(), 10);
+    assert_eq!(totals, vec![None; 10]);
+    assert_eq!(receiver.count(), 10);
+    // Concurrency 0 counts as 1: one connection.
+    assert_eq!(receiver.connections(), 1);
+}
