@@ -150,6 +150,11 @@ impl Pool {
         }
     }
 
+    /// The length of every body in the pool.
+    pub(crate) fn body_len(&self) -> usize {
+        self.template.body_len()
+    }
+
     /// Writes request `seq` (head and body) into `out`. Returns whether it had to be
     /// signed now because the pool ran out.
     fn write(&self, seq: u64, out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> bool {

@@ -61,6 +61,14 @@ pub(crate) struct BenchArgs {
     /// Skips the idle-connection and body-size runs (for a quick look).
     #[arg(long)]
     quick: bool,
+    /// Only these servers of the main comparison: a, av, avd, b, c, d
+    /// (comma-separated; av and avd are the no-op server doing the protocol's work).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    only: Vec<String>,
+    /// Record each server with `perf record -g` into this directory while it is
+    /// loaded (the sampling costs CPU: use these runs for profiles, not numbers).
+    #[arg(long, value_name = "DIR")]
+    perf: Option<PathBuf>,
     /// Set by the re-executed release build: the binaries are already built.
     #[arg(long, hide = true)]
     inner: bool,
@@ -74,6 +82,9 @@ enum Inner {
         /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1:0")]
         bind: String,
+        /// What to do with each request besides reading it.
+        #[arg(long, value_enum, default_value = "none")]
+        work: noop::Work,
     },
 }
 
@@ -81,17 +92,39 @@ enum Inner {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     Noop,
+    NoopVerify,
+    NoopVerifyDecode,
     Verify,
     Journal,
     Replay,
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [Kind::Noop, Kind::Verify, Kind::Journal, Kind::Replay];
+    const ALL: [Kind; 6] = [
+        Kind::Noop,
+        Kind::NoopVerify,
+        Kind::NoopVerifyDecode,
+        Kind::Verify,
+        Kind::Journal,
+        Kind::Replay,
+    ];
+
+    fn letter(self) -> &'static str {
+        match self {
+            Kind::Noop => "a",
+            Kind::NoopVerify => "av",
+            Kind::NoopVerifyDecode => "avd",
+            Kind::Verify => "b",
+            Kind::Journal => "c",
+            Kind::Replay => "d",
+        }
+    }
 
     pub(crate) fn label(self) -> &'static str {
         match self {
             Kind::Noop => "(a) no-op hyper (ceiling)",
+            Kind::NoopVerify => "(a) + protocol verify only",
+            Kind::NoopVerifyDecode => "(a) + protocol verify + decode",
             Kind::Verify => "(b) serve: verify",
             Kind::Journal => "(c) serve: verify + journal",
             Kind::Replay => "(d) serve: verify + replay check",
@@ -136,6 +169,8 @@ pub(crate) struct Results {
     pub(crate) idle: Vec<Idle>,
     pub(crate) sizes: Vec<SizeRun>,
     pub(crate) estimates: Vec<micro::Estimate>,
+    /// The median time of a 4 KiB write plus `fdatasync` where the journal lives.
+    pub(crate) fsync: Option<Duration>,
     pub(crate) load_before: String,
     pub(crate) load_after: String,
     pub(crate) started: String,
@@ -150,8 +185,8 @@ impl Results {
 
 /// Runs `cargo xtask bench`.
 pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
-    if let Some(Inner::NoopServer { bind }) = &args.server {
-        return noop::run(bind);
+    if let Some(Inner::NoopServer { bind, work }) = &args.server {
+        return noop::run(bind, *work);
     }
     let bins = Bins::new(root);
     if !args.inner {
@@ -181,6 +216,28 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
 
+    let scratch = tempfile::tempdir().context("a scratch directory for journals")?;
+    let kinds: Vec<Kind> = if args.only.is_empty() {
+        Kind::ALL.to_vec()
+    } else {
+        for name in &args.only {
+            if !Kind::ALL.iter().any(|k| k.letter() == name.trim()) {
+                bail!("--only takes a, av, avd, b, c and d, not {name:?}");
+            }
+        }
+        Kind::ALL
+            .into_iter()
+            .filter(|k| args.only.iter().any(|n| n.trim() == k.letter()))
+            .collect()
+    };
+    if let Some(dir) = &args.perf {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let ctx = Ctx {
+        bins: &bins,
+        scratch: scratch.path(),
+        perf: args.perf.as_deref(),
+    };
     let spec = LoadSpec {
         connections: args.connections,
         warmup: Duration::from_secs(args.warmup),
@@ -191,7 +248,6 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     let raw = std::fs::read(&corpus).with_context(|| format!("reading {}", corpus.display()))?;
     let envelope = Envelope::decode(&raw).context("decoding the corpus build payload")?;
     let template = Arc::new(Template::from_build(&envelope)?);
-    let scratch = tempfile::tempdir().context("a scratch directory for journals")?;
 
     let mut results = Results {
         spec,
@@ -202,6 +258,7 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         idle: Vec::new(),
         sizes: Vec::new(),
         estimates: Vec::new(),
+        fsync: None,
         load_before: loadavg(),
         load_after: String::new(),
         started: now_utc(),
@@ -221,9 +278,9 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     let mut all: Vec<Run> = Vec::new();
     let mut ceiling_rps = 50_000.0_f64;
     for round in 0..results.rounds {
-        for kind in Kind::ALL {
+        for &kind in &kinds {
             let pool = pool_for(&template, kind, ceiling_rps, spec);
-            let run = measure(&bins, kind, scratch.path(), round, pool, spec, &[])?;
+            let run = measure(&ctx, kind, round, pool, spec, &[])?;
             if kind == Kind::Noop {
                 ceiling_rps = ceiling_rps.max(run.load.rps());
             }
@@ -240,7 +297,7 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
             all.push(run);
         }
     }
-    for kind in Kind::ALL {
+    for &kind in &kinds {
         let mut mine: Vec<Run> = Vec::new();
         let mut rest = Vec::new();
         for r in all {
@@ -265,14 +322,14 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
             ..spec
         };
         let pool = pool_for(&template, Kind::Verify, ceiling_rps, at32);
-        let run = measure(&bins, Kind::Verify, scratch.path(), 0, pool, at32, &[])?;
+        let run = measure(&ctx, Kind::Verify, 0, pool, at32, &[])?;
         eprintln!("{} (32 connections)", report::line(&run, None));
         results.p99_at_32 = Some(run.load);
     }
 
     if !args.quick {
         for kind in [Kind::Noop, Kind::Replay] {
-            let idle = measure_idle(&bins, kind, &template, args.idle)?;
+            let idle = measure_idle(&ctx, kind, &template, args.idle)?;
             eprintln!(
                 "{}: RSS {} KiB idle, {} KiB with {} idle connections ({} errors)",
                 kind.label(),
@@ -286,24 +343,8 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         for size in [1024, 64 * 1024, 1_000_000] {
             let sized = Arc::new(sized_template(&envelope, size)?);
             let extra = ["--max-body", "4MiB"];
-            let noop = measure(
-                &bins,
-                Kind::Noop,
-                scratch.path(),
-                0,
-                sized_pool(&sized),
-                spec,
-                &extra,
-            )?;
-            let verify = measure(
-                &bins,
-                Kind::Verify,
-                scratch.path(),
-                0,
-                sized_pool(&sized),
-                spec,
-                &extra,
-            )?;
+            let noop = measure(&ctx, Kind::Noop, 0, sized_pool(&sized), spec, &extra)?;
+            let verify = measure(&ctx, Kind::Verify, 0, sized_pool(&sized), spec, &extra)?;
             eprintln!(
                 "body {size} B: no-op {:.0} req/s, verify {:.0} req/s ({:.1} MB/s)",
                 noop.load.rps(),
@@ -318,6 +359,9 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
 
+    if kinds.contains(&Kind::Journal) {
+        results.fsync = Some(fsync_probe(scratch.path())?);
+    }
     if args.micro {
         micro::run(root)?;
     }
@@ -332,6 +376,13 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         eprintln!("bench: wrote {}", doc.display());
     }
     Ok(())
+}
+
+/// What every measurement needs.
+struct Ctx<'a> {
+    bins: &'a Bins,
+    scratch: &'a Path,
+    perf: Option<&'a Path>,
 }
 
 /// The binaries under test.
@@ -372,9 +423,22 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// The command that starts a server of `kind`.
 fn command(bins: &Bins, kind: Kind, scratch: &Path, round: usize, extra: &[&str]) -> Command {
-    if kind == Kind::Noop {
+    let work = match kind {
+        Kind::Noop => Some("none"),
+        Kind::NoopVerify => Some("verify"),
+        Kind::NoopVerifyDecode => Some("verify-decode"),
+        _ => None,
+    };
+    if let Some(work) = work {
         let mut cmd = Command::new(&bins.xtask);
-        cmd.args(["bench", "noop-server", "--bind", "127.0.0.1:0"]);
+        cmd.args([
+            "bench",
+            "noop-server",
+            "--bind",
+            "127.0.0.1:0",
+            "--work",
+            work,
+        ]);
         return cmd;
     }
     let mut cmd = Command::new(&bins.dronehook);
@@ -445,18 +509,29 @@ fn sized_template(envelope: &Envelope, size: usize) -> anyhow::Result<Template> 
 
 /// Starts a server, loads it, reads its peak memory, stops it.
 fn measure(
-    bins: &Bins,
+    ctx: &Ctx<'_>,
     kind: Kind,
-    scratch: &Path,
     round: usize,
     pool: Pool,
     spec: LoadSpec,
     extra: &[&str],
 ) -> anyhow::Result<Run> {
-    let extra = if kind == Kind::Noop { &[][..] } else { extra };
-    let mut server = ServerProc::start(kind.label(), command(bins, kind, scratch, round, extra))?;
+    let mut server = ServerProc::start(
+        kind.label(),
+        command(ctx.bins, kind, ctx.scratch, round, extra),
+    )?;
+    let perf = match ctx.perf {
+        Some(dir) => {
+            let file = dir.join(format!("{}-{}.data", kind.letter(), pool.body_len()));
+            Some(procs::Perf::attach(server.pid(), &file)?)
+        }
+        None => None,
+    };
     let load = load::run(server.addr(), pool, spec)
         .with_context(|| format!("loading {}", server.name()))?;
+    if let Some(perf) = perf {
+        perf.finish();
+    }
     let mem = server.mem()?;
     if load.ok == 0 {
         bail!(
@@ -472,13 +547,13 @@ fn measure(
 
 /// Memory of a fresh server before and with `count` idle keep-alive connections.
 fn measure_idle(
-    bins: &Bins,
+    ctx: &Ctx<'_>,
     kind: Kind,
     template: &Arc<Template>,
     count: usize,
 ) -> anyhow::Result<Idle> {
     let pool = Pool::new(template.clone(), count.max(1), false);
-    let mut server = ServerProc::start(kind.label(), command(bins, kind, Path::new("."), 0, &[]))?;
+    let mut server = ServerProc::start(kind.label(), command(ctx.bins, kind, ctx.scratch, 0, &[]))?;
     std::thread::sleep(Duration::from_millis(500));
     let before = server.mem()?;
     let pid = server.pid();
@@ -492,6 +567,27 @@ fn measure_idle(
         count,
         errors,
     })
+}
+
+/// How long a small synchronous write takes in `dir`: what one journal commit costs
+/// at least (SQLite's WAL commit with `synchronous=FULL` is a write and an fsync).
+fn fsync_probe(dir: &Path) -> anyhow::Result<Duration> {
+    use std::io::{Seek as _, SeekFrom, Write as _};
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path).context("creating the fsync probe file")?;
+    let block = [0x5a_u8; 4096];
+    let mut times = Vec::with_capacity(50);
+    for i in 0..50u64 {
+        let started = std::time::Instant::now();
+        file.seek(SeekFrom::Start(i * 4096))?;
+        file.write_all(&block)?;
+        file.sync_data()?;
+        times.push(started.elapsed());
+    }
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    times.sort();
+    Ok(times[times.len() / 2])
 }
 
 /// The 1, 5 and 15 minute load averages.

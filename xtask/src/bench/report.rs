@@ -136,6 +136,17 @@ pub(crate) fn markdown(r: &Results) -> String {
     for n in notes {
         let _ = writeln!(s, "\nNote: {n}");
     }
+    if let Some(fsync) = r.fsync {
+        let ms = fsync.as_secs_f64() * 1e3;
+        let _ = writeln!(
+            s,
+            "\nA 4 KiB write + fdatasync in the journal's directory takes {ms:.2} ms (median of 50). \
+             With {} connections each waiting for its answer, a journal that fsyncs once per \
+             group commit can acknowledge at most about {:.0} requests/s here.",
+            r.spec.connections,
+            r.spec.connections as f64 / fsync.as_secs_f64()
+        );
+    }
 
     if !r.idle.is_empty() {
         s.push('\n');
