@@ -151,7 +151,10 @@ impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("secret", &self.secret)
-            .field("endpoints", &self.endpoints)
+            .field(
+                "endpoints",
+                &self.endpoints.iter().map(|u| redact(u)).collect::<Vec<_>>(),
+            )
             .field("events", &self.events)
             .field("timeout", &self.timeout)
             .field("attempts", &self.attempts)
@@ -360,31 +363,114 @@ impl ClientBuilder {
 
 /// One configured endpoint.
 struct Endpoint {
+    /// The URL as shown in reports, with any password replaced by `***`.
     url: String,
+    /// The URL requests go to, without user information.
     uri: Uri,
+    /// The `Host` header: the host and any explicit port, as Go sends it.
+    host: HeaderValue,
+    /// `Authorization: Basic` from user information in the URL, as Go's client adds it.
+    authorization: Option<HeaderValue>,
 }
 
 impl Endpoint {
     fn parse(url: &str) -> Result<Endpoint, Error> {
+        // Messages quote the URL only after its password is hidden.
+        let shown = redact(url);
         let uri: Uri = url
             .parse()
-            .map_err(|e| Error::builder(format!("endpoint {url:?} is not a URL: {e}")))?;
+            .map_err(|e| Error::builder(format!("endpoint {shown:?} is not a URL: {e}")))?;
         match uri.scheme_str() {
             Some("http" | "https") => {}
             _ => {
                 return Err(Error::builder(format!(
-                    "endpoint {url:?} must start with http:// or https://"
+                    "endpoint {shown:?} must start with http:// or https://"
                 )));
             }
         }
-        if uri.host().is_none_or(str::is_empty) {
-            return Err(Error::builder(format!("endpoint {url:?} has no host")));
+        let (Some(authority), Some(host)) = (uri.authority(), uri.host()) else {
+            return Err(Error::builder(format!("endpoint {shown:?} has no host")));
+        };
+        if host.is_empty() {
+            return Err(Error::builder(format!("endpoint {shown:?} has no host")));
         }
+        let host_port = match uri.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let authorization = authority
+            .as_str()
+            .rsplit_once('@')
+            .map(|(userinfo, _)| basic_auth(userinfo))
+            .transpose()
+            .map_err(|()| Error::builder(format!("endpoint {shown:?} has unusable credentials")))?;
+        let mut parts = uri.into_parts();
+        parts.authority = Some(
+            host_port
+                .parse()
+                .map_err(|_| Error::builder(format!("endpoint {shown:?} has no host")))?,
+        );
+        let uri = Uri::from_parts(parts)
+            .map_err(|e| Error::builder(format!("endpoint {shown:?} is not a URL: {e}")))?;
+        let host = HeaderValue::from_str(&host_port)
+            .map_err(|_| Error::builder(format!("endpoint {shown:?} has no host")))?;
         Ok(Endpoint {
-            url: url.to_owned(),
+            url: shown,
             uri,
+            host,
+            authorization,
         })
     }
+}
+
+/// Hides the password of `scheme://user:password@host/...` behind `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// `Basic base64(user:password)` from percent-encoded user information.
+fn basic_auth(userinfo: &str) -> Result<HeaderValue, ()> {
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let credentials = format!("{}:{}", percent_decode(user)?, percent_decode(password)?);
+    let mut value =
+        HeaderValue::from_str(&format!("Basic {}", base64_encode(credentials.as_bytes())))
+            .map_err(|_| ())?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+fn percent_decode(s: &str) -> Result<String, ()> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3).ok_or(())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ())
+}
+
+fn base64_encode(input: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(input)
 }
 
 struct Inner {
@@ -718,13 +804,12 @@ fn request(
     let headers = builder
         .headers_mut()
         .ok_or_else(|| Error::builder("bad request"))?;
-    if let Some(authority) = endpoint.uri.authority() {
-        // Go writes Host first; setting it here keeps that order on the wire.
-        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-            headers.insert(HOST, host);
-        }
-    }
+    // Go writes Host first; setting it here keeps that order on the wire.
+    headers.insert(HOST, endpoint.host.clone());
     headers.insert(USER_AGENT, inner.user_agent.clone());
+    if let Some(authorization) = &endpoint.authorization {
+        headers.insert(http::header::AUTHORIZATION, authorization.clone());
+    }
     let value = |s: &str| HeaderValue::from_str(s).map_err(|e| Error::with_source(Kind::Sign, e));
     // Drone's headers, in the order Drone sets them.
     headers.insert(

@@ -150,9 +150,12 @@ async fn raw_bytes_that_are_not_json_are_still_sent_untouched() {
     let got = &receiver.received()[0];
     assert_eq!(got.body.as_ref(), b"not json at all");
     assert_eq!(got.header("x-drone-event"), "custom");
-    // The signature still verifies; only the body's decoding fails, as it should.
+    // The signature and digest verify; only the body's decoding fails, as it should.
     let err = got.verified.as_ref().unwrap_err();
-    assert!(!err.contains("signature"), "{err}");
+    assert_eq!(
+        err,
+        "payload.invalid: the body is not a valid payload: expected ident at line 1 column 2"
+    );
 }
 
 #[tokio::test]
@@ -165,4 +168,23 @@ async fn secrets_stay_out_of_debug_output() {
     let debug = format!("{client:?}");
     assert!(!debug.contains(SECRET));
     assert!(debug.contains("http://127.0.0.1:9/"));
+}
+
+#[tokio::test]
+async fn credentials_in_the_url_become_basic_auth_and_stay_out_of_reports() {
+    let receiver = Receiver::ok().await;
+    let url = format!("http://drone:p%40ss%3Aword@{}/hook?x=1", receiver.addr);
+    let builder = Client::builder().secret(SECRET).endpoint(&url);
+    assert!(!format!("{builder:?}").contains("p%40ss"));
+    let client = builder.build().unwrap();
+    assert!(!format!("{client:?}").contains("p%40ss"));
+    let shown = format!("http://drone:***@{}/hook?x=1", receiver.addr);
+    assert_eq!(client.endpoints().collect::<Vec<_>>(), [shown.as_str()]);
+    let report = client.send_raw(&b"{}"[..], "user").await;
+    assert_eq!(report.deliveries[0].endpoint, shown);
+    let got = &receiver.received()[0];
+    // Go's client turns URL credentials into Basic auth: "drone:p@ss:word".
+    assert_eq!(got.header("authorization"), "Basic ZHJvbmU6cEBzczp3b3Jk");
+    assert_eq!(got.header("host"), receiver.addr.to_string());
+    assert!(got.verified.is_ok(), "{:?}", got.verified);
 }
