@@ -479,10 +479,35 @@ fn open_writer(path: &Path) -> std::result::Result<Connection, String> {
         return Err(format!("cannot switch to WAL mode (got {mode})"));
     }
     // FULL makes every commit fsync the WAL, so an acknowledged request is on disk.
-    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
-        .map_err(|e| e.to_string())?;
+    // The checkpointer thread keeps the WAL short; the automatic checkpoint stays as a
+    // high backstop in case it falls behind.
+    conn.execute_batch(
+        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=16384;",
+    )
+    .map_err(|e| e.to_string())?;
     conn.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
     Ok(conn)
+}
+
+/// How often the checkpointer folds the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Runs passive checkpoints on a connection of its own, so the writer's commits never
+/// pay for copying WAL pages into the database (SQLite's automatic checkpoint runs in
+/// the committing connection, and here that would stall the acknowledgements).
+fn checkpoint_loop(path: &Path, stopped: &mpsc::Receiver<()>) {
+    let mut conn = None;
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+        if conn.is_none() {
+            conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).ok();
+        }
+        if let Some(c) = &conn
+            && let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::debug!(error = %e, "checkpoint failed");
+            conn = None;
+        }
+    }
 }
 
 struct Writer {
@@ -506,6 +531,24 @@ impl Writer {
     }
 
     fn run(&mut self, rx: &mpsc::Receiver<Cmd>) {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let path = self.path.clone();
+        let checkpointer = std::thread::Builder::new()
+            .name("dronehook-checkpoint".into())
+            .spawn(move || checkpoint_loop(&path, &stopped))
+            .ok();
+        self.serve(rx);
+        drop(stop);
+        if let Some(handle) = checkpointer {
+            let _ = handle.join();
+        }
+        // A clean stop leaves the WAL folded into the database file.
+        if let Some(conn) = &self.conn {
+            let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        }
+    }
+
+    fn serve(&mut self, rx: &mpsc::Receiver<Cmd>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while let Ok(first) = rx.recv() {
             batch.push(first);

@@ -21,11 +21,13 @@ const CL: &[u8] = b"content-length:";
 pub(crate) struct Sniff<T> {
     inner: T,
     flag: Arc<AtomicBool>,
-    prefix: [u8; 18],
+    prefix: [u8; 40],
     prefix_len: usize,
     line_len: usize,
     te: bool,
-    cl: bool,
+    cl: Option<u64>,
+    /// Body bytes still to pass over unread (the head gave a Content-Length).
+    skip: u64,
 }
 
 impl<T> Sniff<T> {
@@ -33,58 +35,94 @@ impl<T> Sniff<T> {
         Sniff {
             inner,
             flag,
-            prefix: [0; 18],
+            prefix: [0; 40],
             prefix_len: 0,
             line_len: 0,
             te: false,
-            cl: false,
+            cl: None,
+            skip: 0,
         }
     }
 
-    fn scan(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            match b {
-                b'\n' => {
-                    if self.line_len == 0 {
-                        // A blank line ends a head (or is a blank line in a body; the
-                        // flags only count when both are seen within one block).
-                        if self.te && self.cl {
-                            self.flag.store(true, Ordering::Release);
-                        }
-                        self.te = false;
-                        self.cl = false;
-                    } else {
-                        let line = &self.prefix[..self.prefix_len];
-                        self.te |= line.starts_with(TE);
-                        self.cl |= line.starts_with(CL);
-                    }
-                    self.prefix_len = 0;
-                    self.line_len = 0;
-                }
-                b'\r' => {}
-                _ => {
-                    if self.prefix_len < self.prefix.len() {
-                        self.prefix[self.prefix_len] = b.to_ascii_lowercase();
-                        self.prefix_len += 1;
-                    }
-                    self.line_len += 1;
-                }
+    /// Reads a stretch of the stream: a body of known length is passed over, lines are
+    /// found with `memchr`, and only the first bytes of each line are looked at.
+    fn scan(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.skip > 0 {
+                let n = usize::try_from(self.skip)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                bytes = &bytes[n..];
+                self.skip -= n as u64;
+                continue;
+            }
+            if let Some(i) = memchr::memchr(b'\n', bytes) {
+                self.feed(&bytes[..i]);
+                self.end_line();
+                bytes = &bytes[i + 1..];
+            } else {
+                self.feed(bytes);
+                break;
             }
         }
+    }
+
+    /// Part of a line (no `\n`).
+    fn feed(&mut self, part: &[u8]) {
+        let room = self.prefix.len() - self.prefix_len;
+        let take = room.min(part.len());
+        for (dst, src) in self.prefix[self.prefix_len..self.prefix_len + take]
+            .iter_mut()
+            .zip(part)
+        {
+            *dst = src.to_ascii_lowercase();
+        }
+        self.prefix_len += take;
+        self.line_len += part.len();
+    }
+
+    fn end_line(&mut self) {
+        let blank = self.line_len == 0 || (self.line_len == 1 && self.prefix[0] == b'\r');
+        if blank {
+            // A blank line ends a head (or is a blank line in a body; the flags only
+            // count when both are seen within one block).
+            match (self.te, self.cl) {
+                (true, Some(_)) => self.flag.store(true, Ordering::Release),
+                // The next head starts after the body.
+                (false, Some(len)) => self.skip = len,
+                _ => {}
+            }
+            self.te = false;
+            self.cl = None;
+        } else {
+            let line = &self.prefix[..self.prefix_len];
+            self.te |= line.starts_with(TE);
+            if let Some(value) = line.strip_prefix(CL) {
+                // An unreadable length is left to hyper, which refuses it; 0 keeps
+                // the scan going line by line.
+                let len = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+                self.cl = Some(self.cl.unwrap_or(0).max(len));
+            }
+        }
+        self.prefix_len = 0;
+        self.line_len = 0;
     }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Sniff<T> {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = result {
-            let new = buf.filled()[before..].to_vec();
-            self.scan(&new);
+            this.scan(&buf.filled()[before..]);
         }
         result
     }
