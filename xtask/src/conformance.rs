@@ -95,6 +95,10 @@ pub(crate) mod paths {
     pub(crate) const REQUEST_VERIFY: &str = "protocol requests/ verify";
     /// The client library signs and sends, the server library verifies and delivers.
     pub(crate) const CLIENT_SERVER: &str = "client->server";
+    /// `dronehook fixtures show`: the binary's built-in samples.
+    pub(crate) const FIXTURES_SHOW: &str = "dronehook fixtures show";
+    /// `dronehook encode`: Drone's bytes for a payload.
+    pub(crate) const ENCODE: &str = "dronehook encode";
     /// `dronehook verify` on the committed signed request.
     pub(crate) const VERIFY_REQUEST: &str = "dronehook verify requests/";
     /// `dronehook sign` then `dronehook verify`.
@@ -266,6 +270,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     rows.extend(libs::client_server(&cases));
 
     let binary = cli::build(root);
+    rows.extend(cli::show_and_encode(binary.as_ref(), &cases));
     rows.extend(cli::verify_requests(binary.as_ref(), &cases));
     rows.extend(cli::sign_verify(binary.as_ref(), &cases));
     rows.extend(cli::send_serve(binary.as_ref(), &cases));

@@ -96,6 +96,8 @@ fn subcommands(help: &str) -> Vec<String> {
 /// A finished command.
 pub(crate) struct Output {
     pub(crate) code: Option<i32>,
+    /// Standard output, exactly.
+    pub(crate) bytes: Vec<u8>,
     pub(crate) stdout: String,
     pub(crate) stderr: String,
 }
@@ -156,13 +158,13 @@ pub(crate) fn run(binary: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<
         }
         thread::sleep(Duration::from_millis(10));
     };
-    let text = |h: thread::JoinHandle<Vec<u8>>| {
-        String::from_utf8_lossy(&h.join().unwrap_or_default()).into_owned()
-    };
+    let bytes = out.join().unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
     Ok(Output {
         code: status.code(),
-        stdout: text(out),
-        stderr: text(err),
+        stdout: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
+        stderr,
     })
 }
 
@@ -320,6 +322,102 @@ fn verify_verdict(out: &Output) -> String {
         ["valid", event, action, ..] => format!("valid, {event} {action}"),
         _ => format!("verify said {line:?}"),
     }
+}
+
+/// `dronehook fixtures show NAME` (the samples built into the binary) must print the
+/// committed payload exactly, and `dronehook encode` must print what the protocol
+/// crate encodes: a Drone sample's own bytes, and for the others the Go-identical
+/// encoding of what they decode to (seed action names kept, to compare like with like).
+pub(crate) fn show_and_encode(binary: Result<&Binary, &String>, cases: &[Case]) -> Vec<Row> {
+    let samples: Vec<&Case> = cases.iter().filter(|c| c.request.is_some()).collect();
+    let show_expected = || "the bytes of fixtures/payloads/".to_owned();
+    let encode_expected = |c: &Case| {
+        if c.drone {
+            "the payload's own bytes"
+        } else {
+            "the protocol's encoding"
+        }
+        .to_owned()
+    };
+    let binary = match binary
+        .map_err(String::clone)
+        .and_then(|b| b.require(&["fixtures", "encode"]).map(|()| b))
+    {
+        Ok(b) => b,
+        Err(why) => {
+            let mut rows: Vec<Row> = samples
+                .iter()
+                .map(|c| Row::unavailable(&c.name, paths::FIXTURES_SHOW, show_expected(), &why))
+                .collect();
+            rows.extend(
+                cases
+                    .iter()
+                    .map(|c| Row::unavailable(&c.name, paths::ENCODE, encode_expected(c), &why)),
+            );
+            return rows;
+        }
+    };
+    let mut rows = Vec::new();
+    for case in &samples {
+        let name = case.name.trim_start_matches("payloads/");
+        let got = match run(&binary.path, &["fixtures", "show", name], None) {
+            Err(e) => format!("error: {e:#}"),
+            Ok(out) if out.code != Some(0) => {
+                format!("exited {:?}: {}", out.code, out.first_line())
+            }
+            Ok(out) => same_bytes(&out.bytes, &case.body, &show_expected()),
+        };
+        rows.push(Row::ran(
+            &case.name,
+            paths::FIXTURES_SHOW,
+            show_expected(),
+            got,
+        ));
+    }
+    for case in cases {
+        let want = match dronehook_protocol::Envelope::decode_with_header(
+            &case.body,
+            Some(&case.header_event),
+        ) {
+            Ok(envelope) => envelope.encode(),
+            Err(err) => format!("(does not decode: {})", err.code()).into_bytes(),
+        };
+        let file = case.file.to_string_lossy();
+        let args = [
+            "encode",
+            &*file,
+            "--event",
+            &case.header_event,
+            "--keep-action",
+        ];
+        let got = match run(&binary.path, &args, None) {
+            Err(e) => format!("error: {e:#}"),
+            Ok(out) if out.code != Some(0) => {
+                format!("exited {:?}: {}", out.code, out.first_line())
+            }
+            Ok(out) => same_bytes(&out.bytes, &want, &encode_expected(case)),
+        };
+        rows.push(Row::ran(
+            &case.name,
+            paths::ENCODE,
+            encode_expected(case),
+            got,
+        ));
+    }
+    rows
+}
+
+/// `same` when the bytes are equal, else where they first differ.
+fn same_bytes(got: &[u8], want: &[u8], same: &str) -> String {
+    if got == want {
+        return same.to_owned();
+    }
+    let at = got.iter().zip(want).take_while(|(a, b)| a == b).count();
+    format!(
+        "differs from byte {at} ({} bytes, {} expected)",
+        got.len(),
+        want.len()
+    )
 }
 
 /// A running `dronehook serve`, killed when dropped.
