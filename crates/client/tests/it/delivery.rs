@@ -242,7 +242,13 @@ async fn keep_alive_reuses_one_connection_for_sequential_sends() {
         assert!(client.send_payload(&payload()).await.is_success());
     }
     assert_eq!(receiver.count(), 20);
-    assert_eq!(receiver.connections(), 1);
+    // One connection, or two when hyper's pool opened a spare because a checkout
+    // raced the connection's return to the pool; without keep-alive it would be 20.
+    assert!(
+        receiver.connections() <= 2,
+        "{} connections",
+        receiver.connections()
+    );
 }
 
 #[tokio::test]
