@@ -113,7 +113,7 @@ fn deliveries(c: &mut Criterion) {
             });
         });
     });
-    // The ceiling: the same hyper client and pool with a fixed, pre-signed request,
+    // A reference: the same hyper client and pool with a fixed, pre-signed request,
     // so the difference to the rows above is the sender's own work (signing, the
     // filter, retry bookkeeping, reports).
     let signed = dronehook_protocol::Signer::new("correct-horse-battery-staple")
@@ -129,7 +129,7 @@ fn deliveries(c: &mut Criterion) {
             .build::<_, Full<Bytes>>(connector)
     });
     let uri: http::Uri = format!("http://{addr}/").parse().expect("uri");
-    group.bench_function("ceiling: bare hyper client, 64 tasks", |b| {
+    group.bench_function("reference: bare hyper client, 64 tasks", |b| {
         b.iter(|| {
             runtime.block_on(async {
                 let per_task = BATCH / 64;

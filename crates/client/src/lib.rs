@@ -630,6 +630,21 @@ impl Client {
         let mut job_tx = Some(job_tx);
         let mut pending = 0usize;
         loop {
+            // Queue and collect whatever can be without waiting, so this task is
+            // woken once per batch rather than once per event.
+            while let (Some(tx), Some(_)) = (job_tx.as_ref(), next.as_ref()) {
+                let Ok(permit) = tx.try_reserve() else { break };
+                if let Some((index, payload)) = next.take() {
+                    reports.push(None);
+                    permit.send((index, payload));
+                    pending += 1;
+                }
+                next = payloads.next();
+            }
+            while let Ok((index, report)) = done_rx.try_recv() {
+                pending -= 1;
+                finish(index, report, &mut reports);
+            }
             if next.is_none() {
                 // Closing the queue lets the workers end once it is drained.
                 job_tx = None;
