@@ -87,8 +87,8 @@ fn main() {
     }
 }
 
-/// Prints how long a request waited for its journal commit on average (the batch's
-/// commit time, which includes the fsync).
+/// Prints the journal's transactions, requests per transaction and how long a request
+/// waited for its commit on average (the batch's commit time, fsync included).
 fn commit_summary(metrics: &str) {
     let value = |name: &str| {
         metrics

@@ -185,7 +185,7 @@ impl std::fmt::Debug for Journal {
 impl Journal {
     /// Opens (creating if needed) a journal file, failing if it cannot be written.
     pub fn open(path: impl AsRef<Path>) -> Result<Journal> {
-        let journal = Journal::start(path.as_ref());
+        let journal = Journal::start(path.as_ref(), BatchStats::default());
         if journal.is_available() {
             Ok(journal)
         } else {
@@ -198,13 +198,14 @@ impl Journal {
 
     /// Starts the writer for a journal file. The server starts even when the file
     /// cannot be opened: it then answers 503 until a later attempt succeeds.
-    pub(crate) fn start(path: &Path) -> Journal {
+    pub(crate) fn start(path: &Path, stats: BatchStats) -> Journal {
         let (tx, rx) = mpsc::channel();
         let available = Arc::new(AtomicBool::new(false));
         let mut writer = Writer {
             path: path.to_owned(),
             conn: None,
             available: available.clone(),
+            stats,
         };
         writer.ensure_open();
         let handle = std::thread::Builder::new()
@@ -510,10 +511,20 @@ fn checkpoint_loop(path: &Path, stopped: &mpsc::Receiver<()>) {
     }
 }
 
+/// What the writer reports about its transactions (shared with the metrics).
+#[derive(Clone, Default)]
+pub(crate) struct BatchStats {
+    /// Transactions committed.
+    pub(crate) commits: prometheus_client::metrics::counter::Counter,
+    /// Requests per committed transaction.
+    pub(crate) batch_size: Option<prometheus_client::metrics::histogram::Histogram>,
+}
+
 struct Writer {
     path: PathBuf,
     conn: Option<Connection>,
     available: Arc<AtomicBool>,
+    stats: BatchStats,
 }
 
 impl Writer {
@@ -576,6 +587,12 @@ impl Writer {
         match result {
             Ok(ids) => {
                 self.available.store(true, Ordering::Release);
+                self.stats.commits.inc();
+                if let Some(sizes) = &self.stats.batch_size
+                    && !ids.is_empty()
+                {
+                    sizes.observe(ids.len() as f64);
+                }
                 let mut ids = ids.into_iter();
                 for cmd in batch.drain(..) {
                     match cmd {

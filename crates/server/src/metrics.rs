@@ -21,6 +21,7 @@ pub(crate) struct Metrics {
     commit_seconds: Histogram,
     handler_runs: Family<Labels, Counter>,
     pub(crate) open_connections: Gauge,
+    pub(crate) batches: crate::journal::BatchStats,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -57,6 +58,18 @@ impl Metrics {
             "Handler runs by handler and outcome",
             handler_runs.clone(),
         );
+        let commits = Counter::default();
+        registry.register(
+            "journal_commits",
+            "Journal transactions committed (one fsync each)",
+            commits.clone(),
+        );
+        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        registry.register(
+            "journal_batch_size",
+            "Requests committed together in one journal transaction",
+            batch_size.clone(),
+        );
         let open_connections = Gauge::default();
         registry.register(
             "open_connections",
@@ -70,6 +83,10 @@ impl Metrics {
             commit_seconds,
             handler_runs,
             open_connections,
+            batches: crate::journal::BatchStats {
+                commits,
+                batch_size: Some(batch_size),
+            },
         }
     }
 

@@ -51,10 +51,12 @@ impl Server {
             .local_addr()
             .map_err(|e| Error::bind(config.addr, e))?;
 
+        let metrics = Metrics::new();
         let journal = match &config.journal {
             Some(path) => {
                 let path = path.clone();
-                let journal = tokio::task::spawn_blocking(move || Journal::start(&path))
+                let stats = metrics.batches.clone();
+                let journal = tokio::task::spawn_blocking(move || Journal::start(&path, stats))
                     .await
                     .map_err(|e| Error::config(format!("journal start-up failed: {e}")))?;
                 Some(journal)
@@ -65,7 +67,6 @@ impl Server {
             .replay_protection
             .then(|| ReplayCache::new(config.replay_window()));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let metrics = Metrics::new();
         let router = Arc::new(router);
         let dispatcher = journal
             .as_ref()

@@ -40,6 +40,9 @@ async fn healthz_and_metrics() {
         r#"dronehook_requests_total{code="not_found"} 1"#,
         "dronehook_request_duration_seconds_count 2",
         "dronehook_journal_commit_duration_seconds_count 1",
+        "dronehook_journal_batch_size_count 1",
+        "dronehook_journal_batch_size_sum 1.0",
+        "dronehook_journal_commits_total ",
         "dronehook_open_connections ",
         "# EOF",
     ] {
