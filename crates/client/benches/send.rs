@@ -62,6 +62,45 @@ fn payload() -> Payload {
     Payload::from_envelope(&envelope)
 }
 
+/// CPU time used so far by every thread of this process (sender, receiver and the
+/// runtime), from the scheduler's per-thread nanosecond counters.
+fn cpu_time() -> Duration {
+    let mut total = 0u64;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            total += stat
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(total)
+}
+
+async fn send_all(client: &Client, payloads: &[Payload], concurrency: usize) {
+    let bulk = client
+        .send_all(payloads.iter().cloned(), concurrency, |_| {})
+        .await;
+    assert!(bulk.is_success());
+}
+
+/// 64 tasks each calling `send_payload` in a loop, `BATCH` deliveries in all.
+async fn send_payload_tasks(client: &Client, payload: &Payload) {
+    let per_task = BATCH / 64;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let (client, payload) = (client.clone(), payload.clone());
+        tasks.spawn(async move {
+            for _ in 0..per_task {
+                assert!(client.send_payload(&payload).await.is_success());
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
 fn deliveries(c: &mut Criterion) {
     let runtime = Runtime::new().expect("runtime");
     let addr = runtime.block_on(receiver());
@@ -83,35 +122,14 @@ fn deliveries(c: &mut Criterion) {
             BenchmarkId::new("send_all", concurrency),
             &concurrency,
             |b, &concurrency| {
-                b.iter(|| {
-                    runtime.block_on(async {
-                        let bulk = client
-                            .send_all(payloads.iter().cloned(), concurrency, |_| {})
-                            .await;
-                        assert!(bulk.is_success());
-                    });
-                });
+                b.iter(|| runtime.block_on(send_all(&client, &payloads, concurrency)));
             },
         );
     }
     // Many callers each sending one event at a time, as a server emitting webhooks
     // from its request handlers would.
     group.bench_function("send_payload/64 tasks", |b| {
-        b.iter(|| {
-            runtime.block_on(async {
-                let per_task = BATCH / 64;
-                let mut tasks = tokio::task::JoinSet::new();
-                for _ in 0..64 {
-                    let (client, payload) = (client.clone(), payload.clone());
-                    tasks.spawn(async move {
-                        for _ in 0..per_task {
-                            assert!(client.send_payload(&payload).await.is_success());
-                        }
-                    });
-                }
-                while tasks.join_next().await.is_some() {}
-            });
-        });
+        b.iter(|| runtime.block_on(send_payload_tasks(&client, &payload)));
     });
     // A reference: the same hyper client and pool with a fixed, pre-signed request,
     // so the difference to the rows above is the sender's own work (signing, the
@@ -158,6 +176,34 @@ fn deliveries(c: &mut Criterion) {
         });
     });
     group.finish();
+
+    // The same work timed in CPU time instead of wall time: deliveries per CPU-second
+    // of sender and receiver together. Other processes on a shared machine steal wall
+    // time but hardly change this, so it tells what an idle machine would do: with
+    // both cores free, about twice this many per second.
+    let mut cpu = c.benchmark_group("deliveries per cpu-second");
+    cpu.throughput(Throughput::Elements(BATCH as u64));
+    cpu.sample_size(10);
+    cpu.measurement_time(Duration::from_secs(8));
+    cpu.bench_function("send_all/64", |b| {
+        b.iter_custom(|iters| {
+            let start = cpu_time();
+            for _ in 0..iters {
+                runtime.block_on(send_all(&client, &payloads, 64));
+            }
+            cpu_time().saturating_sub(start)
+        });
+    });
+    cpu.bench_function("send_payload/64 tasks", |b| {
+        b.iter_custom(|iters| {
+            let start = cpu_time();
+            for _ in 0..iters {
+                runtime.block_on(send_payload_tasks(&client, &payload));
+            }
+            cpu_time().saturating_sub(start)
+        });
+    });
+    cpu.finish();
 }
 
 criterion_group!(benches, deliveries);
