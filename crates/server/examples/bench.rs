@@ -101,8 +101,12 @@ fn commit_summary(metrics: &str) {
     };
     let count = value("dronehook_journal_commit_duration_seconds_count ");
     let sum = value("dronehook_journal_commit_duration_seconds_sum ");
+    let batches = value("dronehook_journal_batch_size_count ");
+    let batched = value("dronehook_journal_batch_size_sum ");
     println!(
-        "  journal: {count:.0} commits awaited, {:.2} ms per commit on average",
+        "  journal: {:.0} transactions, {:.1} requests per transaction, {:.2} ms per commit as a request waits for it",
+        value("dronehook_journal_commits_total "),
+        batched / batches.max(1.0),
         1000.0 * sum / count.max(1.0)
     );
 }
