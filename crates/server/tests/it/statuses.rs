@@ -13,6 +13,9 @@ use crate::util::{
 
 const WWW: &str = "Signature headers=\"date digest\"";
 
+/// Request headers as the helpers take them.
+type Headers = Vec<(String, String)>;
+
 #[tokio::test]
 async fn each_drone_event_is_delivered_once_with_its_typed_data() {
     let calls = Calls::default();
@@ -426,4 +429,100 @@ async fn a_panicking_handler_is_a_500_and_the_server_lives_on() {
 /// False, in a way the compiler cannot see through, so the handler above panics.
 fn d_never() -> bool {
     std::hint::black_box(false)
+}
+
+#[tokio::test]
+async fn each_verification_code_maps_to_its_status() {
+    use dronehook_server::protocol::{SignInput, Signer};
+    let calls = Calls::default();
+    let server = start(config(), Router::new().route("", calls.handler()).unwrap()).await;
+    let addr = server.local_addr();
+    let body = corpus("repo_disabled");
+    let headers_of = |signed: &dronehook_server::protocol::Signed| -> Vec<(String, String)> {
+        signed
+            .headers("repo")
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let now = SystemTime::now();
+
+    let without = |name: &str| {
+        let mut h = signed(body);
+        h.retain(|(n, _)| n != name);
+        h
+    };
+    let odd_date = Signer::new(crate::util::SECRET)
+        .sign(&SignInput::new(body, now).date("yesterday"))
+        .unwrap();
+    let other_key = Signer::new(crate::util::SECRET)
+        .key_id("someone")
+        .sign(&SignInput::new(body, now))
+        .unwrap();
+    let date_only = Signer::new(crate::util::SECRET)
+        .headers(["date"])
+        .sign(&SignInput::new(body, now))
+        .unwrap();
+    let authorization: Vec<(String, String)> = signed(body)
+        .into_iter()
+        .map(|(n, v)| {
+            if n == "Signature" {
+                ("Authorization".to_owned(), format!("Signature {v}"))
+            } else {
+                (n, v)
+            }
+        })
+        .collect();
+
+    let cases: Vec<(&str, Headers, StatusCode, &str)> = vec![
+        (
+            "no Digest header",
+            without("Digest"),
+            StatusCode::UNAUTHORIZED,
+            "digest.missing\n",
+        ),
+        (
+            "no Date header",
+            without("Date"),
+            StatusCode::UNAUTHORIZED,
+            "date.missing\n",
+        ),
+        (
+            "a Date that is not a date",
+            headers_of(&odd_date),
+            StatusCode::BAD_REQUEST,
+            "date.malformed\n",
+        ),
+        (
+            "an unknown keyId",
+            headers_of(&other_key),
+            StatusCode::UNAUTHORIZED,
+            "signature.key_id\n",
+        ),
+        (
+            "a signature without digest",
+            headers_of(&date_only),
+            StatusCode::UNAUTHORIZED,
+            "digest.unsigned\n",
+        ),
+        (
+            "the Authorization form",
+            authorization,
+            StatusCode::NO_CONTENT,
+            "",
+        ),
+    ];
+    for (what, headers, status, code) in cases {
+        let answer = post(addr, "/", &headers, body).await;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (status, code),
+            "{what}"
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(answer.headers["www-authenticate"], WWW, "{what}");
+        }
+    }
+    assert_eq!(calls.len(), 1, "only the good request is delivered");
+    server.shutdown().await.unwrap();
 }
