@@ -141,6 +141,8 @@ pub(crate) struct Run {
     pub(crate) kind: Kind,
     pub(crate) load: LoadResult,
     pub(crate) mem: Mem,
+    /// For (c): the server's own journal metrics.
+    pub(crate) commit: Option<Commits>,
 }
 
 /// Memory with idle connections open.
@@ -533,6 +535,11 @@ fn measure(
         perf.finish();
     }
     let mem = server.mem()?;
+    let commit = if kind == Kind::Journal {
+        journal_commit(server.addr())
+    } else {
+        None
+    };
     if load.ok == 0 {
         bail!(
             "{} answered no request successfully: {:?}; its stderr:\n{}",
@@ -542,7 +549,56 @@ fn measure(
         );
     }
     server.stop();
-    Ok(Run { kind, load, mem })
+    Ok(Run {
+        kind,
+        load,
+        mem,
+        commit,
+    })
+}
+
+/// The journal's group commits, from the server's `/metrics` (warm-up included).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Commits {
+    /// Mean seconds a request waited for its commit.
+    pub(crate) mean_wait: f64,
+    /// Requests committed.
+    pub(crate) requests: u64,
+    /// Mean requests per transaction, when the server reports batch sizes.
+    pub(crate) mean_batch: Option<f64>,
+}
+
+/// The journal's commit metrics from the server's `/metrics`.
+fn journal_commit(addr: std::net::SocketAddr) -> Option<Commits> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let value = |name: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let sum = value("dronehook_journal_commit_duration_seconds_sum")?;
+    let count = value("dronehook_journal_commit_duration_seconds_count")?;
+    let mean_batch = match (
+        value("dronehook_journal_batch_size_sum"),
+        value("dronehook_journal_batch_size_count"),
+    ) {
+        (Some(s), Some(n)) if n > 0.0 => Some(s / n),
+        _ => None,
+    };
+    (count > 0.0).then(|| Commits {
+        mean_wait: sum / count,
+        requests: count as u64,
+        mean_batch,
+    })
 }
 
 /// Memory of a fresh server before and with `count` idle keep-alive connections.

@@ -136,6 +136,19 @@ pub(crate) fn markdown(r: &Results) -> String {
     for n in notes {
         let _ = writeln!(s, "\nNote: {n}");
     }
+    if let Some(c) = r.run(Kind::Journal).and_then(|run| run.commit) {
+        let batch = c
+            .mean_batch
+            .map(|b| format!(", {b:.1} requests per transaction on average"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "\n(c)'s own metrics: a request waited {:.2} ms on average for its journal commit{batch} \
+             ({} requests, warm-up included).",
+            c.mean_wait * 1e3,
+            c.requests
+        );
+    }
     if let Some(fsync) = r.fsync {
         let ms = fsync.as_secs_f64() * 1e3;
         let _ = writeln!(
