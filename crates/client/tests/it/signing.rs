@@ -188,3 +188,22 @@ async fn credentials_in_the_url_become_basic_auth_and_stay_out_of_reports() {
     assert_eq!(got.header("host"), receiver.addr.to_string());
     assert!(got.verified.is_ok(), "{:?}", got.verified);
 }
+
+#[tokio::test]
+async fn an_event_name_that_cannot_be_a_header_fails_without_sending() {
+    let receiver = Receiver::ok().await;
+    let client = client(&receiver.url());
+    let report = client
+        .send_payload(&Payload::raw(&b"{}"[..], "user\r\nX-Evil: 1", ""))
+        .await;
+    let d = &report.deliveries[0];
+    assert_eq!((d.attempts, d.status), (1, None));
+    let err = d.error.as_ref().unwrap();
+    assert_eq!(err.class(), "sign");
+    assert!(!err.is_retryable() && !err.is_connect() && !err.is_status());
+    assert_eq!(
+        err.to_string(),
+        "could not sign the request: failed to parse header value"
+    );
+    assert_eq!(receiver.count(), 0);
+}
