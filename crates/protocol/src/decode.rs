@@ -100,8 +100,15 @@ impl Envelope {
         body: &[u8],
         header_event: Option<&str>,
     ) -> Result<Envelope, DecodeError> {
-        let mut envelope: Envelope =
-            serde_json::from_slice(body).map_err(|e| DecodeError::from_json(&e))?;
+        // Validating the whole body once and parsing it as `&str` is cheaper than
+        // letting serde_json validate every string separately (17% of decoding in a
+        // profile). Invalid UTF-8 goes through `from_slice` only to get its error,
+        // with the position, exactly as before.
+        let parsed = match std::str::from_utf8(body) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(body),
+        };
+        let mut envelope: Envelope = parsed.map_err(|e| DecodeError::from_json(&e))?;
         let header = header_event.map(str::trim).filter(|h| !h.is_empty());
         match (envelope.event.as_str().is_empty(), header) {
             (true, None) => return Err(DecodeError::EventMissing),
