@@ -118,6 +118,8 @@ pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The default `User-Agent`.
 pub const DEFAULT_USER_AGENT: &str = concat!("dronehook/", env!("CARGO_PKG_VERSION"));
 
+/// Events queued per `send_all` worker, the one it is sending included.
+const BULK_AHEAD: usize = 2;
 /// How much of a failing response's body is kept for the error message.
 const BODY_EXCERPT: usize = 512;
 /// How much of a response's body is read before the connection is given up on.
@@ -603,21 +605,21 @@ impl Client {
             reports[index] = Some(report);
         };
 
-        // `window` long-lived workers take events from a queue: cheaper than a task
-        // per event, and the input iterator stays on this task (it need not be Send).
-        let (job_tx, job_rx) = mpsc::channel::<(usize, Payload)>(window);
-        let job_rx = Arc::new(tokio::sync::Mutex::new(job_rx));
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, Report)>();
+        // `window` long-lived workers, each with a queue of its own: cheaper than a
+        // task per event, and the input iterator stays on this task (it need not be
+        // Send). A worker's queue holds one event besides the one it is sending, so
+        // it never waits for this task to hand it the next.
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, usize, Report)>();
+        let mut queues = Vec::with_capacity(window);
         let mut workers = JoinSet::new();
-        for _ in 0..window {
-            let (client, limits) = (self.clone(), limits.clone());
-            let (job_rx, done_tx) = (job_rx.clone(), done_tx.clone());
+        for worker in 0..window {
+            let (job_tx, mut job_rx) = mpsc::channel::<(usize, Payload)>(BULK_AHEAD);
+            queues.push(job_tx);
+            let (client, limits, done_tx) = (self.clone(), limits.clone(), done_tx.clone());
             workers.spawn(async move {
-                loop {
-                    let job = job_rx.lock().await.recv().await;
-                    let Some((index, payload)) = job else { break };
+                while let Some((index, payload)) = job_rx.recv().await {
                     let report = client.send_limited(&payload, limits.as_ref(), |_| {}).await;
-                    if done_tx.send((index, report)).is_err() {
+                    if done_tx.send((worker, index, report)).is_err() {
                         break;
                     }
                 }
@@ -625,50 +627,55 @@ impl Client {
         }
         drop(done_tx);
 
-        let mut payloads = payloads.enumerate();
-        let mut next = payloads.next();
-        let mut job_tx = Some(job_tx);
+        let mut payloads = payloads.enumerate().peekable();
+        let mut assigned = vec![0usize; window];
         let mut pending = 0usize;
-        loop {
-            // Queue and collect whatever can be without waiting, so this task is
-            // woken once per batch rather than once per event.
-            while let (Some(tx), Some(_)) = (job_tx.as_ref(), next.as_ref()) {
-                let Ok(permit) = tx.try_reserve() else { break };
-                if let Some((index, payload)) = next.take() {
-                    reports.push(None);
-                    permit.send((index, payload));
-                    pending += 1;
-                }
-                next = payloads.next();
+        // Hands the next event to a worker with room for it; false when it has none
+        // or the input is used up.
+        let mut assign = |worker: usize,
+                          assigned: &mut Vec<usize>,
+                          pending: &mut usize,
+                          reports: &mut Vec<Option<Report>>|
+         -> bool {
+            if assigned[worker] >= BULK_AHEAD || queues[worker].capacity() == 0 {
+                return false;
             }
-            while let Ok((index, report)) = done_rx.try_recv() {
-                pending -= 1;
-                finish(index, report, &mut reports);
+            let Some((index, payload)) = payloads.next() else {
+                return false;
+            };
+            reports.push(None);
+            // The capacity was checked above and only this task sends, so this holds.
+            if queues[worker].try_send((index, payload)).is_err() {
+                return false;
             }
-            if next.is_none() {
-                // Closing the queue lets the workers end once it is drained.
-                job_tx = None;
-                if pending == 0 {
-                    break;
-                }
+            assigned[worker] += 1;
+            *pending += 1;
+            true
+        };
+        // Spread the first events over all workers before giving any a second one.
+        for _ in 0..BULK_AHEAD {
+            for worker in 0..window {
+                assign(worker, &mut assigned, &mut pending, &mut reports);
             }
+        }
+        while pending > 0 {
             tokio::select! {
                 biased;
-                Some((index, report)) = done_rx.recv(), if pending > 0 => {
-                    pending -= 1;
-                    finish(index, report, &mut reports);
-                }
-                permit = reserve(job_tx.as_ref()), if next.is_some() => {
-                    let Some(permit) = permit else { break };
-                    if let Some((index, payload)) = next.take() {
-                        reports.push(None);
-                        permit.send((index, payload));
-                        pending += 1;
+                Some((worker, index, report)) = done_rx.recv() => {
+                    let mut done = vec![(worker, index, report)];
+                    // Collect whatever else is ready, so this task wakes once per batch.
+                    while let Ok(more) = done_rx.try_recv() {
+                        done.push(more);
                     }
-                    next = payloads.next();
+                    for (worker, index, report) in done {
+                        assigned[worker] -= 1;
+                        pending -= 1;
+                        finish(index, report, &mut reports);
+                        while assign(worker, &mut assigned, &mut pending, &mut reports) {}
+                    }
                 }
                 Some(joined) = workers.join_next() => {
-                    // Workers end only when the queue closes, or by panicking, in
+                    // Workers end only when their queue closes, or by panicking, in
                     // which case the panic is carried on to the caller.
                     if let Err(e) = joined {
                         panicked(e);
@@ -724,11 +731,6 @@ impl Client {
         report.deliveries = slots.into_iter().flatten().collect();
         report
     }
-}
-
-/// A slot in the bulk queue, or `None` when the queue is gone.
-async fn reserve<T>(tx: Option<&mpsc::Sender<T>>) -> Option<mpsc::Permit<'_, T>> {
-    tx?.reserve().await.ok()
 }
 
 /// A delivery task can only end abnormally by panicking (tasks are never aborted
