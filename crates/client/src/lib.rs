@@ -558,9 +558,9 @@ impl Client {
     /// endpoint (0 counts as 1), calling `progress` after each event completes.
     ///
     /// Endpoints stay independent here too: each has its own in-flight limit, so a
-    /// slow endpoint does not hold the others back until it lags `16 × concurrency`
-    /// events behind (the bound on events held in memory at once). With one endpoint,
-    /// `concurrency` events are in flight at once.
+    /// slow endpoint does not hold the others back until it lags about
+    /// `16 × concurrency` events behind (at most `32 × concurrency` events are held in
+    /// memory at once). With one endpoint, `concurrency` events are in flight at once.
     ///
     /// The reports come back in input order.
     pub async fn send_all<I>(
