@@ -3,8 +3,10 @@
 
 mod crash;
 mod dispatch;
+mod faults;
 mod journal;
 mod ops;
+mod overload;
 mod replay;
 mod statuses;
 mod timeouts;

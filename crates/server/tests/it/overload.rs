@@ -1,0 +1,1 @@
+//! Overload: many slowloris connections beside legitimate load.
