@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
@@ -44,9 +44,7 @@ impl Server {
             Some(files) => Some(crate::tls::acceptor(files)?),
             None => None,
         };
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .map_err(|e| Error::bind(config.addr, e))?;
+        let listener = listen(config.addr).map_err(|e| Error::bind(config.addr, e))?;
         let local_addr = listener
             .local_addr()
             .map_err(|e| Error::bind(config.addr, e))?;
@@ -99,6 +97,28 @@ impl Server {
             shared,
         })
     }
+}
+
+/// The listen backlog: how many connections the kernel completes and queues for
+/// `accept` (capped by `net.core.somaxconn`). `TcpListener::bind` uses 128, the
+/// standard library's value; a burst of a few hundred connections (an attacker's, or
+/// legitimate clients waiting for a free slot under the connection cap) then overflows
+/// the queue and the kernel drops handshakes, so clients stall for a SYN retransmit
+/// (a second or more) and a client that sends nothing can be left half-open.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener with [`LISTEN_BACKLOG`], with `SO_REUSEADDR` as tokio's
+/// `TcpListener::bind` sets it (a restart can bind while old connections linger).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Binds and serves until SIGTERM or Ctrl-C, then shuts down gracefully.
