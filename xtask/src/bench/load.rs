@@ -155,6 +155,17 @@ impl Pool {
         self.template.body_len()
     }
 
+    /// [`Pool::write`], for the tests.
+    #[cfg(test)]
+    pub(crate) fn write_for_test(
+        &self,
+        seq: u64,
+        out: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+    ) -> bool {
+        self.write(seq, out, scratch)
+    }
+
     /// Writes request `seq` (head and body) into `out`. Returns whether it had to be
     /// signed now because the pool ran out.
     fn write(&self, seq: u64, out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> bool {

@@ -664,3 +664,65 @@ fn now_utc() -> String {
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use dronehook_protocol::{Envelope, Policy, RequestParts};
+
+    use super::load::{Pool, Template};
+    use super::sized_template;
+
+    fn corpus() -> Envelope {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/corpus/build_success.json"
+        );
+        let raw = std::fs::read(path).expect("the corpus build payload");
+        Envelope::decode(&raw).expect("it decodes")
+    }
+
+    #[test]
+    fn every_body_differs_has_the_same_length_and_decodes() {
+        let t = Template::from_build(&corpus()).expect("template");
+        let (a, b) = (t.body(0), t.body(1));
+        assert_ne!(a, b);
+        assert_eq!(a.len(), t.body_len());
+        assert_eq!(b.len(), t.body_len());
+        let decoded = Envelope::decode(&b).expect("decodes");
+        assert_eq!(decoded.build.expect("build").updated, 1_700_000_001);
+    }
+
+    #[test]
+    fn pooled_requests_verify_under_the_bench_secret() {
+        let t = Arc::new(Template::from_build(&corpus()).expect("template"));
+        let pool = Pool::new(t, 3, false);
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        // Request 5 is past the pool's end: it is signed on the spot, and says so.
+        for (seq, inline) in [(0, false), (2, false), (5, true)] {
+            assert_eq!(pool.write_for_test(seq, &mut out, &mut scratch), inline);
+            let text = String::from_utf8(out.clone()).expect("ascii request");
+            let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
+            let mut headers = dronehook_protocol::http::HeaderMap::new();
+            for line in head.lines().skip(1) {
+                let (name, value) = line.split_once(": ").expect("header line");
+                let name: dronehook_protocol::http::HeaderName = name.parse().expect("name");
+                headers.insert(name, value.parse().expect("value"));
+            }
+            assert_eq!(headers["content-length"], body.len().to_string().as_str());
+            let req = RequestParts::new("POST", "/", &headers, body.as_bytes());
+            Policy::new(super::load::SECRET)
+                .verify_and_decode(&req, std::time::SystemTime::now())
+                .expect("a valid signed request");
+        }
+    }
+
+    #[test]
+    fn sized_bodies_are_exactly_the_asked_size() {
+        for size in [1024, 64 * 1024, 1_000_000] {
+            let t = sized_template(&corpus(), size).expect("sized template");
+            assert_eq!(t.body(7).len(), size);
+        }
+    }
+}
