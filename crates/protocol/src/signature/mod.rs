@@ -593,11 +593,15 @@ fn is_signature_scheme(value: &[u8]) -> bool {
 }
 
 /// A header's value, several occurrences joined with `, ` as the draft asks.
-fn joined<'a>(headers: &HeaderMap, name: &str) -> Option<std::borrow::Cow<'a, [u8]>> {
+fn joined<'a>(headers: &'a HeaderMap, name: &str) -> Option<std::borrow::Cow<'a, [u8]>> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
+    // The usual case, one value, is borrowed: no allocation, no copy.
+    let Some(second) = values.next() else {
+        return Some(std::borrow::Cow::Borrowed(first.as_bytes()));
+    };
     let mut out = first.as_bytes().to_vec();
-    for v in values {
+    for v in std::iter::once(second).chain(values) {
         out.extend_from_slice(b", ");
         out.extend_from_slice(v.as_bytes());
     }
