@@ -109,7 +109,7 @@ impl Kind {
         Kind::Replay,
     ];
 
-    fn letter(self) -> &'static str {
+    pub(crate) fn letter(self) -> &'static str {
         match self {
             Kind::Noop => "a",
             Kind::NoopVerify => "av",
@@ -143,6 +143,9 @@ pub(crate) struct Run {
     pub(crate) mem: Mem,
     /// For (c): the server's own journal metrics.
     pub(crate) commit: Option<Commits>,
+    /// For `dronehook serve`: the requests it counted as `ok` and as `replay`
+    /// (warm-up included).
+    pub(crate) counted: Option<(u64, u64)>,
 }
 
 /// Memory with idle connections open.
@@ -535,11 +538,22 @@ fn measure(
         perf.finish();
     }
     let mem = server.mem()?;
-    let commit = if kind == Kind::Journal {
-        journal_commit(server.addr())
-    } else {
-        None
-    };
+    let metrics = matches!(kind, Kind::Verify | Kind::Journal | Kind::Replay)
+        .then(|| metrics_text(server.addr()))
+        .flatten();
+    let commit = metrics
+        .as_deref()
+        .filter(|_| kind == Kind::Journal)
+        .and_then(journal_commit);
+    // What the server itself counted: every request new (`ok`), none a replay, or
+    // the replay check would have had less to do than it does for Drone.
+    let counted = metrics.as_deref().map(|text| {
+        let code = |c: &str| metric(text, &format!("dronehook_requests_total{{code=\"{c}\"}}"));
+        (
+            code("ok").unwrap_or(0.0) as u64,
+            code("replay").unwrap_or(0.0) as u64,
+        )
+    });
     if load.ok == 0 {
         bail!(
             "{} answered no request successfully: {:?}; its stderr:\n{}",
@@ -554,6 +568,7 @@ fn measure(
         load,
         mem,
         commit,
+        counted,
     })
 }
 
@@ -568,8 +583,8 @@ pub(crate) struct Commits {
     pub(crate) mean_batch: Option<f64>,
 }
 
-/// The journal's commit metrics from the server's `/metrics`.
-fn journal_commit(addr: std::net::SocketAddr) -> Option<Commits> {
+/// The server's `/metrics` text.
+fn metrics_text(addr: std::net::SocketAddr) -> Option<String> {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(addr).ok()?;
     stream
@@ -580,11 +595,19 @@ fn journal_commit(addr: std::net::SocketAddr) -> Option<Commits> {
         .ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
-    let value = |name: &str| -> Option<f64> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
-    };
+    Some(text)
+}
+
+/// One sample's value, by its exact name and labels.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The journal's commit metrics from the server's `/metrics`.
+fn journal_commit(text: &str) -> Option<Commits> {
+    let value = |name: &str| metric(text, name);
     let sum = value("dronehook_journal_commit_duration_seconds_sum")?;
     let count = value("dronehook_journal_commit_duration_seconds_count")?;
     let mean_batch = match (

@@ -136,6 +136,24 @@ pub(crate) fn markdown(r: &Results) -> String {
     for n in notes {
         let _ = writeln!(s, "\nNote: {n}");
     }
+    let counted: Vec<String> = r
+        .runs
+        .iter()
+        .filter_map(|run| {
+            let (ok, replays) = run.counted?;
+            Some(format!(
+                "{} {ok} `ok` and {replays} `replay`",
+                run.kind.letter()
+            ))
+        })
+        .collect();
+    if !counted.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nWhat the servers counted (`dronehook_requests_total`, warm-up included): {}.",
+            counted.join("; ")
+        );
+    }
     if let Some(c) = r.run(Kind::Journal).and_then(|run| run.commit) {
         let batch = c
             .mean_batch
