@@ -46,7 +46,7 @@ pub(crate) struct BenchArgs {
     /// Keep-alive connections the load generator keeps busy.
     #[arg(long, default_value_t = 32, value_name = "N")]
     connections: usize,
-    /// How many times to run the four servers (interleaved); the median run is kept.
+    /// How many times to run the servers (interleaved); the median run of each is kept.
     #[arg(long, default_value_t = 1, value_name = "N")]
     rounds: usize,
     /// Idle keep-alive connections for the memory measurement.
@@ -58,7 +58,7 @@ pub(crate) struct BenchArgs {
     /// Print the results without rewriting docs/benchmarks.md.
     #[arg(long)]
     no_write: bool,
-    /// Skips the idle-connection and body-size runs (for a quick look).
+    /// Skip the idle-connection and body-size runs (for a quick look).
     #[arg(long)]
     quick: bool,
     /// Only these servers of the main comparison: a, av, avd, b, c, d
