@@ -119,6 +119,23 @@ fn plan(root: &Path) -> Result<Plan> {
             bail!("two samples are named {:?}", sample.name);
         }
     }
+    owned_dirs.push(PathBuf::from("hostile"));
+    files.insert(
+        PathBuf::from("hostile/README.md"),
+        HOSTILE_README.as_bytes().to_vec(),
+    );
+    for case in dronehook_protocol::hostile::all() {
+        check_name(case.name)?;
+        let http = PathBuf::from("hostile").join(format!("{}.http", case.name));
+        let expect = PathBuf::from("hostile").join(format!("{}.expect", case.name));
+        files.insert(http, case.template_text());
+        if files
+            .insert(expect, hostile_expect(&case).into_bytes())
+            .is_some()
+        {
+            bail!("two hostile cases are named {:?}", case.name);
+        }
+    }
     files.insert(PathBuf::from("corpus/NOTICE"), NOTICE.as_bytes().to_vec());
     let shared = shared_corpus(root);
     if shared.is_dir() {
@@ -136,6 +153,56 @@ fn plan(root: &Path) -> Result<Plan> {
         }
     }
     Ok(Plan { files, owned_dirs })
+}
+
+/// `fixtures/hostile/README.md`, kept beside the generator because it documents the
+/// files the generator writes.
+const HOSTILE_README: &str = include_str!("hostile_readme.md");
+
+/// A hostile case's `NAME.expect`: its summary as comments, then `server:`,
+/// `verify:` and, for replays, `replay:` lines (format in the README above).
+fn hostile_expect(case: &dronehook_protocol::hostile::Case) -> String {
+    use std::fmt::Write as _;
+
+    use dronehook_protocol::hostile::VerifyOutcome;
+    let code = |c: &str| {
+        if c.is_empty() {
+            "-".to_owned()
+        } else {
+            c.to_owned()
+        }
+    };
+    let verify = match case.verify {
+        VerifyOutcome::NotApplicable => "-".to_owned(),
+        other => other.to_string(),
+    };
+    let mut out = format!(
+        "# {}\n# group: {}\nserver: {} {}\nverify: {verify}\n",
+        case.summary,
+        case.group,
+        case.server.status,
+        code(case.server.code)
+    );
+    if let Some(r) = &case.replay {
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "replay: {} copies{}{}, later copies {} {}, handler calls {}",
+            r.copies,
+            if r.concurrent {
+                " at once"
+            } else {
+                " one after another"
+            },
+            r.retarget
+                .map(|t| format!(" (later ones to {t})"))
+                .unwrap_or_default(),
+            r.later.status,
+            code(r.later.code),
+            r.handler_calls,
+        );
+    }
+    out
 }
 
 /// Sample names become file names, so they must be plain.

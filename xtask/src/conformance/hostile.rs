@@ -12,93 +12,30 @@
 //! the transport and `verify` has nothing to say).
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use anyhow::{Context as _, Result, bail};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use dronehook_protocol::{BodyDigest, http_date};
-use hmac::{Hmac, Mac as _};
-use sha2::Sha256;
+use anyhow::Result;
+use dronehook_protocol::hostile::{Case, RenderContext, VerifyOutcome, response_code};
 
 use super::cli::{Binary, Serve, run};
 use super::{Row, paths, raw};
 use crate::fixtures::SECRET;
 
-/// One catalog case.
-#[derive(Debug, Clone)]
-pub(crate) struct Case {
-    pub(crate) name: String,
-    template: Vec<u8>,
-    /// `STATUS CODE` expected from the server.
-    server: Option<String>,
-    /// The code expected from `dronehook verify`; `None` when it does not apply.
-    verify: Option<String>,
-}
+// The template renderer below reads `fixtures/hostile/*.http` as a consumer of the
+// fixture files would; the tests use it to prove that every generated template
+// renders to the same request as the catalog itself.
+#[cfg(test)]
+use {
+    anyhow::Context as _,
+    base64::Engine as _,
+    base64::engine::general_purpose::STANDARD,
+    dronehook_protocol::{BodyDigest, http_date},
+    hmac::{Hmac, Mac as _},
+    sha2::Sha256,
+    std::time::Duration,
+};
 
-/// Reads the catalog; an empty or missing directory is an empty catalog.
-pub(crate) fn load(dir: &Path) -> Result<Vec<Case>> {
-    let mut templates: Vec<PathBuf> = match fs::read_dir(dir) {
-        Ok(entries) => entries
-            .map(|e| e.map(|e| e.path()))
-            .collect::<std::io::Result<Vec<_>>>()?
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "http"))
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
-    templates.sort();
-    templates
-        .into_iter()
-        .map(|path| {
-            let name = path
-                .file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            let template =
-                fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            let expect_path = path.with_extension("expect");
-            let expect = fs::read_to_string(&expect_path).with_context(|| {
-                format!("reading {} (every case needs one)", expect_path.display())
-            })?;
-            let (server, verify) =
-                parse_expect(&expect).with_context(|| format!("in {}", expect_path.display()))?;
-            Ok(Case {
-                name: format!("hostile/{name}"),
-                template,
-                server,
-                verify,
-            })
-        })
-        .collect()
-}
-
-fn parse_expect(text: &str) -> Result<(Option<String>, Option<String>)> {
-    let (mut server, mut verify) = (None, None);
-    for line in text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
-        let (key, value) = line
-            .split_once(':')
-            .with_context(|| format!("{line:?} is not `key: value`"))?;
-        let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
-        match key.trim() {
-            "server" => server = Some(value),
-            "verify" => verify = (value != "-").then_some(value),
-            other => bail!("unknown key {other:?} (expected `server` or `verify`)"),
-        }
-    }
-    if server.is_none() {
-        bail!("no `server:` line");
-    }
-    Ok((server, verify))
-}
-
+#[cfg(test)]
 /// Fills a template's placeholders for a request sent at `now`.
 ///
 /// `{{date}}`, `{{date:-360}}` (seconds from now), the obsolete forms
@@ -154,6 +91,7 @@ pub(crate) fn render(template: &[u8], now: SystemTime) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+#[cfg(test)]
 /// A date in one of the three forms HTTP has used: IMF-fixdate (`date`, what Drone
 /// sends), RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime
 /// (`Sun Nov  6 08:49:37 1994`). The obsolete forms are rearranged from the
@@ -189,6 +127,7 @@ fn date_in_form(form: &str, at: SystemTime) -> String {
     }
 }
 
+#[cfg(test)]
 /// Finds `{{name}}` or `{{name:arg}}`: its byte range and argument.
 fn placeholder<'a>(text: &'a str, name: &str) -> Option<(usize, usize, Option<&'a str>)> {
     let mut from = 0;
@@ -207,6 +146,7 @@ fn placeholder<'a>(text: &'a str, name: &str) -> Option<(usize, usize, Option<&'
     None
 }
 
+#[cfg(test)]
 /// The base64 HMAC-SHA256, keyed with the fixture secret, of the signing string for
 /// `list` over `head` (draft-cavage-http-signatures-10: `name: value` lines, values of
 /// a repeated header joined with `, `, `(request-target)` from the request line).
@@ -240,38 +180,32 @@ fn sign(head: &str, list: &str) -> String {
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// Runs every case against one `dronehook serve` and against `dronehook verify`.
+/// Runs every case of the protocol's catalog (`dronehook_protocol::hostile`, the
+/// source `fixtures/hostile/` is generated from) against one `dronehook serve` and
+/// against `dronehook verify`. Cases are rendered live with the fixture secret, so
+/// wrong-secret cases and replays (several copies, some sent at once) run as the
+/// catalog defines them.
 pub(crate) fn run_all(binary: Result<&Binary, &String>, catalog: &[Case]) -> Vec<Row> {
-    if catalog.is_empty() {
-        return Vec::new();
-    }
     let mut rows = Vec::new();
-    let server_rows = catalog
-        .iter()
-        .filter_map(|c| c.server.clone().map(|s| (c, s)));
     let serve = binary
         .map_err(String::clone)
         .and_then(|b| b.require(&["serve"]).map(|()| b))
         .and_then(|b| Serve::start(b, &[]).map_err(|e| format!("{e:#}")));
-    for (case, expected) in server_rows {
+    // A nonce unique to this run keeps replay cases of an earlier run from colliding.
+    let run_id = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    for (i, case) in catalog.iter().enumerate() {
+        let name = format!("hostile/{}", case.name);
+        let expected = expected_server(case);
         rows.push(match &serve {
-            Err(why) => Row::unavailable(&case.name, paths::HOSTILE_SERVER, expected, why),
+            Err(why) => Row::unavailable(&name, paths::HOSTILE_SERVER, expected, why),
             Ok(serve) => {
-                let got = render(&case.template, SystemTime::now())
-                    .and_then(|req| raw::exchange(serve.addr, &req))
-                    .map_or_else(
-                        |e| format!("error: {e:#}"),
-                        |resp| {
-                            let text = String::from_utf8_lossy(&resp.body);
-                            let code = text.lines().next().map_or("-", str::trim);
-                            format!(
-                                "{} {}",
-                                resp.status,
-                                if code.is_empty() { "-" } else { code }
-                            )
-                        },
-                    );
-                Row::ran(&case.name, paths::HOSTILE_SERVER, expected, got)
+                let mut ctx = RenderContext::new(SECRET, SystemTime::now());
+                ctx.host = serve.addr.to_string();
+                ctx.nonce = format!("{run_id}-{i}");
+                let got = send_copies(serve.addr, case, &ctx);
+                Row::ran(&name, paths::HOSTILE_SERVER, expected, got)
             }
         });
     }
@@ -280,24 +214,85 @@ pub(crate) fn run_all(binary: Result<&Binary, &String>, catalog: &[Case]) -> Vec
         .map_err(String::clone)
         .and_then(|b| b.require(&["verify"]).map(|()| b));
     for (i, case) in catalog.iter().enumerate() {
-        let Some(expected) = case.verify.clone() else {
+        if case.verify == VerifyOutcome::NotApplicable {
             continue;
-        };
+        }
+        let name = format!("hostile/{}", case.name);
+        let expected = case.verify.to_string();
         rows.push(match verifier {
-            Err(ref why) => Row::unavailable(&case.name, paths::HOSTILE_VERIFY, expected, why),
+            Err(ref why) => Row::unavailable(&name, paths::HOSTILE_VERIFY, expected, why),
             Ok(binary) => {
                 let got = verify(binary, case, i).unwrap_or_else(|e| format!("error: {e:#}"));
-                Row::ran(&case.name, paths::HOSTILE_VERIFY, expected, got)
+                Row::ran(&name, paths::HOSTILE_VERIFY, expected, got)
             }
         });
     }
     rows
 }
 
+fn outcome_text(status: u16, code: &str) -> String {
+    format!("{status} {}", if code.is_empty() { "-" } else { code })
+}
+
+/// The expected answers: one outcome, or for a replay the first and the later copies.
+fn expected_server(case: &Case) -> String {
+    let first = outcome_text(case.server.status, case.server.code);
+    match &case.replay {
+        None => first,
+        Some(r) if r.concurrent => format!("{first} x{}", r.copies),
+        Some(r) => format!(
+            "{first}, then {} x{}",
+            outcome_text(r.later.status, r.later.code),
+            r.copies - 1
+        ),
+    }
+}
+
+/// Sends every copy of a case (concurrently for a concurrent replay) and describes the
+/// answers in the form of [`expected_server`] when each matched its expectation, or
+/// names the first copy that did not.
+fn send_copies(addr: std::net::SocketAddr, case: &Case, ctx: &RenderContext) -> String {
+    let copies = case.render_copies(ctx);
+    let concurrent = case.replay.as_ref().is_some_and(|r| r.concurrent);
+    let answers: Vec<Result<raw::Response>> = if concurrent {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = copies
+                .iter()
+                .map(|req| scope.spawn(move || raw::exchange(addr, req)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("sender thread panicked")))
+                })
+                .collect()
+        })
+    } else {
+        copies.iter().map(|req| raw::exchange(addr, req)).collect()
+    };
+    for (index, answer) in answers.iter().enumerate() {
+        let want = case.expected_for_copy(index);
+        match answer {
+            Err(e) => return format!("copy {}: error: {e:#}", index + 1),
+            Ok(resp) if !want.matches(resp.status, &resp.body) => {
+                let got = outcome_text(resp.status, response_code(&resp.body));
+                return if answers.len() == 1 {
+                    got
+                } else {
+                    format!("copy {}: {got}", index + 1)
+                };
+            }
+            Ok(_) => {}
+        }
+    }
+    expected_server(case)
+}
+
 /// What `dronehook verify` says: `valid`, or the code before the first `:` of its
 /// first line (`digest.mismatch: the body is not the one that was signed`).
 fn verify(binary: &Binary, case: &Case, i: usize) -> Result<String> {
-    let request = render(&case.template, SystemTime::now())?;
+    let request = case.render(&RenderContext::new(SECRET, SystemTime::now()));
     let file = binary.scratch.path().join(format!("hostile-{i}.http"));
     fs::write(&file, request)?;
     let out = run(
@@ -327,27 +322,6 @@ mod tests {
     use dronehook_protocol::{SignInput, Signer};
 
     use super::*;
-
-    #[test]
-    fn expectations_are_read_from_key_value_lines() {
-        let (server, verify) =
-            parse_expect("# A comment.\nserver: 401   digest.mismatch\nverify: digest.mismatch\n")
-                .unwrap();
-        assert_eq!(server.as_deref(), Some("401 digest.mismatch"));
-        assert_eq!(verify.as_deref(), Some("digest.mismatch"));
-        let (_, verify) = parse_expect("server: 405 -\nverify: -\n").unwrap();
-        assert_eq!(verify, None);
-        assert_eq!(
-            parse_expect("verify: x\n").unwrap_err().to_string(),
-            "no `server:` line"
-        );
-        assert_eq!(
-            parse_expect("server: 1\nclient: 2\n")
-                .unwrap_err()
-                .to_string(),
-            "unknown key \"client\" (expected `server` or `verify`)"
-        );
-    }
 
     #[test]
     fn a_template_is_signed_at_the_given_time() {
@@ -450,11 +424,18 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_catalog_runs_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = load(dir.path()).unwrap();
-        assert!(catalog.is_empty());
-        let why = "unused".to_owned();
-        assert!(run_all(Err(&why), &catalog).is_empty());
+    fn without_a_binary_every_case_is_reported_not_run() {
+        let catalog = dronehook_protocol::hostile::all();
+        let why = "no binary".to_owned();
+        let rows = run_all(Err(&why), &catalog);
+        let verify_rows = catalog
+            .iter()
+            .filter(|c| c.verify != VerifyOutcome::NotApplicable)
+            .count();
+        assert_eq!(rows.len(), catalog.len() + verify_rows);
+        assert!(
+            rows.iter()
+                .all(|r| r.verdict == crate::conformance::Verdict::NotAvailable)
+        );
     }
 }
