@@ -7,14 +7,17 @@
 //! the client against a receiver that stalls, hangs up or answers 500 is tested in
 //! `crates/client/tests/it/delivery.rs`.
 
+use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use dronehook_server::protocol::BodyDigest;
 use dronehook_server::{Journal, Router};
 use http::StatusCode;
 
-use crate::util::{Calls, config, deliver, request, start, user_event};
+use crate::util::{Calls, PATIENCE, config, deliver, request, start, user_event};
 
 /// Makes the journal's write-ahead log a character device with `/dev/full`'s number,
 /// where every write fails with `ENOSPC`, as on a full disk, and reading gives zeros,
@@ -151,4 +154,127 @@ async fn a_full_disk_answers_503_and_never_a_2xx() {
     calls.wait_for(1).await;
     server.shutdown().await.unwrap();
     assert_eq!(journal.count().unwrap(), 2);
+}
+
+/// A signed `user:created` event of about 2 KB, distinct for each `n`.
+fn padded_event(n: u64) -> Vec<u8> {
+    let avatar = "a".repeat(2000);
+    format!(
+        r#"{{"event":"user","action":"created","user":{{"id":{n},"login":"user{n}","email":"u{n}@example.com","machine":false,"admin":false,"active":true,"avatar":"https://example.com/{avatar}","syncing":false,"synced":0,"created":1636759997,"updated":1636759997,"last_login":0}}}}"#
+    )
+    .into_bytes()
+}
+
+/// The demo receiver in a child process whose files may not grow past `limit_kib`
+/// (`RLIMIT_FSIZE`, set with the shell's `ulimit -f`, in 512-byte blocks). `SIGXFSZ`
+/// is ignored (an ignored signal stays ignored across `exec`), so a write past the
+/// limit fails with `EFBIG` instead of killing the process.
+async fn spawn_limited_demo(journal: &Path, limit_kib: u64) -> (tokio::process::Child, SocketAddr) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new("sh")
+        .args([
+            "-c",
+            "trap '' XFSZ; ulimit -f \"$1\"; shift; exec \"$@\"",
+            "sh",
+            &(limit_kib * 2).to_string(),
+            env!("CARGO_BIN_EXE_dronehook-receiver-demo"),
+            "127.0.0.1:0",
+            journal.to_str().unwrap(),
+            crate::util::SECRET,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the demo receiver");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(PATIENCE, lines.next_line())
+        .await
+        .expect("the demo starts in time")
+        .unwrap()
+        .expect("a line");
+    let addr = line
+        .strip_prefix("listening on ")
+        .expect("the address line")
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_that_cannot_grow_mid_run_answers_503_and_every_2xx_is_kept() {
+    const LIMIT_KIB: u64 = 256;
+    const MAX_REQUESTS: u64 = 3_000;
+    const REFUSALS: usize = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let (mut child, addr) = spawn_limited_demo(&path, LIMIT_KIB).await;
+
+    // Four clients deliver distinct events until the journal has refused a few.
+    let next = Arc::new(AtomicU64::new(0));
+    let answers: Arc<Mutex<Vec<(u64, StatusCode, String)>>> = Arc::default();
+    let refused = || {
+        answers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, s, _)| *s != StatusCode::NO_CONTENT)
+            .count()
+    };
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (next, answers) = (next.clone(), answers.clone());
+            tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::SeqCst);
+                    let refusals = answers
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .filter(|(_, s, _)| *s != StatusCode::NO_CONTENT)
+                        .count();
+                    if n >= MAX_REQUESTS || refusals >= REFUSALS {
+                        return;
+                    }
+                    let answer = deliver(addr, &padded_event(n)).await;
+                    answers
+                        .lock()
+                        .unwrap()
+                        .push((n, answer.status, answer.body));
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    child.kill().await.unwrap();
+    assert!(
+        refused() >= REFUSALS,
+        "no refusal in {MAX_REQUESTS} requests: the file-size limit did not bite"
+    );
+
+    let answers = answers.lock().unwrap().clone();
+    let journal = Journal::open(&path).unwrap();
+    let mut accepted = 0;
+    for (n, status, body) in &answers {
+        let kept = journal.find(&BodyDigest::of(&padded_event(*n))).unwrap();
+        match *status {
+            StatusCode::NO_CONTENT => {
+                assert!(
+                    kept.is_some(),
+                    "request {n} was answered 204 but is not in the journal"
+                );
+                accepted += 1;
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(body, "journal.unavailable\n");
+                assert_eq!(kept, None, "request {n} was refused but is in the journal");
+            }
+            other => panic!("request {n}: {other} {body}"),
+        }
+    }
+    assert!(accepted > 0, "the journal took requests before it was full");
+    assert_eq!(journal.count().unwrap(), accepted);
 }
