@@ -278,3 +278,60 @@ async fn a_connection_closed_mid_request_is_an_io_error_and_retried() {
     assert_eq!(err.class(), "io");
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn a_connection_reset_before_the_request_is_read_is_retried_and_reported() {
+    // A receiver that accepts and resets at once (SO_LINGER 0 makes the close an RST),
+    // as an overloaded proxy or a crashing receiver does.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            #[expect(
+                deprecated,
+                reason = "set_linger is deprecated only because it blocks on drop when non-zero; zero is what makes the RST"
+            )]
+            conn.set_linger(Some(Duration::ZERO)).unwrap();
+            drop(conn);
+        }
+    });
+    let client = builder().endpoint(&url).attempts(3).build().unwrap();
+    let d = client.send_payload(&payload()).await.deliveries.remove(0);
+    assert_eq!(d.attempts, 3, "every attempt is made");
+    assert_eq!(d.status, None, "no answer was ever read");
+    let err = d.error.unwrap();
+    assert!(err.is_retryable(), "a reset is retryable: {err:?}");
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_receiver_that_accepts_but_never_reads_times_out_each_attempt() {
+    // The listener's backlog completes the handshake; nobody ever reads or answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let held = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            keep.lock().await.push(conn);
+        }
+    });
+    let client = builder()
+        .endpoint(&url)
+        .attempts(2)
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let d = client.send_payload(&payload()).await.deliveries.remove(0);
+    assert_eq!(d.attempts, 2);
+    let err = d.error.unwrap();
+    assert!(err.is_timeout() && err.is_retryable(), "{err:?}");
+    assert_eq!(
+        held.lock().await.len(),
+        2,
+        "each attempt opened its own connection"
+    );
+}
