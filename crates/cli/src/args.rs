@@ -31,6 +31,8 @@ pub(crate) enum Command {
     Sign(SignArgs),
     /// Check the signature of a captured request.
     Verify(VerifyArgs),
+    /// Send the hostile catalog to a receiver and score its answers.
+    Audit(crate::cmd::audit::AuditArgs),
     /// Print the exact bytes Drone would send for a payload.
     Encode(EncodeArgs),
     /// The built-in sample payloads.
