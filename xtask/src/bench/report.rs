@@ -314,9 +314,17 @@ fn targets(s: &mut String, r: &Results, by_size: &[(usize, Estimate)]) {
         .find(|e| e.id == "protocol/verify_decode")
     {
         let bytes = e.throughput.as_ref().map_or(0.0, |t| t.1);
+        let written = e
+            .written
+            .and_then(|w| w.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| {
+                let secs = d.as_secs() % 86_400;
+                format!(", measured {:02}:{:02} UTC", secs / 3600, secs / 60 % 60)
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "| verify + decode ≤ 8 µs (criterion `protocol/verify_decode`, {bytes:.0}-byte body) | {} | {} |",
+            "| verify + decode ≤ 8 µs (criterion `protocol/verify_decode`, {bytes:.0}-byte body{written}) | {} | {} |",
             fmt_ns(e.median_ns),
             met(e.median_ns <= TARGET_VERIFY_DECODE_NS)
         );
