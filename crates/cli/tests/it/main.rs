@@ -5,6 +5,7 @@
 //! To update the snapshots after a deliberate change of output:
 //! `TRYCMD=overwrite cargo test -p dronehook-cli --test it snapshots`.
 
+mod audit;
 mod bad_input;
 mod colour;
 mod env;
