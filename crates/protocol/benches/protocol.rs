@@ -32,7 +32,8 @@ fn signed_headers(body: &[u8], secret: &str) -> HeaderMap {
         .sign(&SignInput::new(body, now))
         .expect("sign");
     let mut headers = HeaderMap::new();
-    for (name, value) in signed.headers("build") {
+    let event = Envelope::decode(body).expect("decode").event;
+    for (name, value) in signed.headers(event.as_str()) {
         headers.insert(name, HeaderValue::from_str(value).expect("header"));
     }
     headers
