@@ -1,15 +1,12 @@
-//! The hostile catalog, `fixtures/hostile/`: each case `NAME.http` (a raw request
-//! template) with `NAME.expect` (its expected outcomes), run against `dronehook serve`
-//! and `dronehook verify`.
+//! The hostile catalog against `dronehook serve` and `dronehook verify`. Cases come
+//! from `dronehook_protocol::hostile`, the source `fixtures/hostile/` is generated
+//! from, and are rendered live (signed at send time, so `Date` is fresh; wrong-secret
+//! cases and replays as the catalog defines them).
 //!
-//! Templates are signed at run time, so the `Date` is fresh (see [`render`] for the
-//! placeholders). The body is everything after the first blank line, taken as is.
-//!
-//! `NAME.expect` has `key: value` lines (`#` starts a comment):
-//! `server: STATUS CODE` (such as `server: 401 digest.mismatch`; `CODE` is the
-//! response body's first line, `-` for an empty body) and `verify: CODE` (the code
-//! `dronehook verify` reports, `valid` when it accepts, `-` when the case is about
-//! the transport and `verify` has nothing to say).
+//! The tests also carry an independent renderer of the `fixtures/hostile/*.http`
+//! template language (placeholders `{{date}}`, `{{digest}}`, `{{signature}}`, ...;
+//! see `fixtures/hostile/README.md`) and check that every generated template renders
+//! to the same bytes as the catalog, so the fixture files are usable on their own.
 
 use std::fs;
 use std::time::SystemTime;
