@@ -6,6 +6,8 @@
 //!   samples (or, with `--check`, fails when the committed files are stale);
 //! - `cargo xtask conformance` runs every fixture through every path between the crates
 //!   and the `dronehook` binary and prints a table of results;
+//! - `cargo xtask bench` measures `dronehook serve` beside a no-op hyper server and
+//!   rewrites docs/benchmarks.md;
 //! - `cargo xtask fuzz [--time SECONDS]` runs every cargo-fuzz target briefly.
 
 mod bench;
