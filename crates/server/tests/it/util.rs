@@ -19,17 +19,44 @@ pub(crate) const SECRET: &str = "correct-horse-battery-staple";
 /// A generous bound for anything a test waits for.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The Drone 2.4 captures, by name.
+/// The Drone 2.4 captures, by name: the workspace's `fixtures/corpus/`, the one copy.
 pub(crate) const CORPUS: &[(&str, &[u8])] = &[
-    ("build_created", include_bytes!("corpus/build_created.json")),
-    ("build_failure", include_bytes!("corpus/build_failure.json")),
-    ("build_killed", include_bytes!("corpus/build_killed.json")),
-    ("build_success", include_bytes!("corpus/build_success.json")),
-    ("build_updated", include_bytes!("corpus/build_updated.json")),
-    ("repo_disabled", include_bytes!("corpus/repo_disabled.json")),
-    ("repo_enabled", include_bytes!("corpus/repo_enabled.json")),
-    ("user_created", include_bytes!("corpus/user_created.json")),
-    ("user_deleted", include_bytes!("corpus/user_deleted.json")),
+    (
+        "build_created",
+        include_bytes!("../../../../fixtures/corpus/build_created.json"),
+    ),
+    (
+        "build_failure",
+        include_bytes!("../../../../fixtures/corpus/build_failure.json"),
+    ),
+    (
+        "build_killed",
+        include_bytes!("../../../../fixtures/corpus/build_killed.json"),
+    ),
+    (
+        "build_success",
+        include_bytes!("../../../../fixtures/corpus/build_success.json"),
+    ),
+    (
+        "build_updated",
+        include_bytes!("../../../../fixtures/corpus/build_updated.json"),
+    ),
+    (
+        "repo_disabled",
+        include_bytes!("../../../../fixtures/corpus/repo_disabled.json"),
+    ),
+    (
+        "repo_enabled",
+        include_bytes!("../../../../fixtures/corpus/repo_enabled.json"),
+    ),
+    (
+        "user_created",
+        include_bytes!("../../../../fixtures/corpus/user_created.json"),
+    ),
+    (
+        "user_deleted",
+        include_bytes!("../../../../fixtures/corpus/user_deleted.json"),
+    ),
 ];
 
 /// One corpus body.
