@@ -32,7 +32,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "bench-secret";
-const BODY: &[u8] = include_bytes!("../tests/it/corpus/build_success.json");
+const BODY: &[u8] = include_bytes!("../../../fixtures/corpus/build_success.json");
 
 fn main() {
     let mut args = std::env::args().skip(1);
