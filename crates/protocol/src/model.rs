@@ -12,11 +12,15 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
+use crate::check::{AnyValue, Seq, Str, StrMap};
 use crate::enums::{Action, Event, Status};
 use crate::gojson;
 
 /// A value that can be a field of a model: written the Go way, with Go's notion of zero.
 pub(crate) trait Field: Default {
+    /// What the checking pass reads in its place (see `check.rs`): the same grammar,
+    /// nothing allocated.
+    type Light<'de>: Deserialize<'de> + Default;
     /// Appends the value's Go JSON encoding.
     fn write(&self, out: &mut Vec<u8>);
     /// Whether `omitempty` leaves the field out.
@@ -24,6 +28,7 @@ pub(crate) trait Field: Default {
 }
 
 impl Field for i64 {
+    type Light<'de> = i64;
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_i64(out, *self);
     }
@@ -33,6 +38,7 @@ impl Field for i64 {
 }
 
 impl Field for bool {
+    type Light<'de> = bool;
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_bool(out, *self);
     }
@@ -42,6 +48,7 @@ impl Field for bool {
 }
 
 impl Field for String {
+    type Light<'de> = Str<'de>;
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_str(out, self);
     }
@@ -53,6 +60,7 @@ impl Field for String {
 macro_rules! enum_field {
     ($($t:ty),*) => {$(
         impl Field for $t {
+    type Light<'de> = Str<'de>;
             fn write(&self, out: &mut Vec<u8>) {
                 gojson::write_str(out, self.as_str());
             }
@@ -65,6 +73,7 @@ macro_rules! enum_field {
 enum_field!(Event, Action, Status);
 
 impl Field for BTreeMap<String, String> {
+    type Light<'de> = StrMap;
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_string_map(out, self);
     }
@@ -74,6 +83,7 @@ impl Field for BTreeMap<String, String> {
 }
 
 impl Field for Vec<String> {
+    type Light<'de> = Seq<Str<'de>>;
     fn write(&self, out: &mut Vec<u8>) {
         out.push(b'[');
         for (i, s) in self.iter().enumerate() {
@@ -91,10 +101,13 @@ impl Field for Vec<String> {
 
 /// A model struct: encodes itself as a Go JSON object.
 pub(crate) trait Object {
+    /// The model's twin for the checking pass.
+    type Check<'de>: Deserialize<'de> + Default;
     fn write_object(&self, out: &mut Vec<u8>);
 }
 
 impl<T: Object> Field for Vec<T> {
+    type Light<'de> = Seq<T::Check<'de>>;
     fn write(&self, out: &mut Vec<u8>) {
         out.push(b'[');
         for (i, item) in self.iter().enumerate() {
@@ -111,6 +124,7 @@ impl<T: Object> Field for Vec<T> {
 }
 
 impl<T: Object> Field for Option<Box<T>> {
+    type Light<'de> = Option<T::Check<'de>>;
     fn write(&self, out: &mut Vec<u8>) {
         match self {
             Some(v) => v.write_object(out),
@@ -248,7 +262,7 @@ macro_rules! omit {
 macro_rules! model {
     (
         $(#[$meta:meta])*
-        pub struct $name:ident {
+        pub struct $name:ident as $check:ident {
             $(
                 $(#[doc = $doc:literal])*
                 $omit:ident $field:ident : $ty:ty = $key:literal $(| $alias:literal)? ;
@@ -276,7 +290,61 @@ macro_rules! model {
             }
         }
 
+        /// The model's twin for the checking pass (see `check.rs`).
+        #[derive(Default)]
+        #[allow(dead_code, reason = "the pass reads every field to check it; only a few are read back")]
+        pub(crate) struct $check<'de> {
+            $( pub(crate) $field: <$ty as Field>::Light<'de>, )*
+        }
+
+        impl<'de> Deserialize<'de> for $check<'de> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $check<'de>;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(concat!("a JSON object (", stringify!($name), ")"))
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$check<'de>, A::Error> {
+                        let mut out = $check::default();
+                        let mut seen = [false; $name::FIELDS.len()];
+                        // Unknown keys, for the duplicate check; empty (no allocation)
+                        // for payloads with none.
+                        let mut unknown: Vec<Key<'de>> = Vec::new();
+                        while let Some(key) = map.next_key::<Key<'de>>()? {
+                            let mut is_unknown = false;
+                            match key.as_str() {
+                                $(
+                                    $key $(| $alias)? => {
+                                        const I: usize = index_of($name::FIELDS, $key);
+                                        if std::mem::replace(&mut seen[I], true) {
+                                            return Err(de::Error::custom("duplicate field"));
+                                        }
+                                        out.$field = next_field(&mut map)?;
+                                    }
+                                )*
+                                other => {
+                                    if unknown.iter().any(|k| k.as_str() == other) {
+                                        return Err(de::Error::custom("duplicate field"));
+                                    }
+                                    map.next_value::<AnyValue>()?;
+                                    is_unknown = true;
+                                }
+                            }
+                            if is_unknown {
+                                unknown.push(key);
+                            }
+                        }
+                        Ok(out)
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+
         impl Object for $name {
+            type Check<'de> = $check<'de>;
+
             fn write_object(&self, out: &mut Vec<u8>) {
                 out.push(b'{');
                 let mut first = true;
@@ -340,7 +408,7 @@ macro_rules! model {
 
 model! {
     /// The envelope Drone POSTs: what happened (`event`, `action`) and the objects involved.
-    pub struct Envelope {
+    pub struct Envelope as EnvelopeCheck {
         /// The kind of object: `user`, `repo` or `build`.
         keep event: Event = "event";
         /// What happened: `created`, `updated`, `deleted`, `enabled` or `disabled`.
@@ -358,7 +426,7 @@ model! {
 
 model! {
     /// A Drone user account.
-    pub struct User {
+    pub struct User as UserCheck {
         /// Drone's id of the user.
         keep id: i64 = "id";
         /// The login name at the source-code host.
@@ -388,7 +456,7 @@ model! {
 
 model! {
     /// A repository known to Drone.
-    pub struct Repo {
+    pub struct Repo as RepoCheck {
         /// Drone's id of the repository.
         keep id: i64 = "id";
         /// The source-code host's id of the repository.
@@ -456,7 +524,7 @@ model! {
 
 model! {
     /// A user's permissions on a repository.
-    pub struct Perm {
+    pub struct Perm as PermCheck {
         /// May read.
         keep read: bool = "read";
         /// May write.
@@ -468,7 +536,7 @@ model! {
 
 model! {
     /// A build.
-    pub struct Build {
+    pub struct Build as BuildCheck {
         /// Drone's id of the build.
         keep id: i64 = "id";
         /// The repository's id.
@@ -544,7 +612,7 @@ model! {
 
 model! {
     /// A stage: one pipeline of a build.
-    pub struct Stage {
+    pub struct Stage as StageCheck {
         /// Drone's id of the stage.
         keep id: i64 = "id";
         /// The repository's id.
@@ -606,7 +674,7 @@ model! {
 
 model! {
     /// A step of a stage.
-    pub struct Step {
+    pub struct Step as StepCheck {
         /// Drone's id of the step.
         keep id: i64 = "id";
         /// The stage's id (Drone names it `step_id`).
@@ -640,7 +708,7 @@ model! {
 
 model! {
     /// The Drone server that sent the event.
-    pub struct System {
+    pub struct System as SystemCheck {
         /// `http` or `https`.
         omit proto: String = "proto";
         /// The server's host name.

@@ -18,6 +18,7 @@ pub use digest::BodyDigest;
 pub use error::{Error, VerifyError};
 pub use params::{MAX_HEADER_LEN, ParseError, SignatureParams};
 
+use crate::decode::Outline;
 use crate::model::Envelope;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -539,6 +540,23 @@ impl Policy {
             .and_then(|v| v.to_str().ok());
         let envelope = Envelope::decode_with_header(req.body, header_event)?;
         Ok((verified, envelope))
+    }
+
+    /// Verifies a request and checks that its body decodes, without decoding it: the
+    /// receiver's request path. See [`Envelope::check_with_header`]; decode with
+    /// [`Envelope::decode_with_header`] when the payload itself is needed.
+    pub fn verify_and_check(
+        &self,
+        req: &RequestParts<'_>,
+        now: SystemTime,
+    ) -> Result<(Verified, Outline), Error> {
+        let verified = self.verify(req, now)?;
+        let header_event = req
+            .headers
+            .get("x-drone-event")
+            .and_then(|v| v.to_str().ok());
+        let outline = Envelope::check_with_header(req.body, header_event)?;
+        Ok((verified, outline))
     }
 }
 

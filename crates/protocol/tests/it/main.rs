@@ -1,5 +1,6 @@
 //! Integration tests of dronehook-protocol: one binary, one module per area.
 
+mod check;
 mod corpus;
 mod decode;
 mod fuzz_regressions;

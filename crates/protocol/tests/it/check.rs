@@ -1,0 +1,315 @@
+//! The checking pass against the decoder: `Envelope::check_with_header` must accept
+//! exactly what `Envelope::decode_with_header` accepts, with the same error, and read
+//! the same outline. Compared on every payload the project has, on hand-picked edge
+//! cases, and on random mutations of real payloads.
+
+use dronehook_protocol::{Envelope, Outline, samples};
+use proptest::prelude::*;
+
+use crate::repo_root;
+
+/// Both ways, compared; returns the shared result for further assertions.
+fn check(body: &[u8], header: Option<&str>) -> Result<Outline, String> {
+    let decoded = Envelope::decode_with_header(body, header).map(|e| Outline::of(&e));
+    let checked = Envelope::check_with_header(body, header);
+    assert_eq!(
+        checked,
+        decoded,
+        "check and decode disagree on {:?} (header {header:?})",
+        String::from_utf8_lossy(body)
+    );
+    checked.map_err(|e| e.code().to_owned())
+}
+
+/// Every payload in the repository: samples, Drone captures, fuzz seeds and
+/// regressions (some of which do not decode).
+fn every_payload() -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = samples::all().into_iter().map(|s| s.body).collect();
+    for dir in [
+        "fixtures/corpus",
+        "fixtures/payloads",
+        "fuzz/seeds/payload_decode",
+        "fuzz/regressions/payload_decode",
+    ] {
+        let mut paths: Vec<_> = std::fs::read_dir(repo_root().join(dir))
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .map(|entry| entry.unwrap().path())
+            .filter(|p| p.extension().is_none_or(|x| x != "md"))
+            .collect();
+        paths.sort();
+        out.extend(paths.iter().map(|p| std::fs::read(p).unwrap()));
+    }
+    out
+}
+
+#[test]
+fn every_payload_checks_as_it_decodes() {
+    let payloads = every_payload();
+    assert!(payloads.len() >= 40, "{} payloads", payloads.len());
+    let mut accepted = 0;
+    for body in &payloads {
+        for header in [None, Some("build"), Some("user")] {
+            if check(body, header).is_ok() {
+                accepted += 1;
+            }
+        }
+    }
+    // Most are real payloads: the comparison must not be between two rejections.
+    assert!(accepted >= payloads.len(), "{accepted} accepted");
+}
+
+#[test]
+fn edge_cases_check_as_they_decode() {
+    let cases: &[(&str, Result<(), &str>)] = &[
+        (r#"{"event":"build","action":"created"}"#, Ok(())),
+        (
+            r#"{"event":"build","event":"build"}"#,
+            Err("payload.invalid"),
+        ),
+        (r#"{"event":"build","x":1,"x":2}"#, Err("payload.invalid")),
+        (
+            r#"{"event":"user","user":{"avatar":"a","avatar_url":"b"}}"#,
+            Err("payload.invalid"),
+        ),
+        (r#"{"event":"user","user":{"avatar_url":"b"}}"#, Ok(())),
+        (r#"{"event":"build","x":1e400}"#, Err("payload.invalid")),
+        (
+            r#"{"event":"build","x":[1,{"a":1,"a":2},"s\n",null,true,-0.5e-3]}"#,
+            Ok(()),
+        ),
+        (
+            r#"{"event":"build","build":{"number":"42"}}"#,
+            Err("payload.invalid"),
+        ),
+        (
+            r#"{"event":"build","build":{"number":4.2}}"#,
+            Err("payload.invalid"),
+        ),
+        (
+            r#"{"event":"build","build":{"number":9223372036854775808}}"#,
+            Err("payload.invalid"),
+        ),
+        (r#"{"event":"build","build":{"number":null}}"#, Ok(())),
+        (
+            r#"{"event":"build","build":null,"repo":null,"user":null}"#,
+            Ok(()),
+        ),
+        (
+            r#"{"event":"build","build":{"stages":[null]}}"#,
+            Err("payload.invalid"),
+        ),
+        (
+            r#"{"event":"build","build":{"stages":[{"depends_on":[null]}]}}"#,
+            Err("payload.invalid"),
+        ),
+        (
+            r#"{"event":"build","build":{"stages":[{"depends_on":["a\u0041"]}]}}"#,
+            Ok(()),
+        ),
+        (
+            r#"{"event":"build","build":{"params":{"a":"1","a":"2"}}}"#,
+            Ok(()),
+        ),
+        (
+            r#"{"event":"build","build":{"params":{"a":null}}}"#,
+            Err("payload.invalid"),
+        ),
+        (r#"{"event":"build","build":{"params":null}}"#, Ok(())),
+        (r#"{"event":"bu\u0069ld","repo":{"slug":"a\/b"}}"#, Ok(())),
+        (r#"{"event":"build","repo":{"slug":""}}"#, Ok(())),
+        (
+            r#"{"event":"build","status":"\ud800"}"#,
+            Err("payload.invalid"),
+        ),
+        (r#"{"event":"build"} x"#, Err("payload.invalid")),
+        (
+            r#"{"event":"build","build":{"status":5}}"#,
+            Err("payload.invalid"),
+        ),
+        (
+            r#"{"event":"build","repo":{"private":"true"}}"#,
+            Err("payload.invalid"),
+        ),
+        (r#"{"action":"created"}"#, Err("payload.event_missing")),
+        (r#"[]"#, Err("payload.invalid")),
+        (r#"null"#, Err("payload.invalid")),
+    ];
+    for (body, expected) in cases {
+        let got = check(body.as_bytes(), None).map(|_| ());
+        assert_eq!(got, expected.map_err(str::to_owned), "{body}");
+    }
+    // The header fills in a missing event and must agree with a present one.
+    assert!(check(br#"{"action":"created"}"#, Some("user")).is_ok());
+    assert_eq!(
+        check(br#"{"event":"user"}"#, Some("repo")),
+        Err("payload.event_mismatch".to_owned())
+    );
+    // Deep nesting in an unknown field hits serde_json's limit in both.
+    let deep = format!(
+        r#"{{"event":"build","x":{}{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    assert_eq!(
+        check(deep.as_bytes(), None),
+        Err("payload.invalid".to_owned())
+    );
+    assert_eq!(check(b"\xff", None), Err("payload.invalid".to_owned()));
+}
+
+#[test]
+fn the_outline_reads_escaped_fields() {
+    let outline = check(
+        br#"{"event":"build","action":"upd\u0061ted","repo":{"slug":"octocat\/hello"},"build":{"number":7}}"#,
+        None,
+    )
+    .unwrap();
+    assert_eq!(outline.action.as_str(), "updated");
+    assert_eq!(outline.repo_slug.as_deref(), Some("octocat/hello"));
+    assert_eq!(outline.build_number, Some(7));
+}
+
+/// JSON fragments a mutation may put in place of a value.
+fn fragments() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("null".to_owned()),
+        Just("true".to_owned()),
+        Just("0".to_owned()),
+        Just("-1".to_owned()),
+        Just("1.5".to_owned()),
+        Just("1e400".to_owned()),
+        Just("18446744073709551616".to_owned()),
+        Just("9223372036854775807".to_owned()),
+        Just(r#""""#.to_owned()),
+        Just(r#""a\nb""#.to_owned()),
+        Just(r#""\ud800""#.to_owned()),
+        Just("[]".to_owned()),
+        Just(r#"["x",null]"#.to_owned()),
+        Just("{}".to_owned()),
+        Just(r#"{"a":1,"a":2}"#.to_owned()),
+        Just(r#"{"number":3}"#.to_owned()),
+        Just(r#"[{"id":1}]"#.to_owned()),
+        "[a-z]{1,8}".prop_map(|s| format!("\"{s}\"")),
+    ]
+}
+
+/// The positions in `body` where a JSON value starts after a `:` (object values).
+fn value_starts(body: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, &b) in body.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b == b':' {
+            out.push(i + 1);
+        }
+    }
+    out
+}
+
+/// The end of the JSON value starting at `start` (scalars, strings, or bracketed).
+fn value_end(body: &[u8], start: usize) -> usize {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, &b) in body.iter().enumerate().skip(start) {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => {
+                    in_string = false;
+                    if depth == 0 {
+                        return i + 1;
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' | b',' if depth == 0 => return i,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    body.len()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Replace one value of a real payload by another fragment.
+    #[test]
+    fn replacing_a_value_checks_as_it_decodes(
+        sample in 0..16usize,
+        which in any::<prop::sample::Index>(),
+        fragment in fragments(),
+    ) {
+        let all = samples::all();
+        let body = &all[sample % all.len()].body;
+        let starts = value_starts(body);
+        let start = starts[which.index(starts.len())];
+        let end = value_end(body, start);
+        let mut mutated = body[..start].to_vec();
+        mutated.extend_from_slice(fragment.as_bytes());
+        mutated.extend_from_slice(&body[end..]);
+        check(&mutated, None).ok();
+    }
+
+    /// Insert a key (known or not, maybe a duplicate) into some object of a payload.
+    #[test]
+    fn inserting_a_key_checks_as_it_decodes(
+        sample in 0..16usize,
+        which in any::<prop::sample::Index>(),
+        key in prop_oneof![
+            Just("id"), Just("slug"), Just("number"), Just("avatar_url"), Just("stages"),
+            Just("event"), Just("extra"), Just("params"), Just("depends_on"), Just("status"),
+        ],
+        fragment in fragments(),
+    ) {
+        let all = samples::all();
+        let body = &all[sample % all.len()].body;
+        let opens: Vec<usize> = body.iter().enumerate()
+            .filter(|&(_, &b)| b == b'{').map(|(i, _)| i + 1).collect();
+        let at = opens[which.index(opens.len())];
+        let mut mutated = body[..at].to_vec();
+        mutated.extend_from_slice(format!("\"{key}\":{fragment},").as_bytes());
+        mutated.extend_from_slice(&body[at..]);
+        check(&mutated, None).ok();
+    }
+
+    /// Flip, drop or insert one byte anywhere.
+    #[test]
+    fn a_byte_changed_checks_as_it_decodes(
+        sample in 0..16usize,
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        op in 0..3u8,
+    ) {
+        let all = samples::all();
+        let mut body = all[sample % all.len()].body.clone();
+        let i = at.index(body.len());
+        match op {
+            0 => body[i] = byte,
+            1 => { body.remove(i); }
+            _ => body.insert(i, byte),
+        }
+        check(&body, Some("build")).ok();
+    }
+}
