@@ -91,6 +91,11 @@ pub(crate) struct ServeArgs {
     /// The largest body accepted (bytes; `k`, `KiB`, `M`, `MiB` suffixes allowed).
     #[arg(long, default_value = "1MiB", value_parser = parse_size, value_name = "SIZE")]
     pub(crate) max_body: u64,
+    /// How long a kept-alive connection may stay idle before the server closes it. Keep
+    /// it above the clients' own idle timeout (Drone's Go client: 90s), so that they
+    /// close first and never send into a closing connection.
+    #[arg(long, default_value = "120s", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) idle_timeout: Duration,
     /// Record every accepted request in this SQLite file (off unless given).
     #[arg(long, value_name = "FILE")]
     pub(crate) journal: Option<PathBuf>,

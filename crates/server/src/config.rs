@@ -16,6 +16,12 @@ pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default time a client has to send the whole request.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default time an idle keep-alive connection is kept open, waiting for the next
+/// request: 120 s, longer than the 90 s Go's `http.Transport` (Drone's client) keeps an
+/// idle connection, so that the client always closes first. A server that closes first
+/// races the client's next request on that connection, and Go does not retry a `POST`
+/// it has started writing.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// The default cap on open connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// The default number of handler workers (with a journal).
@@ -63,6 +69,7 @@ pub struct Config {
     pub(crate) max_body: usize,
     pub(crate) header_timeout: Duration,
     pub(crate) request_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     pub(crate) max_connections: usize,
     pub(crate) replay_protection: bool,
     pub(crate) journal: Option<PathBuf>,
@@ -77,8 +84,8 @@ pub struct Config {
 impl Config {
     /// A configuration with this verification policy and every other setting at its
     /// default: listen on `0.0.0.0:3000`, path `/`, 1 MiB bodies, 10 s to send the
-    /// headers and 30 s for the whole request, 1024 connections, replay protection on,
-    /// no journal, no TLS.
+    /// headers and 30 s for the whole request, idle keep-alive connections closed after
+    /// 120 s, 1024 connections, replay protection on, no journal, no TLS.
     pub fn new(policy: Policy) -> Self {
         Config {
             policy,
@@ -87,6 +94,7 @@ impl Config {
             max_body: DEFAULT_MAX_BODY,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             replay_protection: true,
             journal: None,
@@ -128,9 +136,24 @@ impl Config {
         self
     }
 
-    /// Sets how long a client may take to send the request headers (default 10 s).
+    /// Sets how long a client may take to send the request headers (default 10 s):
+    /// counted from the connection's start for its first request, and from the first
+    /// byte of the head for each later request on a keep-alive connection (the wait
+    /// before that byte is [`Config::idle_timeout`]'s). A connection whose head is not
+    /// complete in time is closed: this is what stops slowloris clients.
     pub fn header_timeout(mut self, timeout: Duration) -> Self {
         self.header_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a keep-alive connection may stay idle between an answer and the
+    /// first byte of its next request before the server closes it (default 120 s,
+    /// [`DEFAULT_IDLE_TIMEOUT`]). Keep it longer than the clients' own idle timeout
+    /// (90 s for Drone's Go client) so that the client, which knows whether it is
+    /// about to send, always closes first. Closing is graceful: only a connection with
+    /// no request under way is closed, with a FIN and no answer.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 

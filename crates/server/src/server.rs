@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
+use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Semaphore, watch};
@@ -22,7 +23,7 @@ use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::replay::ReplayCache;
 use crate::service::Shared;
-use crate::sniff::Sniff;
+use crate::sniff::{InFlight, Progress, Sniff, Timeouts};
 
 /// The receiver. Start one with [`Server::bind`] (or [`serve`], which also waits for
 /// SIGTERM or Ctrl-C).
@@ -257,11 +258,18 @@ async fn accept_loop(
     let max = shared.config.max_connections;
     let permits = Arc::new(Semaphore::new(max));
     let mut builder = http1::Builder::new();
+    // hyper's header-read timer also runs while a kept-alive connection waits for its
+    // next request, so it would close idle connections after the header timeout; the
+    // connection's reader keeps the header and idle deadlines instead (sniff.rs).
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(shared.config.header_timeout)
+        .header_read_timeout(None)
         .keep_alive(true);
     let builder = Arc::new(builder);
+    let timeouts = Timeouts {
+        header: shared.config.header_timeout,
+        idle: shared.config.idle_timeout,
+    };
 
     loop {
         // The permit is taken before accepting, so clients over the cap wait in the
@@ -286,6 +294,7 @@ async fn accept_loop(
             },
             () = crate::server::stopped(&mut shutdown) => break,
         };
+        let accepted = tokio::time::Instant::now();
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let builder = builder.clone();
@@ -293,20 +302,35 @@ async fn accept_loop(
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             shared.metrics.open_connections.inc();
+            let conn = Conn {
+                builder: &builder,
+                shared: &shared,
+                timeouts,
+                accepted,
+            };
             match tls {
+                // Boxed, so that the task of a plain connection is not as large as a
+                // TLS one (the handshake and the rustls state are held inline): a
+                // task's future is as large as its largest state, for every idle
+                // connection.
                 Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(shared.config.header_timeout, acceptor.accept(stream))
-                            .await;
-                    match handshake {
-                        Ok(Ok(stream)) => {
-                            serve_connection(&builder, stream, &shared, shutdown).await;
+                    Box::pin(async {
+                        let handshake = tokio::time::timeout(
+                            shared.config.header_timeout,
+                            acceptor.accept(stream),
+                        )
+                        .await;
+                        match handshake {
+                            Ok(Ok(stream)) => conn.serve(stream, shutdown).await,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            }
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                         }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
+                    })
+                    .await;
                 }
-                None => serve_connection(&builder, stream, &shared, shutdown).await,
+                None => conn.serve(stream, shutdown).await,
             }
             shared.metrics.open_connections.dec();
             drop(permit);
@@ -336,29 +360,57 @@ async fn accept_loop(
     Ok(())
 }
 
-async fn serve_connection<I>(
-    builder: &http1::Builder,
-    io: I,
-    shared: &Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let smuggled = Arc::new(AtomicBool::new(false));
-    let io = TokioIo::new(Sniff::new(io, smuggled.clone()));
-    let service = crate::service::service(shared.clone(), smuggled);
-    let conn = builder.serve_connection(io, service);
-    tokio::pin!(conn);
-    tokio::select! {
-        result = conn.as_mut() => {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "connection ended with an error");
+/// What serving one accepted connection needs.
+#[derive(Clone, Copy)]
+struct Conn<'a> {
+    builder: &'a http1::Builder,
+    shared: &'a Arc<Shared>,
+    timeouts: Timeouts,
+    /// When the connection was accepted: its first head is due a header timeout later.
+    accepted: tokio::time::Instant,
+}
+
+impl Conn<'_> {
+    async fn serve<I>(self, io: I, mut shutdown: watch::Receiver<bool>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let smuggled = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(Progress::default());
+        let io = TokioIo::new(Sniff::new(
+            io,
+            smuggled.clone(),
+            progress.clone(),
+            self.timeouts,
+            self.accepted,
+        ));
+        let inner = crate::service::service(self.shared.clone(), smuggled);
+        let service = hyper::service::service_fn(move |req| {
+            progress.start();
+            let in_flight = InFlight(progress.clone());
+            let answer = inner.call(req);
+            // Boxed: hyper keeps a slot of the service future's size for the whole
+            // life of the connection, so an unboxed request state (kilobytes) would be
+            // paid by every idle keep-alive connection; boxed, it exists only while a
+            // request is in flight.
+            Box::pin(async move {
+                let _in_flight = in_flight;
+                answer.await
+            })
+        });
+        let conn = self.builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
             }
-        }
-        () = crate::server::stopped(&mut shutdown) => {
-            // Finish the request in flight, then close instead of keeping alive.
-            conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(shared.config.shutdown_grace, conn.as_mut()).await;
+            () = crate::server::stopped(&mut shutdown) => {
+                // Finish the request in flight, then close instead of keeping alive.
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(self.shared.config.shutdown_grace, conn.as_mut()).await;
+            }
         }
     }
 }

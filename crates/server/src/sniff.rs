@@ -1,26 +1,114 @@
-//! A byte-level watch on request heads for `Transfer-Encoding` together with
-//! `Content-Length`.
+//! The connection's reader: a byte-level watch on request heads for
+//! `Transfer-Encoding` together with `Content-Length`, and the header-read and idle
+//! deadlines.
 //!
-//! hyper 1.x accepts such a request (chunked wins, as RFC 9112 allows), drops the
-//! `Content-Length` header and closes the connection after answering, so the service
-//! cannot see that both were sent. Two framings for one body are how requests are
-//! smuggled past proxies, so the receiver refuses them with 400: this reader notes,
+//! hyper 1.x accepts a request with both headers (chunked wins, as RFC 9112 allows),
+//! drops the `Content-Length` header and closes the connection after answering, so the
+//! service cannot see that both were sent. Two framings for one body are how requests
+//! are smuggled past proxies, so the receiver refuses them with 400: this reader notes,
 //! per connection, that a head carried both, and the service checks the note.
+//!
+//! The deadlines live here because hyper 1.x has only one timer for both: its
+//! `header_read_timeout` starts when it begins waiting for a head, so on a keep-alive
+//! connection it also measures the idle time before the next request, and an idle
+//! connection is closed after the header timeout (10 s) — while Drone's Go client keeps
+//! idle connections for 90 s and does not retry a `POST` written into a connection the
+//! server is closing. So hyper's timer is off and this reader keeps two deadlines:
+//!
+//! - **idle**: from the end of a request (the service's answer) to the first byte of
+//!   the next head, [`Config::idle_timeout`](crate::Config::idle_timeout). When it
+//!   passes, the reader reports the end of the stream: hyper, idle with nothing
+//!   buffered, closes the connection cleanly (a FIN, no answer).
+//! - **head**: from the first byte of a head (or from the connection's start, for its
+//!   first request) until the service is called with the parsed head,
+//!   [`Config::header_timeout`](crate::Config::header_timeout). When it passes, the
+//!   read fails with `TimedOut` and hyper drops the connection: a slowloris client
+//!   holds nothing for longer.
+//!
+//! While a request is with the service neither applies (the service has the
+//! whole-request deadline). The service wrapper in `server.rs` tells this reader when
+//! requests start and end through a shared counter ([`Progress`]).
+//!
+//! One timer per connection is registered lazily and only moved earlier, never later:
+//! when it fires before the current deadline it is re-armed. A kept-alive connection
+//! under load therefore costs no timer operation per request (hyper's timer cost an
+//! allocation and a registration per request).
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 const TE: &[u8] = b"transfer-encoding:";
 const CL: &[u8] = b"content-length:";
 
-/// Wraps a connection's stream and sets `flag` once a head has both headers.
+/// Counts a connection's requests as the service sees them: odd while one is with the
+/// service, even between requests. Shared by the service wrapper and [`Sniff`].
+#[derive(Debug, Default)]
+pub(crate) struct Progress(AtomicU64);
+
+impl Progress {
+    /// A request's head was parsed and the service called.
+    pub(crate) fn start(&self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+
+    /// The service answered (or the request was dropped).
+    pub(crate) fn end(&self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Marks the end of a request when dropped: when the service's future completes, or
+/// when it is dropped unfinished.
+pub(crate) struct InFlight(pub(crate) Arc<Progress>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
+/// The connection's timeouts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timeouts {
+    pub(crate) header: Duration,
+    pub(crate) idle: Duration,
+}
+
+/// Where a connection is, as far as its deadlines go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the first byte of the next head: the idle deadline.
+    Idle,
+    /// A head has begun (or the connection is new): the header deadline.
+    Head,
+    /// A request is with the service: no deadline here.
+    Busy,
+}
+
+/// Wraps a connection's stream: sets `flag` once a head has both headers, and ends the
+/// connection when a head is too slow or the connection idles too long.
 pub(crate) struct Sniff<T> {
     inner: T,
     flag: Arc<AtomicBool>,
+    progress: Arc<Progress>,
+    /// The value of `progress` last seen.
+    seen: u64,
+    phase: Phase,
+    /// When the current phase's time is up (unused while busy).
+    deadline: Instant,
+    /// Armed at or before `deadline`; created at the first wait.
+    timer: Option<Pin<Box<Sleep>>>,
+    timeouts: Timeouts,
     prefix: [u8; 40],
     prefix_len: usize,
     line_len: usize,
@@ -31,16 +119,78 @@ pub(crate) struct Sniff<T> {
 }
 
 impl<T> Sniff<T> {
-    pub(crate) fn new(inner: T, flag: Arc<AtomicBool>) -> Self {
+    /// A new connection's reader; its first head is due `timeouts.header` after
+    /// `started` (when the connection was accepted).
+    pub(crate) fn new(
+        inner: T,
+        flag: Arc<AtomicBool>,
+        progress: Arc<Progress>,
+        timeouts: Timeouts,
+        started: Instant,
+    ) -> Self {
         Sniff {
             inner,
             flag,
+            seen: progress.get(),
+            progress,
+            phase: Phase::Head,
+            deadline: started + timeouts.header,
+            timer: None,
+            timeouts,
             prefix: [0; 40],
             prefix_len: 0,
             line_len: 0,
             te: false,
             cl: None,
             skip: 0,
+        }
+    }
+
+    /// Catches up with the service: a request started (busy) or ended (idle from now).
+    fn observe(&mut self) {
+        let now = self.progress.get();
+        if now != self.seen {
+            self.seen = now;
+            if now % 2 == 1 {
+                self.phase = Phase::Busy;
+            } else {
+                self.phase = Phase::Idle;
+                self.deadline = Instant::now() + self.timeouts.idle;
+            }
+        }
+    }
+
+    /// Called when the stream has nothing to read: waits for the current deadline.
+    /// Ready means the time is up: the end of the stream when idle (hyper closes an
+    /// idle connection quietly), `TimedOut` for an unfinished head.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.phase == Phase::Busy {
+            return Poll::Pending;
+        }
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() > deadline {
+            timer.as_mut().reset(deadline);
+        }
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if timer.deadline() < deadline {
+                // It fired for an earlier deadline (one that has since moved later):
+                // arm it again for the current one.
+                timer.as_mut().reset(deadline);
+                continue;
+            }
+            return Poll::Ready(match self.phase {
+                Phase::Idle => Ok(()),
+                Phase::Head | Phase::Busy => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the request head did not arrive in time",
+                )),
+            });
         }
     }
 
@@ -120,11 +270,22 @@ impl<T: AsyncRead + Unpin> AsyncRead for Sniff<T> {
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let this = self.get_mut();
-        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = result {
-            this.scan(&buf.filled()[before..]);
+        this.observe();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let read = &buf.filled()[before..];
+                if !read.is_empty() {
+                    if this.phase == Phase::Idle {
+                        this.phase = Phase::Head;
+                        this.deadline = Instant::now() + this.timeouts.header;
+                    }
+                    this.scan(read);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => this.poll_deadline(cx),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         }
-        result
     }
 }
 
@@ -164,7 +325,11 @@ mod tests {
 
     fn flagged(chunks: &[&[u8]]) -> bool {
         let flag = Arc::new(AtomicBool::new(false));
-        let mut s = Sniff::new((), flag.clone());
+        let timeouts = Timeouts {
+            header: Duration::from_secs(1),
+            idle: Duration::from_secs(1),
+        };
+        let mut s = Sniff::new((), flag.clone(), Arc::default(), timeouts, Instant::now());
         for c in chunks {
             s.scan(c);
         }

@@ -134,6 +134,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         .addr(addr)
         .path(args.path.clone())
         .max_body_bytes(max_body)
+        .idle_timeout(args.idle_timeout)
         .replay_protection(!args.no_replay_check)
         .journal_opt(args.journal.clone());
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {

@@ -5,6 +5,7 @@ mod crash;
 mod dispatch;
 mod faults;
 mod journal;
+mod keepalive;
 mod ops;
 mod overload;
 mod replay;

@@ -251,3 +251,92 @@ pub(crate) fn signed_head(body: &[u8], extra: &[&str]) -> String {
     let _ = write!(head, "Content-Length: {}\r\n\r\n", body.len());
     head
 }
+
+/// A raw keep-alive connection: requests written as bytes, answers read one by one.
+pub(crate) struct KeepAlive {
+    stream: TcpStream,
+    /// Bytes read past the last answer.
+    pending: Vec<u8>,
+}
+
+impl KeepAlive {
+    pub(crate) async fn connect(addr: SocketAddr) -> KeepAlive {
+        KeepAlive {
+            stream: TcpStream::connect(addr).await.expect("connect"),
+            pending: Vec::new(),
+        }
+    }
+
+    /// The socket itself.
+    pub(crate) fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// Writes bytes as they are (a whole request, or a piece of one).
+    pub(crate) async fn write(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// A signed request for `body` as raw bytes.
+    pub(crate) fn signed_request(body: &[u8]) -> Vec<u8> {
+        let mut bytes = signed_head(body, &[]).into_bytes();
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    /// Reads one answer (head and `Content-Length` body) within [`PATIENCE`]; panics
+    /// if the connection closes first.
+    pub(crate) async fn answer(&mut self) -> String {
+        let read = async {
+            loop {
+                if let Some(end) = self.pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&self.pending[..end]).into_owned();
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            let (name, value) = l.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    let total = end + 4 + length;
+                    if self.pending.len() >= total {
+                        let answer = String::from_utf8_lossy(&self.pending[..total]).into_owned();
+                        self.pending.drain(..total);
+                        return answer;
+                    }
+                }
+                let mut buf = [0u8; 4096];
+                let n = self.stream.read(&mut buf).await.expect("read");
+                assert!(
+                    n > 0,
+                    "the server closed the connection before answering: {:?}",
+                    String::from_utf8_lossy(&self.pending)
+                );
+                self.pending.extend_from_slice(&buf[..n]);
+            }
+        };
+        tokio::time::timeout(PATIENCE, read)
+            .await
+            .expect("an answer in time")
+    }
+
+    /// Waits (up to [`PATIENCE`]) until the server closes the connection; returns what
+    /// it sent before closing (bytes not yet read as an answer), or the read error.
+    pub(crate) async fn closed(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut rest = std::mem::take(&mut self.pending);
+        let read = async {
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = self.stream.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok(rest);
+                }
+                rest.extend_from_slice(&buf[..n]);
+            }
+        };
+        tokio::time::timeout(PATIENCE, read)
+            .await
+            .expect("the server closes the connection in time")
+    }
+}
