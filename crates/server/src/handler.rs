@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use dronehook_protocol::{BadPattern, BodyDigest, Envelope, EventFilter};
+use dronehook_protocol::{BadPattern, BodyDigest, Envelope, EventFilter, Outline};
 use http::HeaderMap;
 
 /// One verified event, as a handler receives it. Cloning is cheap (shared buffers).
@@ -321,12 +321,12 @@ impl Router {
     }
 
     /// The routes an envelope goes to, by this router's rules.
-    pub(crate) fn select(&self, envelope: &Envelope) -> Vec<&Route> {
-        if !envelope.is_known() && !self.unknown_events {
+    pub(crate) fn select(&self, outline: &Outline) -> Vec<&Route> {
+        if !outline.is_known() && !self.unknown_events {
             return Vec::new();
         }
-        let event = envelope.event.as_str();
-        let action = envelope.action.as_str();
+        let event = outline.event.as_str();
+        let action = outline.action.as_str();
         let matched: Vec<&Route> = self
             .routes
             .iter()

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use dronehook_protocol::{Envelope, RequestParts};
+use dronehook_protocol::{Envelope, Outline, RequestParts};
 use http::header::{
     ALLOW, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING,
     WWW_AUTHENTICATE,
@@ -63,7 +63,7 @@ struct Outcome {
     code: &'static str,
     body: Bytes,
     headers: Vec<(http::HeaderName, HeaderValue)>,
-    envelope: Option<Arc<Envelope>>,
+    outline: Option<Outline>,
     delivery_id: Option<i64>,
 }
 
@@ -80,18 +80,18 @@ impl Outcome {
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; charset=utf-8"),
             )],
-            envelope: None,
+            outline: None,
             delivery_id: None,
         }
     }
 
-    fn empty(status: StatusCode, code: &'static str, envelope: Arc<Envelope>) -> Self {
+    fn empty(status: StatusCode, code: &'static str, outline: Outline) -> Self {
         Outcome {
             status,
             code,
             body: Bytes::new(),
             headers: Vec::new(),
-            envelope: Some(envelope),
+            outline: Some(outline),
             delivery_id: None,
         }
     }
@@ -123,14 +123,14 @@ async fn handle(shared: &Shared, req: Request<Incoming>, smuggled: bool) -> Resp
     let outcome = webhook(shared, req, started, smuggled).await;
     let latency = started.elapsed();
     shared.metrics.request(outcome.code, latency);
-    let env = outcome.envelope.as_deref();
+    let outline = outcome.outline;
     let record = RequestRecord {
         status: outcome.status.as_u16(),
         code: outcome.code,
-        event: env.map(|e| e.event.as_str().to_owned()),
-        action: env.map(|e| e.action.as_str().to_owned()),
-        repo: env.and_then(Envelope::repo_slug).map(str::to_owned),
-        build: env.and_then(Envelope::build_number),
+        event: outline.as_ref().map(|o| o.event.as_str().to_owned()),
+        action: outline.as_ref().map(|o| o.action.as_str().to_owned()),
+        repo: outline.as_ref().and_then(|o| o.repo_slug.clone()),
+        build: outline.as_ref().and_then(|o| o.build_number),
         delivery_id: outcome.delivery_id,
         latency,
     };
@@ -255,7 +255,9 @@ async fn webhook(
         .path_and_query()
         .map_or("/", http::uri::PathAndQuery::as_str);
     let request = RequestParts::new(parts.method.as_str(), target, &parts.headers, &body);
-    let (verified, envelope) = match config.policy.verify_and_decode(&request, received_at) {
+    // The body is checked to decode (the decoder's own acceptance) without building the
+    // payload's model: only a handler needs that, and it is decoded below when one does.
+    let (verified, outline) = match config.policy.verify_and_check(&request, received_at) {
         Ok(pair) => pair,
         Err(e) => {
             let out = if e.is_malformed() {
@@ -267,8 +269,7 @@ async fn webhook(
             return out;
         }
     };
-    let envelope = Arc::new(envelope);
-    let known = envelope.is_known();
+    let known = outline.is_known();
     let (success, success_code) = if known {
         (StatusCode::NO_CONTENT, "ok")
     } else {
@@ -277,22 +278,36 @@ async fn webhook(
 
     let guard = match &shared.replay {
         Some(cache) => match cache.claim(verified.body_digest).await {
-            Claim::Replay => return Outcome::empty(StatusCode::NO_CONTENT, "replay", envelope),
+            Claim::Replay => return Outcome::empty(StatusCode::NO_CONTENT, "replay", outline),
             Claim::Fresh(guard) => Some(guard),
         },
         None => None,
     };
 
-    let routes = shared.router.select(&envelope);
-    let mut delivery = Delivery {
-        id: None,
-        envelope: envelope.clone(),
-        body,
-        headers: Arc::new(parts.headers),
-        received_at,
-        digest: verified.body_digest,
-        secret_index: verified.secret_index,
-        attempt: 1,
+    let routes = shared.router.select(&outline);
+    // The handlers' copy of the payload. Decoding cannot fail after the check passed
+    // (the check accepts exactly what decoding accepts); were it to, the request is
+    // refused as the check would have refused it.
+    let delivery = if routes.is_empty() {
+        None
+    } else {
+        let header_event = parts
+            .headers
+            .get("x-drone-event")
+            .and_then(|v| v.to_str().ok());
+        match Envelope::decode_with_header(&body, header_event) {
+            Ok(envelope) => Some(Delivery {
+                id: None,
+                envelope: Arc::new(envelope),
+                body: body.clone(),
+                headers: Arc::new(parts.headers.clone()),
+                received_at,
+                digest: verified.body_digest,
+                secret_index: verified.secret_index,
+                attempt: 1,
+            }),
+            Err(e) => return Outcome::error(StatusCode::BAD_REQUEST, e.code()),
+        }
     };
 
     if let Some(journal) = &shared.journal {
@@ -300,20 +315,20 @@ async fn webhook(
             received_at,
             digest: verified.body_digest,
             dedupe: config.replay_protection,
-            event: envelope.event.as_str().to_owned(),
-            action: envelope.action.as_str().to_owned(),
+            event: outline.event.as_str().to_owned(),
+            action: outline.action.as_str().to_owned(),
             known,
-            repo: envelope.repo_slug().map(str::to_owned),
-            build: envelope.build_number(),
-            headers: encode_headers(&delivery.headers),
-            body: delivery.body.clone(),
+            repo: outline.repo_slug.clone(),
+            build: outline.build_number,
+            headers: encode_headers(&parts.headers),
+            body,
             handlers: routes.iter().map(|r| r.name.clone()).collect(),
         };
         match journal.insert(entry).await {
             Err(message) => {
                 tracing::error!(error = %message, "journal commit failed; answering 503");
                 return Outcome {
-                    envelope: Some(envelope),
+                    outline: Some(outline),
                     ..Outcome::error(StatusCode::SERVICE_UNAVAILABLE, "journal.unavailable")
                 };
             }
@@ -322,7 +337,7 @@ async fn webhook(
                 if let Some(guard) = guard {
                     guard.accept();
                 }
-                let mut out = Outcome::empty(StatusCode::NO_CONTENT, "replay", envelope);
+                let mut out = Outcome::empty(StatusCode::NO_CONTENT, "replay", outline);
                 out.delivery_id = Some(id);
                 return out;
             }
@@ -331,13 +346,13 @@ async fn webhook(
                 if let Some(guard) = guard {
                     guard.accept();
                 }
-                delivery.id = Some(id);
-                if let Some(dispatcher) = &shared.dispatcher {
+                if let (Some(dispatcher), Some(mut delivery)) = (&shared.dispatcher, delivery) {
+                    delivery.id = Some(id);
                     for route in routes {
                         dispatcher.enqueue(route.clone(), delivery.clone());
                     }
                 }
-                let mut out = Outcome::empty(success, success_code, envelope);
+                let mut out = Outcome::empty(success, success_code, outline);
                 out.delivery_id = Some(id);
                 return out;
             }
@@ -345,19 +360,21 @@ async fn webhook(
     }
 
     // No journal: the handlers finish before the answer, as in Drone's reference.
-    let routes: Vec<_> = routes.into_iter().cloned().collect();
-    if let Err(message) = run_inline(&shared.router, &shared.metrics, routes, &delivery).await {
-        let mut out = Outcome::error(StatusCode::INTERNAL_SERVER_ERROR, "handler.failed");
-        let mut body = message.into_bytes();
-        body.push(b'\n');
-        out.body = body.into();
-        out.envelope = Some(envelope);
-        return out;
+    if let Some(delivery) = delivery {
+        let routes: Vec<_> = routes.into_iter().cloned().collect();
+        if let Err(message) = run_inline(&shared.router, &shared.metrics, routes, &delivery).await {
+            let mut out = Outcome::error(StatusCode::INTERNAL_SERVER_ERROR, "handler.failed");
+            let mut body = message.into_bytes();
+            body.push(b'\n');
+            out.body = body.into();
+            out.outline = Some(outline);
+            return out;
+        }
     }
     if let Some(guard) = guard {
         guard.accept();
     }
-    Outcome::empty(success, success_code, envelope)
+    Outcome::empty(success, success_code, outline)
 }
 
 /// Exponential backoff: `base * 2^(attempt - 1)`, capped.
