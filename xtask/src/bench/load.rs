@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::procs::cpu_time;
 use anyhow::{Context as _, bail};
 use dronehook_protocol::{Envelope, SignInput, Signer};
 use hdrhistogram::Histogram;
@@ -216,12 +217,22 @@ pub(crate) struct LoadResult {
     pub(crate) elapsed: Duration,
     /// Latency of each measured 2xx request, in nanoseconds.
     pub(crate) latency: Histogram<u64>,
+    /// CPU time the server process used in the measured window, when it was watched.
+    pub(crate) server_cpu: Option<Duration>,
+    /// CPU time the load generator's process used in the measured window.
+    pub(crate) generator_cpu: Option<Duration>,
 }
 
 impl LoadResult {
     /// Successful requests per second.
     pub(crate) fn rps(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Microseconds of a process's CPU time per successful request.
+    pub(crate) fn cpu_per_request_us(cpu: Option<Duration>, ok: u64) -> Option<f64> {
+        cpu.filter(|_| ok > 0)
+            .map(|c| c.as_secs_f64() * 1e6 / ok as f64)
     }
 
     /// A latency percentile, in microseconds.
@@ -252,7 +263,15 @@ fn histogram() -> Histogram<u64> {
 }
 
 /// Runs the load against `addr` and returns what it measured.
-pub(crate) fn run(addr: SocketAddr, pool: Pool, spec: LoadSpec) -> anyhow::Result<LoadResult> {
+/// `server`, when given, is the server's process id: its CPU time over the measured
+/// window is reported beside the generator's own, a measure of cost per request that
+/// the other load on a shared machine does not move.
+pub(crate) fn run(
+    addr: SocketAddr,
+    pool: Pool,
+    spec: LoadSpec,
+    server: Option<u32>,
+) -> anyhow::Result<LoadResult> {
     let runtime = if spec.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -275,6 +294,17 @@ pub(crate) fn run(addr: SocketAddr, pool: Pool, spec: LoadSpec) -> anyhow::Resul
             next: AtomicU64::new(0),
             warm_end: start + spec.warmup,
             end: start + spec.warmup + spec.duration,
+        });
+        let warm_end = state.warm_end;
+        let end = state.end;
+        let cpu = tokio::spawn(async move {
+            let me = std::process::id();
+            tokio::time::sleep_until(warm_end.into()).await;
+            let before = (server.and_then(cpu_time), cpu_time(me));
+            tokio::time::sleep_until(end.into()).await;
+            let after = (server.and_then(cpu_time), cpu_time(me));
+            let delta = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?));
+            (delta(before.0, after.0), delta(before.1, after.1))
         });
         let tasks: Vec<_> = streams
             .into_iter()
@@ -302,7 +332,10 @@ pub(crate) fn run(addr: SocketAddr, pool: Pool, spec: LoadSpec) -> anyhow::Resul
                 }
             }
         }
+        let (server_cpu, generator_cpu) = cpu.await.unwrap_or((None, None));
         Ok(LoadResult {
+            server_cpu,
+            generator_cpu,
             ok: total.ok,
             errors: total.errors,
             error_samples: total.error_samples,

@@ -532,7 +532,7 @@ fn measure(
         }
         None => None,
     };
-    let load = load::run(server.addr(), pool, spec)
+    let load = load::run(server.addr(), pool, spec, Some(server.pid()))
         .with_context(|| format!("loading {}", server.name()))?;
     if let Some(perf) = perf {
         perf.finish();

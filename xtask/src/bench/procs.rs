@@ -173,6 +173,20 @@ pub(crate) fn read_mem(pid: u32) -> anyhow::Result<Mem> {
     })
 }
 
+/// CPU time a process has used so far, all its threads, user and system (from
+/// `/proc/PID/stat`; Linux reports it in USER_HZ ticks, 100 per second on every
+/// architecture the bench runs on).
+pub(crate) fn cpu_time(pid: u32) -> Option<std::time::Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: count fields after it.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // After the name: state (3), ..., utime (14), stime (15).
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(std::time::Duration::from_millis((utime + stime) * 10))
+}
+
 /// The address in a `listening on http://127.0.0.1:PORT/...` line.
 fn listening_addr(line: &str) -> Option<SocketAddr> {
     let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];

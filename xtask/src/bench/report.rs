@@ -21,7 +21,8 @@ const TARGET_VERIFY: f64 = 0.75;
 const TARGET_JOURNAL: f64 = 0.40;
 const TARGET_REPLAY: f64 = 0.70;
 const TARGET_P99_US: f64 = 2_000.0;
-const TARGET_IDLE_RSS_KB: u64 = 20 * 1024;
+/// 20 MB as the issue states it (decimal megabytes), in KiB: 19,531 KiB, 19.07 MiB.
+const TARGET_IDLE_RSS_KB: u64 = 20_000_000 / 1024;
 const TARGET_VERIFY_DECODE_NS: f64 = 8_000.0;
 
 /// One line for the progress output.
@@ -30,7 +31,8 @@ pub(crate) fn line(run: &Run, ceiling: Option<&Run>) -> String {
         .map(|c| format!(" ({:.0}% of (a))", 100.0 * run.load.rps() / c.load.rps()))
         .unwrap_or_default();
     format!(
-        "{:<34} {:>9.0} req/s{ratio}  p50 {}  p99 {}  p99.9 {}  errors {}  peak RSS {:.1} MiB{}",
+        "{:<34} {:>9.0} req/s{ratio}  p50 {}  p99 {}  p99.9 {}  errors {}  peak RSS {:.1} MiB  \
+         CPU/request: server {}, generator {}{}",
         run.kind.label(),
         run.load.rps(),
         us(run.load.pct_us(0.5)),
@@ -38,8 +40,15 @@ pub(crate) fn line(run: &Run, ceiling: Option<&Run>) -> String {
         us(run.load.pct_us(0.999)),
         run.load.errors,
         mib(run.mem.hwm_kb),
+        cpu_us(run.load.server_cpu, run.load.ok),
+        cpu_us(run.load.generator_cpu, run.load.ok),
         inline_note(&run.load),
     )
+}
+
+/// CPU microseconds per successful request, or `–` when not measured.
+fn cpu_us(cpu: Option<std::time::Duration>, ok: u64) -> String {
+    LoadResult::cpu_per_request_us(cpu, ok).map_or_else(|| "–".to_owned(), |v| format!("{v:.1} µs"))
 }
 
 fn inline_note(load: &LoadResult) -> String {
@@ -97,9 +106,10 @@ pub(crate) fn markdown(r: &Results) -> String {
     let ceiling = r.run(Kind::Noop);
     let _ = writeln!(
         s,
-        "| server | requests/s | vs (a) | p50 | p99 | p99.9 | errors | peak RSS | RSS vs (a) |"
+        "| server | requests/s | vs (a) | p50 | p99 | p99.9 | errors | peak RSS | RSS vs (a) | \
+         server CPU per request | generator CPU per request |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for run in &r.runs {
         let (ratio, mem_ratio) = match ceiling {
             Some(c) => (
@@ -110,7 +120,7 @@ pub(crate) fn markdown(r: &Results) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {:.0} | {ratio} | {} | {} | {} | {} | {:.1} MiB | {mem_ratio} |",
+            "| {} | {:.0} | {ratio} | {} | {} | {} | {} | {:.1} MiB | {mem_ratio} | {} | {} |",
             run.kind.label(),
             run.load.rps(),
             us(run.load.pct_us(0.5)),
@@ -118,6 +128,8 @@ pub(crate) fn markdown(r: &Results) -> String {
             us(run.load.pct_us(0.999)),
             run.load.errors,
             mib(run.mem.hwm_kb),
+            cpu_us(run.load.server_cpu, run.load.ok),
+            cpu_us(run.load.generator_cpu, run.load.ok),
         );
     }
     let notes: Vec<String> = r
@@ -302,7 +314,7 @@ fn targets(s: &mut String, r: &Results, by_size: &[(usize, Estimate)]) {
     if let Some(i) = r.idle.iter().find(|i| i.kind != Kind::Noop) {
         let _ = writeln!(
             s,
-            "| server RSS ≤ 20 MiB with {} idle keep-alive connections | {:.1} MiB | {} |",
+            "| server RSS ≤ 20 MB (19.07 MiB) with {} idle keep-alive connections | {:.1} MiB | {} |",
             i.count,
             mib(i.loaded.rss_kb),
             met(i.loaded.rss_kb <= TARGET_IDLE_RSS_KB)
