@@ -61,8 +61,9 @@ pub(crate) struct BenchArgs {
     /// Skip the idle-connection and body-size runs (for a quick look).
     #[arg(long)]
     quick: bool,
-    /// Only these servers of the main comparison: a, av, avd, b, c, d
-    /// (comma-separated; av and avd are the no-op server doing the protocol's work).
+    /// Only these servers of the main comparison: a, av, avc, avd, b, c, d
+    /// (comma-separated; av, avc and avd are the no-op server doing the protocol's
+    /// work: verify, verify + check as `serve` does, verify + full decode).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     only: Vec<String>,
     /// Record each server with `perf record -g` into this directory while it is
@@ -93,6 +94,7 @@ enum Inner {
 pub(crate) enum Kind {
     Noop,
     NoopVerify,
+    NoopVerifyCheck,
     NoopVerifyDecode,
     Verify,
     Journal,
@@ -100,9 +102,10 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 6] = [
+    const ALL: [Kind; 7] = [
         Kind::Noop,
         Kind::NoopVerify,
+        Kind::NoopVerifyCheck,
         Kind::NoopVerifyDecode,
         Kind::Verify,
         Kind::Journal,
@@ -113,6 +116,7 @@ impl Kind {
         match self {
             Kind::Noop => "a",
             Kind::NoopVerify => "av",
+            Kind::NoopVerifyCheck => "avc",
             Kind::NoopVerifyDecode => "avd",
             Kind::Verify => "b",
             Kind::Journal => "c",
@@ -124,6 +128,7 @@ impl Kind {
         match self {
             Kind::Noop => "(a) no-op hyper (ceiling)",
             Kind::NoopVerify => "(a) + protocol verify only",
+            Kind::NoopVerifyCheck => "(a) + protocol verify + check",
             Kind::NoopVerifyDecode => "(a) + protocol verify + decode",
             Kind::Verify => "(b) serve: verify",
             Kind::Journal => "(c) serve: verify + journal",
@@ -227,7 +232,7 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     } else {
         for name in &args.only {
             if !Kind::ALL.iter().any(|k| k.letter() == name.trim()) {
-                bail!("--only takes a, av, avd, b, c and d, not {name:?}");
+                bail!("--only takes a, av, avc, avd, b, c and d, not {name:?}");
             }
         }
         Kind::ALL
@@ -431,6 +436,7 @@ fn command(bins: &Bins, kind: Kind, scratch: &Path, round: usize, extra: &[&str]
     let work = match kind {
         Kind::Noop => Some("none"),
         Kind::NoopVerify => Some("verify"),
+        Kind::NoopVerifyCheck => Some("verify-check"),
         Kind::NoopVerifyDecode => Some("verify-decode"),
         _ => None,
     };

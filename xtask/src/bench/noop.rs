@@ -31,6 +31,8 @@ pub(crate) enum Work {
     None,
     /// `Policy::verify`.
     Verify,
+    /// `Policy::verify_and_check`: what `dronehook serve` does per request.
+    VerifyCheck,
     /// `Policy::verify_and_decode`.
     VerifyDecode,
 }
@@ -86,10 +88,10 @@ async fn answer(
             let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             let request = RequestParts::new(parts.method.as_str(), target, &parts.headers, &body);
             let now = SystemTime::now();
-            let ok = if work == Work::Verify {
-                policy.verify(&request, now).is_ok()
-            } else {
-                policy.verify_and_decode(&request, now).is_ok()
+            let ok = match work {
+                Work::None | Work::Verify => policy.verify(&request, now).is_ok(),
+                Work::VerifyCheck => policy.verify_and_check(&request, now).is_ok(),
+                Work::VerifyDecode => policy.verify_and_decode(&request, now).is_ok(),
             };
             if ok {
                 StatusCode::NO_CONTENT
