@@ -156,13 +156,43 @@ impl Envelope {
         body: &[u8],
         header_event: Option<&str>,
     ) -> Result<Outline, DecodeError> {
-        // Anything the fast pass does not settle (an error, or an escaped string in a
-        // field the outline keeps) is decoded in full: errors are rare and their
+        // The header rules, shared by both passes below.
+        let settle = |event: &str,
+                      action: &str,
+                      slug: &str,
+                      build_number: Option<i64>|
+         -> Result<Outline, DecodeError> {
+            let header = header_event.map(str::trim).filter(|h| !h.is_empty());
+            let event = match (event.is_empty(), header) {
+                (true, None) => return Err(DecodeError::EventMissing),
+                (true, Some(h)) => Event::parse(h),
+                (false, Some(h)) if h != event => {
+                    return Err(DecodeError::EventMismatch {
+                        header: h.to_owned(),
+                        body: event.to_owned(),
+                    });
+                }
+                (false, _) => Event::parse(event),
+            };
+            Ok(Outline {
+                event,
+                action: Action::parse(action),
+                repo_slug: (!slug.is_empty()).then(|| slug.to_owned()),
+                build_number,
+            })
+        };
+        // Anything the checking passes do not settle (an error, or an escaped string in
+        // a field the outline keeps) is decoded in full: errors are rare and their
         // messages and positions come from the decoder.
         let slow = || Envelope::decode_with_header(body, header_event).map(|e| Outline::of(&e));
         let Ok(text) = std::str::from_utf8(body) else {
             return slow();
         };
+        // The schema-directed scan settles ordinary payloads without serde; it declines
+        // anything unusual, which the serde-based pass below then reads.
+        if let Some(fast) = crate::check::fast::scan(text) {
+            return settle(fast.event, fast.action, fast.repo_slug, fast.build_number);
+        }
         let Ok(checked) = serde_json::from_str::<EnvelopeCheck<'_>>(text) else {
             return slow();
         };
@@ -176,24 +206,12 @@ impl Envelope {
             },
             None => "",
         };
-        let header = header_event.map(str::trim).filter(|h| !h.is_empty());
-        let event = match (event.is_empty(), header) {
-            (true, None) => return Err(DecodeError::EventMissing),
-            (true, Some(h)) => Event::parse(h),
-            (false, Some(h)) if h != event => {
-                return Err(DecodeError::EventMismatch {
-                    header: h.to_owned(),
-                    body: event.to_owned(),
-                });
-            }
-            (false, _) => Event::parse(event),
-        };
-        Ok(Outline {
+        settle(
             event,
-            action: Action::parse(action),
-            repo_slug: (!slug.is_empty()).then(|| slug.to_owned()),
-            build_number: checked.build.as_ref().map(|b| b.number),
-        })
+            action,
+            slug,
+            checked.build.as_ref().map(|b| b.number),
+        )
     }
 
     /// Decodes a body that names its own event, as every real Drone body does.

@@ -12,6 +12,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
+use crate::check::fast::{FieldSpec, Kind};
 use crate::check::{AnyValue, Seq, Str, StrMap};
 use crate::enums::{Action, Event, Status};
 use crate::gojson;
@@ -21,6 +22,8 @@ pub(crate) trait Field: Default {
     /// What the checking pass reads in its place (see `check.rs`): the same grammar,
     /// nothing allocated.
     type Light<'de>: Deserialize<'de> + Default;
+    /// What the fast checking pass expects in its place (see `check/fast.rs`).
+    const KIND: Kind;
     /// Appends the value's Go JSON encoding.
     fn write(&self, out: &mut Vec<u8>);
     /// Whether `omitempty` leaves the field out.
@@ -28,6 +31,7 @@ pub(crate) trait Field: Default {
 }
 
 impl Field for i64 {
+    const KIND: Kind = Kind::Int;
     type Light<'de> = i64;
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_i64(out, *self);
@@ -38,6 +42,7 @@ impl Field for i64 {
 }
 
 impl Field for bool {
+    const KIND: Kind = Kind::Bool;
     type Light<'de> = bool;
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_bool(out, *self);
@@ -48,6 +53,7 @@ impl Field for bool {
 }
 
 impl Field for String {
+    const KIND: Kind = Kind::Str;
     type Light<'de> = Str<'de>;
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_str(out, self);
@@ -60,7 +66,8 @@ impl Field for String {
 macro_rules! enum_field {
     ($($t:ty),*) => {$(
         impl Field for $t {
-    type Light<'de> = Str<'de>;
+            const KIND: Kind = Kind::Str;
+            type Light<'de> = Str<'de>;
             fn write(&self, out: &mut Vec<u8>) {
                 gojson::write_str(out, self.as_str());
             }
@@ -73,6 +80,7 @@ macro_rules! enum_field {
 enum_field!(Event, Action, Status);
 
 impl Field for BTreeMap<String, String> {
+    const KIND: Kind = Kind::StrMap;
     type Light<'de> = StrMap;
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_string_map(out, self);
@@ -83,6 +91,7 @@ impl Field for BTreeMap<String, String> {
 }
 
 impl Field for Vec<String> {
+    const KIND: Kind = Kind::StrList;
     type Light<'de> = Seq<Str<'de>>;
     fn write(&self, out: &mut Vec<u8>) {
         out.push(b'[');
@@ -103,10 +112,13 @@ impl Field for Vec<String> {
 pub(crate) trait Object {
     /// The model's twin for the checking pass.
     type Check<'de>: Deserialize<'de> + Default;
+    /// The model's fields for the fast checking pass, in declaration (Drone's) order.
+    const SCHEMA: &'static [FieldSpec];
     fn write_object(&self, out: &mut Vec<u8>);
 }
 
 impl<T: Object> Field for Vec<T> {
+    const KIND: Kind = Kind::ObjList(T::SCHEMA);
     type Light<'de> = Seq<T::Check<'de>>;
     fn write(&self, out: &mut Vec<u8>) {
         out.push(b'[');
@@ -124,6 +136,7 @@ impl<T: Object> Field for Vec<T> {
 }
 
 impl<T: Object> Field for Option<Box<T>> {
+    const KIND: Kind = Kind::Obj(T::SCHEMA);
     type Light<'de> = Option<T::Check<'de>>;
     fn write(&self, out: &mut Vec<u8>) {
         match self {
@@ -259,6 +272,16 @@ macro_rules! omit {
     };
 }
 
+/// A field's alias for the schema table, if the declaration names one.
+macro_rules! alias {
+    () => {
+        None
+    };
+    ($alias:literal) => {
+        Some($alias)
+    };
+}
+
 macro_rules! model {
     (
         $(#[$meta:meta])*
@@ -344,6 +367,10 @@ macro_rules! model {
 
         impl Object for $name {
             type Check<'de> = $check<'de>;
+
+            const SCHEMA: &'static [FieldSpec] = &[$(
+                FieldSpec { key: $key, alias: alias!($($alias)?), kind: <$ty as Field>::KIND },
+            )*];
 
             fn write_object(&self, out: &mut Vec<u8>) {
                 out.push(b'{');

@@ -24,6 +24,8 @@ use std::marker::PhantomData;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
+pub(crate) mod fast;
+
 /// A string field as the checking pass keeps it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Str<'de> {
