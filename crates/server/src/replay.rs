@@ -1,18 +1,41 @@
 //! Replay protection in memory: a body accepted within the window is answered again
 //! but not delivered again, also when many copies arrive at once.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dronehook_protocol::BodyDigest;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 enum Slot {
-    /// A copy is being processed; later copies wait for its outcome.
-    Pending(watch::Receiver<()>),
+    /// A copy is being processed; later copies wait for its outcome. The notifier is
+    /// made by the first copy that has to wait, so the common case allocates nothing.
+    Pending(Option<Arc<Notify>>),
     /// Accepted; copies until this instant are replays.
     Accepted(Instant),
+}
+
+/// Hashes a SHA-256 digest by mixing its bytes eight at a time, without SipHash's
+/// keyed rounds: the keys are uniformly distributed and nobody can choose them (only
+/// signed bodies reach the cache, and finding a body for a chosen digest is a
+/// preimage attack on SHA-256), so flooding one bucket is not possible.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(word);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Accepted dedupe keys, each kept for the window (older copies fail the `Date` check
@@ -23,45 +46,72 @@ pub(crate) struct ReplayCache {
 }
 
 struct Inner {
-    slots: HashMap<BodyDigest, Slot>,
-    last_prune: Instant,
+    slots: HashMap<BodyDigest, Slot, BuildHasherDefault<DigestHasher>>,
+    /// Accepted keys in the order they expire (the window is the same for all), so
+    /// pruning takes the expired ones off the front: no pass over the whole map,
+    /// which at tens of thousands of requests a second holds millions of keys.
+    expiry: VecDeque<(Instant, BodyDigest)>,
 }
 
-/// The outcome of [`ReplayCache::claim`].
+impl Inner {
+    fn prune(&mut self, now: Instant) {
+        while let Some(&(until, key)) = self.expiry.front() {
+            if until > now {
+                break;
+            }
+            self.expiry.pop_front();
+            // The key may have expired and been accepted again since: only the slot
+            // this entry made is removed.
+            if matches!(self.slots.get(&key), Some(Slot::Accepted(t)) if *t == until) {
+                self.slots.remove(&key);
+            }
+        }
+    }
+}
+
+/// The outcome of claiming a key.
 pub(crate) enum Claim<'a> {
-    /// The first copy: process it, then [`Guard::accept`] (dropping the guard forgets it).
+    /// The first copy: process it, then `accept` the guard (or drop it to let the
+    /// next copy try).
     Fresh(Guard<'a>),
-    /// An accepted copy: answer success, do not deliver.
+    /// A copy of a request already accepted within the window.
     Replay,
 }
 
-/// The right to process one body; other copies wait until it is accepted or dropped.
+/// Held while the first copy of a request is processed.
 pub(crate) struct Guard<'a> {
     cache: &'a ReplayCache,
     key: BodyDigest,
-    done: Option<watch::Sender<()>>,
+    pending: bool,
 }
 
 impl Guard<'_> {
-    /// Marks the body accepted: copies within the window are replays.
+    /// The request was accepted: copies within the window are replays from now on.
     pub(crate) fn accept(mut self) {
         let until = Instant::now() + self.cache.window;
-        self.cache
-            .lock()
-            .slots
-            .insert(self.key, Slot::Accepted(until));
-        // Dropping the sender wakes the waiting copies, which now see `Accepted`.
-        self.done.take();
+        let waiting = {
+            let mut inner = self.cache.lock();
+            inner.expiry.push_back((until, self.key));
+            inner.slots.insert(self.key, Slot::Accepted(until))
+        };
+        self.pending = false;
+        wake(waiting);
     }
 }
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        if self.done.is_some() {
-            // Not accepted (refused or failed): forget it, so a waiting copy or a later
-            // retry is processed afresh.
-            self.cache.lock().slots.remove(&self.key);
+        if self.pending {
+            let waiting = self.cache.lock().slots.remove(&self.key);
+            wake(waiting);
         }
+    }
+}
+
+/// Wakes the copies waiting on a slot that was pending.
+fn wake(slot: Option<Slot>) {
+    if let Some(Slot::Pending(Some(notify))) = slot {
+        notify.notify_waiters();
     }
 }
 
@@ -70,8 +120,8 @@ impl ReplayCache {
         ReplayCache {
             window,
             inner: Mutex::new(Inner {
-                slots: HashMap::new(),
-                last_prune: Instant::now(),
+                slots: HashMap::default(),
+                expiry: VecDeque::new(),
             }),
         }
     }
@@ -82,40 +132,39 @@ impl ReplayCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Claims a body: the first copy gets a guard, copies of an accepted body get
-    /// `Replay`, copies arriving while the first is in progress wait for its outcome.
+    /// Claims `key`: the first copy gets a guard; a copy of an accepted request is a
+    /// replay; a copy that arrives while the first is still processed waits for its
+    /// outcome.
     pub(crate) async fn claim(&self, key: BodyDigest) -> Claim<'_> {
         loop {
-            let mut waiter = {
+            let mut notified = {
                 let mut inner = self.lock();
                 let now = Instant::now();
-                if now.duration_since(inner.last_prune) > Duration::from_secs(1) {
-                    inner.slots.retain(|_, slot| match slot {
-                        Slot::Accepted(until) => *until > now,
-                        Slot::Pending(_) => true,
-                    });
-                    inner.last_prune = now;
-                }
-                match inner.slots.get(&key) {
+                inner.prune(now);
+                match inner.slots.get_mut(&key) {
                     Some(Slot::Accepted(until)) if *until > now => return Claim::Replay,
-                    Some(Slot::Pending(rx)) => rx.clone(),
+                    Some(Slot::Pending(notify)) => {
+                        let notify = notify.get_or_insert_with(|| Arc::new(Notify::new()));
+                        // Registered before the lock is released, so the first copy's
+                        // wake-up cannot fall between the two.
+                        let mut notified = Box::pin(Arc::clone(notify).notified_owned());
+                        notified.as_mut().enable();
+                        notified
+                    }
                     _ => {
-                        let (tx, rx) = watch::channel(());
-                        inner.slots.insert(key, Slot::Pending(rx));
+                        inner.slots.insert(key, Slot::Pending(None));
                         return Claim::Fresh(Guard {
                             cache: self,
                             key,
-                            done: Some(tx),
+                            pending: true,
                         });
                     }
                 }
             };
-            // Resolves when the first copy's guard is accepted or dropped.
-            let _ = waiter.changed().await;
+            notified.as_mut().await;
         }
     }
 
-    /// How many keys are held (for tests of the bound).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.lock().slots.len()
@@ -153,5 +202,51 @@ mod tests {
             Claim::Replay => panic!("a refused copy is not remembered"),
         }
         assert!(matches!(cache.claim(key).await, Claim::Replay));
+    }
+
+    #[tokio::test]
+    async fn an_expired_entry_does_not_remove_a_newer_acceptance() {
+        let cache = ReplayCache::new(Duration::from_millis(20));
+        let key = BodyDigest::of(b"z");
+        let Claim::Fresh(g) = cache.claim(key).await else {
+            panic!("first copy is fresh")
+        };
+        g.accept();
+        std::thread::sleep(Duration::from_millis(30));
+        // Expired: fresh again, and accepted again with a new deadline.
+        let Claim::Fresh(g) = cache.claim(key).await else {
+            panic!("an expired key is fresh")
+        };
+        g.accept();
+        assert_eq!(
+            cache.lock().expiry.len(),
+            1,
+            "the first deadline was pruned"
+        );
+        assert!(matches!(cache.claim(key).await, Claim::Replay));
+    }
+
+    #[tokio::test]
+    async fn copies_that_arrive_while_the_first_is_processed_wait_for_its_outcome() {
+        let cache = Arc::new(ReplayCache::new(Duration::from_secs(60)));
+        let key = BodyDigest::of(b"w");
+        let Claim::Fresh(first) = cache.claim(key).await else {
+            panic!("first copy is fresh")
+        };
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { matches!(cache.claim(key).await, Claim::Replay) })
+            })
+            .collect();
+        // Let every waiter register before the outcome is known.
+        tokio::task::yield_now().await;
+        first.accept();
+        for w in waiters {
+            assert!(
+                w.await.unwrap(),
+                "a waiting copy is a replay once the first is accepted"
+            );
+        }
     }
 }
