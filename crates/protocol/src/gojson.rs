@@ -34,7 +34,18 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
+        // Runs of plain bytes are passed over eight at a time: eight table lookups
+        // joined into one test cost half the instructions of a test per byte, and
+        // most strings in a payload need no escape at all.
+        while let Some(chunk) = bytes.get(i..i + 8) {
+            if chunk.iter().fold(false, |any, &b| any | ESCAPE[b as usize]) {
+                break;
+            }
+            i += 8;
+        }
+        let Some(&b) = bytes.get(i) else {
+            break;
+        };
         if !ESCAPE[b as usize] {
             i += 1;
             continue;
@@ -76,43 +87,12 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// Writes an integer the way Go does: plain decimal, no exponent.
+/// Writes an integer the way Go does: plain decimal, no exponent. `itoa` writes two
+/// digits per step from a table, about three times fewer instructions than a digit
+/// loop; a build payload has about a hundred integers.
 pub(crate) fn write_i64(out: &mut Vec<u8>, n: i64) {
-    let mut buf = itoa_buf(n);
-    out.extend_from_slice(buf.as_bytes_mut());
-}
-
-/// A small stack buffer for integer formatting, so encoding allocates nothing per number.
-struct IntBuf {
-    bytes: [u8; 20],
-    start: usize,
-}
-
-impl IntBuf {
-    fn as_bytes_mut(&mut self) -> &[u8] {
-        &self.bytes[self.start..]
-    }
-}
-
-fn itoa_buf(n: i64) -> IntBuf {
-    let mut bytes = [0u8; 20];
-    let mut pos = bytes.len();
-    let negative = n < 0;
-    let mut v = n.unsigned_abs();
-    loop {
-        pos -= 1;
-        bytes[pos] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    if negative {
-        // i64::MIN has 19 digits, so one byte is always left for the sign.
-        pos -= 1;
-        bytes[pos] = b'-';
-    }
-    IntBuf { bytes, start: pos }
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(n).as_bytes());
 }
 
 /// Writes a `bool` as Go does.
