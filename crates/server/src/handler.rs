@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use dronehook_protocol::{BadPattern, BodyDigest, Envelope, EventFilter, Outline};
+use dronehook_protocol::{Action, BadPattern, BodyDigest, Envelope, Event, EventFilter, Outline};
 use http::HeaderMap;
 
 /// One verified event, as a handler receives it. Cloning is cheap (shared buffers).
@@ -163,10 +163,10 @@ pub struct RequestRecord {
     /// The outcome code: `ok`, `replay`, `unknown_event`, or an error code such as
     /// `digest.mismatch`, `body.too_large`, `journal.unavailable`, `handler.failed`.
     pub code: &'static str,
-    /// The event, when the body was verified and decoded.
-    pub event: Option<String>,
-    /// The action, when the body was verified and decoded.
-    pub action: Option<String>,
+    /// The event, when the body was verified and checked.
+    pub event: Option<Event>,
+    /// The action, when the body was verified and checked.
+    pub action: Option<Action>,
     /// The repository slug, when the payload has one.
     pub repo: Option<String>,
     /// The build number, when the payload has one.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use dronehook_protocol::{Envelope, Outline, RequestParts};
+use dronehook_protocol::{Action, Envelope, Event, Outline, RequestParts};
 use http::header::{
     ALLOW, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING,
     WWW_AUTHENTICATE,
@@ -123,14 +123,18 @@ async fn handle(shared: &Shared, req: Request<Incoming>, smuggled: bool) -> Resp
     let outcome = webhook(shared, req, started, smuggled).await;
     let latency = started.elapsed();
     shared.metrics.request(outcome.code, latency);
-    let outline = outcome.outline;
+    // The outline's values move into the record: nothing is copied per request.
+    let (event, action, repo, build) = match outcome.outline {
+        Some(o) => (Some(o.event), Some(o.action), o.repo_slug, o.build_number),
+        None => (None, None, None, None),
+    };
     let record = RequestRecord {
         status: outcome.status.as_u16(),
         code: outcome.code,
-        event: outline.as_ref().map(|o| o.event.as_str().to_owned()),
-        action: outline.as_ref().map(|o| o.action.as_str().to_owned()),
-        repo: outline.as_ref().and_then(|o| o.repo_slug.clone()),
-        build: outline.as_ref().and_then(|o| o.build_number),
+        event,
+        action,
+        repo,
+        build,
         delivery_id: outcome.delivery_id,
         latency,
     };
@@ -138,8 +142,8 @@ async fn handle(shared: &Shared, req: Request<Incoming>, smuggled: bool) -> Resp
         target: "dronehook_server::request",
         status = record.status,
         code = record.code,
-        event = record.event.as_deref().unwrap_or(""),
-        action = record.action.as_deref().unwrap_or(""),
+        event = record.event.as_ref().map_or("", Event::as_str),
+        action = record.action.as_ref().map_or("", Action::as_str),
         repo = record.repo.as_deref().unwrap_or(""),
         build = record.build,
         id = record.delivery_id,

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dronehook_protocol::{Action, Event};
 use dronehook_server::{Delivery, Journal, Observation, Router, RunStatus};
 use http::StatusCode;
 
@@ -204,8 +205,8 @@ async fn the_observer_hears_each_request_with_its_outcome() {
         codes,
         [(204, "ok"), (204, "replay"), (401, "signature.missing")]
     );
-    assert_eq!(seen[0].event.as_deref(), Some("build"));
-    assert_eq!(seen[0].action.as_deref(), Some("created"));
+    assert_eq!(seen[0].event, Some(Event::Build));
+    assert_eq!(seen[0].action, Some(Action::Created));
     assert_eq!(seen[0].repo.as_deref(), Some("Diesel-Net/plex"));
     assert!(seen[0].build.is_some());
     assert_eq!(seen[2].event, None);
