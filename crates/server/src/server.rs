@@ -12,7 +12,7 @@ use hyper::server::conn::http1;
 use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -296,45 +296,51 @@ async fn accept_loop(
         };
         let accepted = tokio::time::Instant::now();
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let builder = builder.clone();
-        let tls = tls.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            shared.metrics.open_connections.inc();
-            let conn = Conn {
-                builder: &builder,
-                shared: &shared,
-                timeouts,
-                accepted,
-            };
-            match tls {
-                // Boxed, so that the task of a plain connection is not as large as a
-                // TLS one (the handshake and the rustls state are held inline): a
-                // task's future is as large as its largest state, for every idle
-                // connection.
-                Some(acceptor) => {
-                    Box::pin(async {
-                        let handshake = tokio::time::timeout(
-                            shared.config.header_timeout,
-                            acceptor.accept(stream),
-                        )
-                        .await;
-                        match handshake {
-                            Ok(Ok(stream)) => conn.serve(stream, shutdown).await,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            }
-                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                        }
-                    })
-                    .await;
-                }
-                None => conn.serve(stream, shutdown).await,
+        // Counted from here until the task ends, with the permit given back then.
+        let open = Open::new(&shared, permit);
+        let conn = Conn {
+            builder: &builder,
+            shared: &shared,
+            timeouts,
+            accepted,
+        };
+        match &tls {
+            // Built here and boxed, so that the task of an idle plain connection holds
+            // little more than hyper's connection (see `Conn::serve`).
+            None => {
+                let serve = conn.serve(stream, shutdown.clone());
+                tokio::spawn(async move {
+                    serve.await;
+                    drop(open);
+                });
             }
-            shared.metrics.open_connections.dec();
-            drop(permit);
-        });
+            // The handshake and the rustls state live in their own task.
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let shared = shared.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(shared.config.header_timeout, acceptor.accept(stream))
+                            .await;
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            let conn = Conn {
+                                builder: &builder,
+                                shared: &shared,
+                                timeouts,
+                                accepted,
+                            };
+                            conn.serve(stream, shutdown).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                    drop(open);
+                });
+            }
+        }
     }
     drop(listener);
 
@@ -360,6 +366,30 @@ async fn accept_loop(
     Ok(())
 }
 
+/// An open connection: counted in the `open_connections` gauge and holding its slot
+/// under the connection cap until dropped.
+struct Open {
+    gauge: prometheus_client::metrics::gauge::Gauge,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Open {
+    fn new(shared: &Shared, permit: OwnedSemaphorePermit) -> Open {
+        let gauge = shared.metrics.open_connections.clone();
+        gauge.inc();
+        Open {
+            gauge,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
 /// What serving one accepted connection needs.
 #[derive(Clone, Copy)]
 struct Conn<'a> {
@@ -371,7 +401,18 @@ struct Conn<'a> {
 }
 
 impl Conn<'_> {
-    async fn serve<I>(self, io: I, mut shutdown: watch::Receiver<bool>)
+    /// Builds hyper's connection over `io` now and returns the future that drives it
+    /// until it ends or the server shuts down.
+    ///
+    /// The connection is boxed and built outside the returned future on purpose: an
+    /// idle keep-alive connection's memory is its task, and an `async fn` that took
+    /// `io` and built the connection inside would keep room for the moved-from `io`,
+    /// service and unpinned connection next to the pinned one (about 1 KB each).
+    fn serve<I>(
+        self,
+        io: I,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -398,18 +439,23 @@ impl Conn<'_> {
                 answer.await
             })
         });
-        let conn = self.builder.serve_connection(io, service);
-        tokio::pin!(conn);
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "connection ended with an error");
+        let mut conn = Box::pin(self.builder.serve_connection(io, service));
+        let grace = self.shared.config.shutdown_grace;
+        async move {
+            let stopping = tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    false
                 }
-            }
-            () = crate::server::stopped(&mut shutdown) => {
+                () = crate::server::stopped(&mut shutdown) => true,
+            };
+            if stopping {
                 // Finish the request in flight, then close instead of keeping alive.
+                // Boxed: only a stopping server pays for the timer.
                 conn.as_mut().graceful_shutdown();
-                let _ = tokio::time::timeout(self.shared.config.shutdown_grace, conn.as_mut()).await;
+                let _ = Box::pin(tokio::time::timeout(grace, conn.as_mut())).await;
             }
         }
     }
