@@ -130,19 +130,35 @@ fn signing_string<'a>(
 /// assert_eq!(signed.digest, "SHA-256=1NqoE6nmLuLrxfKG+i0dak+F2+4FK26iIKpsfRy4Kvw=");
 /// assert!(signed.signature.contains(r#"signature="Y3+K+rKwpbbQxWG+alUx8ikrK7d/c1vRLCwgnWCs7so=""#));
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Signer {
     secret: Secret,
+    /// The HMAC keyed once, cloned per signature (keying costs two SHA-256 blocks).
+    keyed: HmacSha256,
     key_id: String,
     headers: Vec<String>,
     algorithm: Option<String>,
 }
 
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Written by hand so the keyed HMAC state never reaches a log.
+        f.debug_struct("Signer")
+            .field("secret", &self.secret)
+            .field("key_id", &self.key_id)
+            .field("headers", &self.headers)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Signer {
     /// A signer with Drone's settings: key id `hmac-key`, headers `date digest`.
     pub fn new(secret: impl Into<Secret>) -> Self {
+        let secret = secret.into();
         Signer {
-            secret: secret.into(),
+            keyed: secret.mac(),
+            secret,
             key_id: DRONE_KEY_ID.to_owned(),
             headers: DRONE_HEADERS.iter().map(|s| (*s).to_owned()).collect(),
             algorithm: Some(ALGORITHM.to_owned()),
@@ -189,25 +205,31 @@ impl Signer {
             .unwrap_or_else(|| digest.header_value());
         let names: Vec<&str> = self.headers.iter().map(String::as_str).collect();
         let signing = signing_string(&names, input.method, input.target, |name| match name {
-            "date" => Some(date.as_bytes().to_vec().into()),
-            "digest" => Some(digest_value.as_bytes().to_vec().into()),
+            "date" => Some(date.as_bytes().into()),
+            "digest" => Some(digest_value.as_bytes().into()),
             other => input
                 .headers
                 .iter()
                 .find(|(n, _)| n.eq_ignore_ascii_case(other))
-                .map(|(_, v)| v.as_bytes().to_vec().into()),
+                .map(|(_, v)| v.as_bytes().into()),
         })
         .map_err(|name| SignError { header: name })?;
-        let mut mac = self.secret.mac();
+        let mut mac = self.keyed.clone();
         mac.update(&signing);
         let sig = STANDARD.encode(mac.finalize().into_bytes());
-        let mut params = SignatureParams::new(self.key_id.clone(), sig);
-        params.algorithm.clone_from(&self.algorithm);
-        params.headers = Some(self.headers.clone());
+        // What `SignatureParams::render` writes for these parameters, without
+        // building the parameters first.
+        let mut signature = String::with_capacity(128);
+        params::push_param(&mut signature, "keyId", &self.key_id);
+        if let Some(a) = &self.algorithm {
+            params::push_param(&mut signature, "algorithm", a);
+        }
+        params::push_param(&mut signature, "signature", &sig);
+        params::push_param(&mut signature, "headers", &self.headers.join(" "));
         Ok(Signed {
             date,
             digest: digest_value,
-            signature: params.render(),
+            signature,
             body_digest: digest,
         })
     }

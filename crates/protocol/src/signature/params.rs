@@ -105,7 +105,7 @@ impl fmt::Display for SignatureParams {
     }
 }
 
-fn push_param(out: &mut String, name: &str, value: &str) {
+pub(crate) fn push_param(out: &mut String, name: &str, value: &str) {
     if !out.is_empty() {
         out.push(',');
     }
