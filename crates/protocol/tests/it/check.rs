@@ -313,3 +313,259 @@ proptest! {
         check(&body, Some("build")).ok();
     }
 }
+
+/// The cases the fast path (a schema-directed scan that declines anything unusual)
+/// must either settle exactly as the decoder does or leave to the serde-based pass:
+/// escapes, `\u` escapes and surrogates, numbers at the edges of what it reads,
+/// whitespace, unknown fields of every kind, aliases and `null`s.
+#[test]
+fn fast_path_edge_cases_check_as_they_decode() {
+    let ok = Ok(());
+    let invalid = Err("payload.invalid");
+    let cases: &[(&str, Result<(), &str>)] = &[
+        // Escapes in ordinary strings, in kept fields and in keys.
+        (
+            r#"{"event":"build","repo":{"link":"\"\\\/\b\f\n\r\t"}}"#,
+            ok,
+        ),
+        (
+            r#"{"event":"build","repo":{"link":"\u003c\u003e\u0026\u0000"}}"#,
+            ok,
+        ),
+        (r#"{"event":"build","repo":{"link":"\a"}}"#, invalid),
+        (r#"{"event":"build","repo":{"link":"\x41"}}"#, invalid),
+        (r#"{"event":"build","repo":{"link":"\u00zz"}}"#, invalid),
+        (r#"{"event":"build","repo":{"link":"\u004"}}"#, invalid),
+        (r#"{"event":"build","repo":{"slug":"a\u002fb"}}"#, ok),
+        (r#"{"event":"build","action":"cr\u0065ated"}"#, ok),
+        (r#"{"\u0065vent":"build"}"#, ok),
+        (r#"{"event":"build","repo":{"sl\u0075g":"a/b"}}"#, ok),
+        (
+            r#"{"event":"build","repo":{"slug":"a/b","sl\u0075g":"c/d"}}"#,
+            invalid,
+        ),
+        (
+            "{\"event\":\"build\",\"repo\":{\"link\":\"a\u{1}b\"}}",
+            invalid,
+        ),
+        (
+            "{\"event\":\"build\",\"repo\":{\"link\":\"a\tb\"}}",
+            invalid,
+        ),
+        (
+            "{\"event\":\"build\",\"repo\":{\"link\":\"a\u{7f}b é 日本 😀\"}}",
+            ok,
+        ),
+        // Surrogates: pairs are fine, anything lone is an error.
+        (r#"{"event":"build","repo":{"name":"\ud83d\ude00"}}"#, ok),
+        (r#"{"event":"build","repo":{"name":"\uD83D\uDE00"}}"#, ok),
+        (r#"{"event":"build","repo":{"name":"\ud83d"}}"#, invalid),
+        (r#"{"event":"build","repo":{"name":"\ud83dx"}}"#, invalid),
+        (r#"{"event":"build","repo":{"name":"\ud83d\n"}}"#, invalid),
+        (
+            r#"{"event":"build","repo":{"name":"\ud83d\u0041"}}"#,
+            invalid,
+        ),
+        (r#"{"event":"build","repo":{"name":"\ude00"}}"#, invalid),
+        (
+            r#"{"event":"build","repo":{"name":"\ude00\ud83d"}}"#,
+            invalid,
+        ),
+        (r#"{"event":"build","x":"\udfff"}"#, invalid),
+        (r#"{"event":"build","x":{"\ud800":1}}"#, invalid),
+        // Integers: leading zeros, -0, 18 and 19 digits, the i64 limits, floats.
+        (r#"{"event":"build","build":{"number":0}}"#, ok),
+        (r#"{"event":"build","build":{"number":-7}}"#, ok),
+        (r#"{"event":"build","build":{"number":007}}"#, invalid),
+        (r#"{"event":"build","build":{"number":00}}"#, invalid),
+        (r#"{"event":"build","build":{"number":-0}}"#, invalid),
+        (r#"{"event":"build","build":{"number":-}}"#, invalid),
+        (r#"{"event":"build","build":{"number":+1}}"#, invalid),
+        (
+            r#"{"event":"build","build":{"number":999999999999999999}}"#,
+            ok,
+        ),
+        (
+            r#"{"event":"build","build":{"number":-999999999999999999}}"#,
+            ok,
+        ),
+        (
+            r#"{"event":"build","build":{"number":1000000000000000000}}"#,
+            ok,
+        ),
+        (
+            r#"{"event":"build","build":{"number":9223372036854775807}}"#,
+            ok,
+        ),
+        (
+            r#"{"event":"build","build":{"number":-9223372036854775808}}"#,
+            ok,
+        ),
+        (
+            r#"{"event":"build","build":{"number":9223372036854775808}}"#,
+            invalid,
+        ),
+        (
+            r#"{"event":"build","build":{"number":-9223372036854775809}}"#,
+            invalid,
+        ),
+        (r#"{"event":"build","build":{"number":1.0}}"#, invalid),
+        (r#"{"event":"build","build":{"number":1e3}}"#, invalid),
+        (r#"{"event":"build","build":{"number":1E3}}"#, invalid),
+        (r#"{"event":"build","build":{"number":12x}}"#, invalid),
+        (r#"{"event":"build","repo":{"id":0.0}}"#, invalid),
+        (r#"{"event":"build","x":-0}"#, ok),
+        (r#"{"event":"build","x":007}"#, invalid),
+        (r#"{"event":"build","x":1.5e3}"#, ok),
+        (r#"{"event":"build","x":12345678901234567890123}"#, ok),
+        (r#"{"event":"build","x":1e999}"#, invalid),
+        // Whitespace: serde_json's four, anywhere between tokens; nothing else.
+        (
+            " \t\r\n{ \t\r\n\"event\" \t\r\n: \t\r\n\"build\" \t\r\n, \"build\" : { \"number\" : 3 , \"stages\" : [ { \"depends_on\" : [ \"a\" , \"b\" ] } , { } ] } } \t\r\n",
+            ok,
+        ),
+        ("{\"event\":\"build\"}\n", ok),
+        ("\u{feff}{\"event\":\"build\"}", invalid),
+        ("{\"event\":\"build\"\u{b}}", invalid),
+        ("{\"event\":\"build\"\u{a0}}", invalid),
+        ("{\"event\":\"build\"} {}", invalid),
+        // Unknown fields of every kind, nested, and repeated.
+        (
+            r#"{"event":"build","x":"s","y":true,"z":false,"n":null,"i":-3,"a":[],"o":{}}"#,
+            ok,
+        ),
+        (
+            r#"{"event":"build","repo":{"x":[1,"a",null,[{"k":[true]}]],"y":{"k":{"k":1},"k":2}}}"#,
+            ok,
+        ),
+        (
+            r#"{"event":"build","build":{"stages":[{"steps":[{"x":{"y":[]}}]}]}}"#,
+            ok,
+        ),
+        (
+            r#"{"event":"build","u0":0,"u1":1,"u2":2,"u3":3,"u4":4,"u5":5,"u6":6,"u7":7,"u8":8,"u9":9}"#,
+            ok,
+        ),
+        (r#"{"event":"build","x":1,"y":2,"x":3}"#, invalid),
+        (r#"{"event":"build","x":tru}"#, invalid),
+        (r#"{"event":"build","x":nul}"#, invalid),
+        (r#"{"event":"build","x":[1,]}"#, invalid),
+        (r#"{"event":"build","x":{"a":1,}}"#, invalid),
+        (r#"{"event":"build","x":undefined}"#, invalid),
+        // Aliases count as their field.
+        (r#"{"event":"user","user":{"avatar_url":"a"}}"#, ok),
+        (
+            r#"{"event":"user","user":{"avatar_url":"a","avatar":"b"}}"#,
+            invalid,
+        ),
+        (
+            r#"{"event":"user","user":{"avatar_url":"a","avatar_url":"b"}}"#,
+            invalid,
+        ),
+        // Fields out of Drone's order, and repeated ones.
+        (
+            r#"{"build":{"number":5,"id":1},"action":"updated","event":"build"}"#,
+            ok,
+        ),
+        (
+            r#"{"event":"build","build":{"number":5,"id":1,"number":6}}"#,
+            invalid,
+        ),
+        (
+            r#"{"event":"build","build":null,"build":{"number":1}}"#,
+            invalid,
+        ),
+        // `null` for every kind of field, and in lists.
+        (
+            r#"{"event":null,"action":null,"user":null,"repo":null,"build":null,"system":null}"#,
+            Err("payload.event_missing"),
+        ),
+        (
+            r#"{"event":"build","build":{"number":null,"status":null,"debug":null,"params":null,"stages":null}}"#,
+            ok,
+        ),
+        (
+            r#"{"event":"build","build":{"stages":[{"depends_on":null,"labels":null,"steps":null}]}}"#,
+            ok,
+        ),
+        (r#"{"event":"build","build":{"stages":[null]}}"#, invalid),
+        (
+            r#"{"event":"build","build":{"stages":[{"steps":[{},null]}]}}"#,
+            invalid,
+        ),
+        (
+            r#"{"event":"build","build":{"stages":[{"depends_on":["a",null]}]}}"#,
+            invalid,
+        ),
+        (
+            r#"{"event":"build","build":{"stages":[{"labels":{"a":null}}]}}"#,
+            invalid,
+        ),
+        (
+            r#"{"event":"build","build":{"params":{"a":"1","a":"2"}}}"#,
+            ok,
+        ),
+        // Wrong types in each kind of field.
+        (r#"{"event":"build","build":{"params":[]}}"#, invalid),
+        (r#"{"event":"build","build":{"stages":{}}}"#, invalid),
+        (
+            r#"{"event":"build","build":{"stages":[{"depends_on":"a"}]}}"#,
+            invalid,
+        ),
+        (r#"{"event":"build","build":{"debug":1}}"#, invalid),
+        (r#"{"event":"build","build":{"trigger":1}}"#, invalid),
+        (r#"{"event":"build","build":[]}"#, invalid),
+        (r#"{"event":1}"#, invalid),
+    ];
+    for (body, expected) in cases {
+        let got = check(body.as_bytes(), None).map(|_| ());
+        assert_eq!(got, expected.map_err(str::to_owned), "{body}");
+    }
+    // A deep unknown value: past the fast path's own limit, still under serde_json's.
+    for depth in [63, 64, 65, 100] {
+        let body = format!(
+            r#"{{"event":"build","x":{}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        assert_eq!(check(body.as_bytes(), None).map(|_| ()), Ok(()), "{depth}");
+    }
+}
+
+/// The outline the fast path reads, field by field, on compact and spaced bodies.
+#[test]
+fn fast_path_reads_the_outline() {
+    for body in [
+        r#"{"event":"build","action":"updated","repo":{"id":1,"slug":"octocat/hello","build":{"number":3}},"build":{"id":2,"number":42}}"#,
+        "{ \"event\" : \"build\" , \"action\" : \"updated\" , \"repo\" : { \"slug\" : \"octocat/hello\" } , \"build\" : { \"number\" : 42 } }",
+    ] {
+        let outline = check(body.as_bytes(), Some("build")).unwrap();
+        assert_eq!(outline.event.as_str(), "build");
+        assert_eq!(outline.action.as_str(), "updated");
+        assert_eq!(outline.repo_slug.as_deref(), Some("octocat/hello"));
+        assert_eq!(outline.build_number, Some(42));
+    }
+    // A build without a number is build 0; a nested build is not the envelope's.
+    let outline = check(
+        br#"{"event":"build","repo":{"build":{"number":3}},"build":{}}"#,
+        None,
+    )
+    .unwrap();
+    assert_eq!(outline.build_number, Some(0));
+    assert_eq!(outline.repo_slug, None);
+    let outline = check(br#"{"event":"repo","repo":{"slug":""},"build":null}"#, None).unwrap();
+    assert_eq!(outline.build_number, None);
+    assert_eq!(outline.repo_slug, None);
+    // The header fills in a missing event and must agree with a present one.
+    assert_eq!(
+        check(br#"{"action":"created"}"#, Some("user"))
+            .unwrap()
+            .event
+            .as_str(),
+        "user"
+    );
+    assert_eq!(
+        check(br#"{"event":"user"}"#, Some("repo")),
+        Err("payload.event_mismatch".to_owned())
+    );
+}
