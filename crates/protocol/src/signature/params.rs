@@ -246,15 +246,23 @@ impl<'a> Parser<'a> {
             self.skip_ows();
             let value = self.value()?;
 
-            let slot: Option<&mut Option<String>> = match name.to_ascii_lowercase().as_str() {
-                "keyid" => Some(&mut key_id),
-                "algorithm" => Some(&mut algorithm),
-                "headers" => Some(&mut headers),
-                "signature" => Some(&mut signature),
-                "created" => Some(&mut created),
-                "expires" => Some(&mut expires),
+            // Names compare case-insensitively, without lower-casing a copy.
+            let is = |known: &str| name.eq_ignore_ascii_case(known);
+            let slot: Option<&mut Option<String>> = if is("keyid") {
+                Some(&mut key_id)
+            } else if is("algorithm") {
+                Some(&mut algorithm)
+            } else if is("headers") {
+                Some(&mut headers)
+            } else if is("signature") {
+                Some(&mut signature)
+            } else if is("created") {
+                Some(&mut created)
+            } else if is("expires") {
+                Some(&mut expires)
+            } else {
                 // Unknown parameters are ignored, as the draft asks.
-                _ => None,
+                None
             };
             if let Some(slot) = slot {
                 if slot.is_some() {
@@ -317,6 +325,15 @@ impl<'a> Parser<'a> {
             Some(b'"') => {
                 let start = self.pos;
                 self.pos += 1;
+                // The usual value has no escapes: copy it in one piece.
+                let rest = &self.bytes[self.pos..];
+                if let Some(end) = rest.iter().position(|&b| b == b'"' || b == b'\\')
+                    && rest[end] == b'"'
+                {
+                    let value = self.input[self.pos..self.pos + end].to_owned();
+                    self.pos += end + 1;
+                    return Ok(value);
+                }
                 let mut out = String::new();
                 loop {
                     match self.bytes.get(self.pos) {
