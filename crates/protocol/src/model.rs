@@ -369,7 +369,7 @@ macro_rules! model {
             type Check<'de> = $check<'de>;
 
             const SCHEMA: &'static [FieldSpec] = &[$(
-                FieldSpec { key: $key, alias: alias!($($alias)?), kind: <$ty as Field>::KIND },
+                FieldSpec::new($key, concat!($key, "\":"), alias!($($alias)?), <$ty as Field>::KIND),
             )*];
 
             fn write_object(&self, out: &mut Vec<u8>) {

@@ -61,10 +61,52 @@ pub(crate) enum Kind {
 pub(crate) struct FieldSpec {
     /// The wire name.
     pub(crate) key: &'static str,
+    /// The rest of the member as Drone writes it after the opening quote: the key,
+    /// the closing quote and the colon.
+    pattern: &'static [u8],
+    /// The pattern's first eight bytes (zero-padded), as a little-endian word.
+    head: u64,
+    /// Which bytes of `head` are the pattern's.
+    mask: u64,
     /// A second name accepted on input for the same field.
     pub(crate) alias: Option<&'static str>,
     /// What the value is.
     pub(crate) kind: Kind,
+}
+
+impl FieldSpec {
+    /// A field of a model's table; `pattern` is `key` followed by `":`.
+    pub(crate) const fn new(
+        key: &'static str,
+        pattern: &'static str,
+        alias: Option<&'static str>,
+        kind: Kind,
+    ) -> FieldSpec {
+        let pattern = pattern.as_bytes();
+        assert!(
+            pattern.len() == key.len() + 2,
+            "the pattern is the key, `\"` and `:`"
+        );
+        let mut head = 0u64;
+        let mut i = 0;
+        while i < pattern.len() && i < 8 {
+            head |= (pattern[i] as u64) << (8 * i);
+            i += 1;
+        }
+        let mask = if pattern.len() >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * pattern.len())) - 1
+        };
+        FieldSpec {
+            key,
+            pattern,
+            head,
+            mask,
+            alias,
+            kind,
+        }
+    }
 }
 
 /// What the fast path reads: the parts of the outline, borrowed from the body.
@@ -254,7 +296,8 @@ fn eq_short(hay: &[u8], pat: &[u8]) -> bool {
     } else if n >= 4 {
         load4(hay, 0) == load4(pat, 0) && load4(hay, n - 4) == load4(pat, n - 4)
     } else {
-        hay == pat
+        // A byte loop: a slice comparison would call `memcmp`.
+        hay.iter().zip(pat).all(|(a, b)| a == b)
     }
 }
 
@@ -455,18 +498,27 @@ impl<'a> Scanner<'a> {
     fn predicted_key(&mut self, schema: &[FieldSpec], next: usize) -> Option<usize> {
         let start = self.pos + 1;
         let rest = self.bytes.get(start..)?;
+        if rest.len() < 8 {
+            // Near the end of the body: the general path reads it.
+            return None;
+        }
+        // One load for every candidate: most patterns fit in it whole.
+        let word = load8(rest, 0);
         let mut i = next;
         while i < schema.len() {
-            let key = schema[i].key.as_bytes();
-            let n = key.len();
-            // Schema keys have no quote, backslash or control byte, so a match followed
-            // by a quote is the whole key, unescaped.
-            if rest.get(n) == Some(&b'"')
-                && rest.get(n + 1) == Some(&b':')
-                && eq_short(&rest[..n], key)
-            {
-                self.pos = start + n + 2;
-                return Some(i);
+            let spec = &schema[i];
+            // Schema keys have no quote, backslash or control byte, so a match of the
+            // key, `"` and `:` is the whole key, unescaped.
+            if word & spec.mask == spec.head {
+                let n = spec.pattern.len();
+                if n <= 8
+                    || rest
+                        .get(8..n)
+                        .is_some_and(|r| eq_short(r, &spec.pattern[8..]))
+                {
+                    self.pos = start + n;
+                    return Some(i);
+                }
             }
             i += 1;
         }
