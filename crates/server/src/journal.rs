@@ -3,7 +3,7 @@
 //! concurrent requests together (one fsync for the batch).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -206,6 +206,9 @@ impl Journal {
             conn: None,
             available: available.clone(),
             stats,
+            wake: None,
+            checkpoint: Arc::default(),
+            woken_at: 0,
         };
         writer.ensure_open();
         let handle = std::thread::Builder::new()
@@ -480,33 +483,92 @@ fn open_writer(path: &Path) -> std::result::Result<Connection, String> {
         return Err(format!("cannot switch to WAL mode (got {mode})"));
     }
     // FULL makes every commit fsync the WAL, so an acknowledged request is on disk.
-    // The checkpointer thread keeps the WAL short; the automatic checkpoint stays as a
-    // high backstop in case it falls behind.
+    // The size limit truncates a WAL that once grew long (say, while a reader held an
+    // old snapshot) back to 64 MiB when it starts again from its beginning.
     conn.execute_batch(
-        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=16384;",
+        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;",
     )
     .map_err(|e| e.to_string())?;
     conn.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
+    // The hook replaces SQLite's automatic checkpoint, which would run in this
+    // connection, right after a commit and before its answers: the checkpointer
+    // thread does that work instead (see `checkpoint_loop`).
+    // SQLite calls the hook after each commit with the WAL's length in frames.
+    conn.wal_hook(Some(|_wal, frames| {
+        WAL_FRAMES.with(|f| f.set(u32::try_from(frames).unwrap_or(0)));
+        Ok(())
+    }));
     Ok(conn)
 }
 
-/// How often the checkpointer folds the WAL into the database file.
+thread_local! {
+    /// The WAL's length in frames after the last commit on this thread's connection.
+    static WAL_FRAMES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The checkpointer runs a pass once this many frames were added since the last one
+/// (4 MiB at SQLite's default page size): small passes keep each fsync of the
+/// database file short, which matters because the WAL's fsyncs queue behind it.
+const PASS_FRAMES: u32 = 1024;
+
+/// Once the WAL is this long (16 MiB), the writer finishes the checkpointer's work
+/// after a commit (copying only the frames added since the last pass), so that the
+/// next transaction starts the WAL again from its beginning.
+const RESTART_FRAMES: u32 = 4096;
+
+/// The writer finishes a checkpoint only when at most this many frames are left to
+/// copy (2 MiB): more would stall its next batch.
+const FINISH_FRAMES: u32 = 512;
+
+/// The WAL never grows past this (64 MiB): beyond it the writer checkpoints by
+/// itself, as SQLite's automatic checkpoint would (a stall, but a bounded file).
+const HARD_LIMIT_FRAMES: u32 = 16384;
+
+/// How often the checkpointer looks at the WAL when no pass was asked for.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
+/// What the writer and the checkpointer share.
+#[derive(Default)]
+struct CheckpointState {
+    /// How many frames of the WAL the checkpointer's last pass copied: when that is
+    /// nearly all of a long WAL, the writer finishes the checkpoint cheaply.
+    backfilled: AtomicU32,
+}
+
 /// Runs passive checkpoints on a connection of its own, so the writer's commits never
-/// pay for copying WAL pages into the database (SQLite's automatic checkpoint runs in
-/// the committing connection, and here that would stall the acknowledgements).
-fn checkpoint_loop(path: &Path, stopped: &mpsc::Receiver<()>) {
+/// pay for copying WAL pages into the database. A pass starts when the writer says
+/// the WAL grew by [`PASS_FRAMES`] or every [`CHECKPOINT_EVERY`].
+fn checkpoint_loop(path: &Path, wake: &mpsc::Receiver<()>, state: &CheckpointState) {
     let mut conn = None;
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+    loop {
+        match wake.recv_timeout(CHECKPOINT_EVERY) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
         if conn.is_none() {
             conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).ok();
         }
-        if let Some(c) = &conn
-            && let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-        {
-            tracing::debug!(error = %e, "checkpoint failed");
-            conn = None;
+        let Some(c) = &conn else { continue };
+        // A second and third pass copy what the writer added during the one before,
+        // so that what is left for the writer to finish is small.
+        for _ in 0..3 {
+            match c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            }) {
+                Ok((log, done)) => {
+                    state
+                        .backfilled
+                        .store(u32::try_from(done).unwrap_or(0), Ordering::Release);
+                    if log - done <= 64 || log < i64::from(RESTART_FRAMES) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "checkpoint failed");
+                    conn = None;
+                    break;
+                }
+            }
         }
     }
 }
@@ -525,6 +587,11 @@ struct Writer {
     conn: Option<Connection>,
     available: Arc<AtomicBool>,
     stats: BatchStats,
+    /// Wakes the checkpointer (a full channel means a pass is already asked for).
+    wake: Option<mpsc::SyncSender<()>>,
+    checkpoint: Arc<CheckpointState>,
+    /// The WAL's length when the checkpointer was last woken.
+    woken_at: u32,
 }
 
 impl Writer {
@@ -542,14 +609,17 @@ impl Writer {
     }
 
     fn run(&mut self, rx: &mpsc::Receiver<Cmd>) {
-        let (stop, stopped) = mpsc::channel::<()>();
+        let (wake, woken) = mpsc::sync_channel::<()>(1);
         let path = self.path.clone();
+        let state = self.checkpoint.clone();
         let checkpointer = std::thread::Builder::new()
             .name("dronehook-checkpoint".into())
-            .spawn(move || checkpoint_loop(&path, &stopped))
+            .spawn(move || checkpoint_loop(&path, &woken, &state))
             .ok();
+        self.wake = Some(wake);
         self.serve(rx);
-        drop(stop);
+        // Dropping the sender stops the checkpointer.
+        self.wake = None;
         if let Some(handle) = checkpointer {
             let _ = handle.join();
         }
@@ -572,6 +642,37 @@ impl Writer {
                 }
             }
             self.commit(&mut batch);
+            self.after_commit();
+        }
+    }
+
+    /// Keeps the WAL short, after the batch's answers are sent: wakes the
+    /// checkpointer when the WAL grew, and finishes a checkpoint it has nearly done.
+    fn after_commit(&mut self) {
+        let Some(conn) = &self.conn else { return };
+        let frames = WAL_FRAMES.with(std::cell::Cell::get);
+        if frames < self.woken_at {
+            // The WAL started again from its beginning.
+            self.woken_at = 0;
+            self.checkpoint.backfilled.store(0, Ordering::Release);
+        }
+        if frames - self.woken_at >= PASS_FRAMES
+            && let Some(wake) = &self.wake
+        {
+            let _ = wake.try_send(());
+            self.woken_at = frames;
+        }
+        let backfilled = self.checkpoint.backfilled.load(Ordering::Acquire);
+        let finish = frames >= RESTART_FRAMES && frames.saturating_sub(backfilled) <= FINISH_FRAMES;
+        if finish || frames >= HARD_LIMIT_FRAMES {
+            // What the checkpointer reported belongs to this WAL; the next one starts
+            // from nothing copied.
+            self.checkpoint.backfilled.store(0, Ordering::Release);
+        }
+        if (finish || frames >= HARD_LIMIT_FRAMES)
+            && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::debug!(error = %e, "checkpoint failed");
         }
     }
 
