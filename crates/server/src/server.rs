@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -23,7 +25,7 @@ use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::replay::ReplayCache;
 use crate::service::Shared;
-use crate::sniff::{InFlight, Progress, Sniff, Timeouts};
+use crate::sniff::{InFlight, Parkable, Progress, Sniff, Timeouts};
 
 /// The receiver. Start one with [`Server::bind`] (or [`serve`], which also waits for
 /// SIGTERM or Ctrl-C).
@@ -269,6 +271,7 @@ async fn accept_loop(
     let timeouts = Timeouts {
         header: shared.config.header_timeout,
         idle: shared.config.idle_timeout,
+        park: None,
     };
 
     loop {
@@ -393,16 +396,29 @@ impl Drop for Open {
 /// What serving one accepted connection needs.
 #[derive(Clone, Copy)]
 struct Conn<'a> {
-    builder: &'a http1::Builder,
+    builder: &'a Arc<http1::Builder>,
     shared: &'a Arc<Shared>,
     timeouts: Timeouts,
     /// When the connection was accepted: its first head is due a header timeout later.
     accepted: tokio::time::Instant,
 }
 
+/// How long a plain connection idles before it is parked: its hyper connection,
+/// with hyper's two 8 KiB buffers, is dropped, and the bare socket waits to become
+/// readable, when a new hyper connection takes over (with the same service and
+/// deadlines). Long enough that a busy keep-alive connection (a request every
+/// millisecond or two) does not pay for the rebuild, which costs about a microsecond
+/// (what accepting a connection costs), and that one that does pays it once per 50 ms
+/// of idling; short enough that connections idle between webhooks, as Drone's are,
+/// hold about 2.5 KB each instead of about 18 KB, and that a burst of connections
+/// going idle does not first pile up their buffers (the heap keeps its high-water
+/// mark).
+const PARK_AFTER: Duration = Duration::from_millis(50);
+
 impl Conn<'_> {
     /// Builds hyper's connection over `io` now and returns the future that drives it
-    /// until it ends or the server shuts down.
+    /// until it ends or the server shuts down, parking it whenever it idles (plain
+    /// TCP only).
     ///
     /// The connection is boxed and built outside the returned future on purpose: an
     /// idle keep-alive connection's memory is its task, and an `async fn` that took
@@ -414,15 +430,19 @@ impl Conn<'_> {
         mut shutdown: watch::Receiver<bool>,
     ) -> impl Future<Output = ()> + Send + 'static
     where
-        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Parkable + Unpin + Send + 'static,
     {
         let smuggled = Arc::new(AtomicBool::new(false));
         let progress = Arc::new(Progress::default());
+        let timeouts = Timeouts {
+            park: I::PARKS.then_some(PARK_AFTER),
+            ..self.timeouts
+        };
         let io = TokioIo::new(Sniff::new(
             io,
             smuggled.clone(),
             progress.clone(),
-            self.timeouts,
+            timeouts,
             self.accepted,
         ));
         let inner = crate::service::service(self.shared.clone(), smuggled);
@@ -439,23 +459,61 @@ impl Conn<'_> {
                 answer.await
             })
         });
-        let mut conn = Box::pin(self.builder.serve_connection(io, service));
+        let builder = self.builder.clone();
+        let mut conn = Box::pin(builder.serve_connection(io, service));
         let grace = self.shared.config.shutdown_grace;
         async move {
-            let stopping = tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "connection ended with an error");
+            loop {
+                let stopping = tokio::select! {
+                    result = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
+                        if let Err(e) = result {
+                            // An error (a late head, a broken stream) ends the
+                            // connection without a shutdown, as hyper does.
+                            tracing::debug!(error = %e, "connection ended with an error");
+                            return;
+                        }
+                        false
                     }
-                    false
+                    () = crate::server::stopped(&mut shutdown) => true,
+                };
+                if stopping {
+                    // Finish the request in flight, then close instead of keeping
+                    // alive. Boxed: only a stopping server pays for the timer.
+                    conn.as_mut().graceful_shutdown();
+                    let finished = Box::pin(tokio::time::timeout(
+                        grace,
+                        std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)),
+                    ))
+                    .await;
+                    if matches!(finished, Ok(Ok(()))) {
+                        let mut io = Pin::into_inner(conn).into_parts().io;
+                        let _ = io.inner_mut().shutdown().await;
+                    }
+                    return;
                 }
-                () = crate::server::stopped(&mut shutdown) => true,
-            };
-            if stopping {
-                // Finish the request in flight, then close instead of keeping alive.
-                // Boxed: only a stopping server pays for the timer.
-                conn.as_mut().graceful_shutdown();
-                let _ = Box::pin(tokio::time::timeout(grace, conn.as_mut())).await;
+                // hyper is done with the connection: it was parked, or it is closing.
+                let parts = Pin::into_inner(conn).into_parts();
+                // The read buffer goes now: even empty, it holds hyper's 8 KiB.
+                let buffered = !parts.read_buf.is_empty();
+                drop(parts.read_buf);
+                let service = parts.service;
+                let mut sniff = parts.io.into_inner();
+                if !sniff.parked() || buffered {
+                    let _ = sniff.shutdown().await;
+                    return;
+                }
+                // Parked: wait for the next request (or the idle deadline) holding
+                // only the stream and its reader.
+                let readable = tokio::select! {
+                    readable = std::future::poll_fn(|cx| sniff.poll_parked(cx)) => readable,
+                    () = crate::server::stopped(&mut shutdown) => false,
+                };
+                if !readable {
+                    let _ = sniff.shutdown().await;
+                    return;
+                }
+                sniff.unpark();
+                conn = Box::pin(builder.serve_connection(TokioIo::new(sniff), service));
             }
         }
     }

@@ -77,11 +77,42 @@ impl Drop for InFlight {
     }
 }
 
+/// A stream whose connection can be parked while idle: hyper's connection (and its
+/// two 8 KiB buffers) is dropped and the bare stream waits to become readable.
+pub(crate) trait Parkable {
+    /// Whether this kind of stream is ever parked.
+    const PARKS: bool;
+
+    /// Ready once the stream has something to read.
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>>;
+}
+
+impl Parkable for tokio::net::TcpStream {
+    const PARKS: bool = true;
+
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        tokio::net::TcpStream::poll_read_ready(self, cx)
+    }
+}
+
+/// A TLS stream is never parked: rustls may hold decrypted bytes the socket's
+/// readiness does not show, and its own buffers dominate its memory anyway.
+impl<S> Parkable for tokio_rustls::server::TlsStream<S> {
+    const PARKS: bool = false;
+
+    fn poll_read_ready(&self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
 /// The connection's timeouts.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Timeouts {
     pub(crate) header: Duration,
     pub(crate) idle: Duration,
+    /// After this long idle, a connection that can be parked is (see [`Sniff::parked`]);
+    /// `None` never parks (TLS connections).
+    pub(crate) park: Option<Duration>,
 }
 
 /// Where a connection is, as far as its deadlines go.
@@ -106,6 +137,15 @@ pub(crate) struct Sniff<T> {
     phase: Phase,
     /// When the current phase's time is up (unused while busy).
     deadline: Instant,
+    /// When the connection last became idle (the idle deadline's start).
+    idle_since: Instant,
+    /// The value of `progress` at the last flush of the writes.
+    flushed: u64,
+    /// A head announced a chunked body: this reader no longer knows where requests
+    /// end, so the connection is never parked.
+    unframed: bool,
+    /// The stream reported its end because the connection was parked, not closed.
+    parked: bool,
     /// Armed at or before `deadline`; created at the first wait.
     timer: Option<Pin<Box<Sleep>>>,
     timeouts: Timeouts,
@@ -132,9 +172,13 @@ impl<T> Sniff<T> {
             inner,
             flag,
             seen: progress.get(),
+            flushed: u64::MAX,
             progress,
             phase: Phase::Head,
             deadline: started + timeouts.header,
+            idle_since: started,
+            unframed: false,
+            parked: false,
             timer: None,
             timeouts,
             prefix: [0; 40],
@@ -155,19 +199,63 @@ impl<T> Sniff<T> {
                 self.phase = Phase::Busy;
             } else {
                 self.phase = Phase::Idle;
-                self.deadline = Instant::now() + self.timeouts.idle;
+                self.idle_since = Instant::now();
+                self.deadline = self.idle_since + self.timeouts.idle;
             }
         }
+    }
+
+    /// While parked: ready with `true` once the stream has something to read (or its
+    /// end), with `false` once the idle deadline has passed or the stream failed.
+    pub(crate) fn poll_parked(&mut self, cx: &mut Context<'_>) -> Poll<bool>
+    where
+        T: Parkable,
+    {
+        if let Poll::Ready(ready) = self.inner.poll_read_ready(cx) {
+            return Poll::Ready(ready.is_ok());
+        }
+        self.poll_deadline(cx).map(|_| false)
+    }
+
+    /// Whether the last end of stream hyper saw was this reader parking the
+    /// connection: idle for the park delay, at a clean request boundary (every byte
+    /// read belonged to a request the service has answered), with the answer flushed.
+    /// hyper has then closed its side without a shutdown and holds nothing the caller
+    /// cannot take back with `into_parts`.
+    pub(crate) fn parked(&self) -> bool {
+        self.parked
+    }
+
+    /// Makes a parked connection's reader ready for a new hyper connection: still
+    /// idle, with the same idle deadline.
+    pub(crate) fn unpark(&mut self) {
+        self.parked = false;
+    }
+
+    /// When this connection may be parked, if it may.
+    fn park_at(&self) -> Option<Instant> {
+        let after = self.timeouts.park.filter(|_| !self.parked)?;
+        let boundary = !self.unframed
+            && self.skip == 0
+            && self.prefix_len == 0
+            && self.line_len == 0
+            && !self.te
+            && self.cl.is_none();
+        (boundary && self.flushed == self.seen).then(|| self.idle_since + after)
     }
 
     /// Called when the stream has nothing to read: waits for the current deadline.
     /// Ready means the time is up: the end of the stream when idle (hyper closes an
     /// idle connection quietly), `TimedOut` for an unfinished head.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        if self.phase == Phase::Busy {
-            return Poll::Pending;
-        }
-        let deadline = self.deadline;
+        let (deadline, park) = match self.phase {
+            Phase::Busy => return Poll::Pending,
+            Phase::Head => (self.deadline, false),
+            Phase::Idle => match self.park_at() {
+                Some(at) if at < self.deadline => (at, true),
+                _ => (self.deadline, false),
+            },
+        };
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -183,6 +271,9 @@ impl<T> Sniff<T> {
                 // arm it again for the current one.
                 timer.as_mut().reset(deadline);
                 continue;
+            }
+            if park {
+                self.parked = true;
             }
             return Poll::Ready(match self.phase {
                 Phase::Idle => Ok(()),
@@ -236,6 +327,7 @@ impl<T> Sniff<T> {
         if blank {
             // A blank line ends a head (or is a blank line in a body; the flags only
             // count when both are seen within one block).
+            self.unframed |= self.te;
             match (self.te, self.cl) {
                 (true, Some(_)) => self.flag.store(true, Ordering::Release),
                 // The next head starts after the body.
@@ -298,8 +390,23 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Sniff<T> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = result {
+            // hyper flushes the stream only once its write buffer is empty: when the
+            // service has answered, the answer is out and the connection idles from
+            // now. Without a header timer of its own, hyper does not read again until
+            // the stream wakes it, so the idle timer is armed here, with the task's
+            // waker.
+            this.observe();
+            this.flushed = this.seen;
+            if this.phase == Phase::Idle && this.poll_deadline(cx).is_ready() {
+                // Already due: have hyper read, which reports it.
+                cx.waker().wake_by_ref();
+            }
+        }
+        result
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -328,6 +435,7 @@ mod tests {
         let timeouts = Timeouts {
             header: Duration::from_secs(1),
             idle: Duration::from_secs(1),
+            park: None,
         };
         let mut s = Sniff::new((), flag.clone(), Arc::default(), timeouts, Instant::now());
         for c in chunks {

@@ -186,3 +186,38 @@ async fn a_slowloris_head_on_a_kept_alive_connection_is_cut_after_the_header_tim
     assert!(elapsed >= HEADER, "{elapsed:?}");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_connection_parked_again_and_again_keeps_serving() {
+    // Idle for longer than the park delay (250 ms) before each request: each time the
+    // connection is parked (hyper's connection dropped) and taken up again.
+    let calls = Calls::default();
+    let server = start(
+        config().header_timeout(HEADER).idle_timeout(PATIENCE),
+        Router::new().route("", calls.handler()).unwrap(),
+    )
+    .await;
+    let mut conn = KeepAlive::connect(server.local_addr()).await;
+    for n in 0..3 {
+        conn.write(&KeepAlive::signed_request(&user_event(n))).await;
+        no_content(&conn.answer().await);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    // Two requests in one write (pipelined) after the idle spell: both answered, in
+    // order, on the same connection.
+    let mut both = KeepAlive::signed_request(&user_event(10));
+    both.extend_from_slice(&KeepAlive::signed_request(&user_event(11)));
+    conn.write(&both).await;
+    no_content(&conn.answer().await);
+    no_content(&conn.answer().await);
+    assert_eq!(calls.len(), 5);
+    assert!(
+        server
+            .metrics_text()
+            .contains("dronehook_open_connections 1")
+    );
+    server.shutdown().await.unwrap();
+    // The shutdown closed the parked connection.
+    let sent = conn.closed().await.expect("a clean close");
+    assert_eq!(String::from_utf8_lossy(&sent), "");
+}
