@@ -15,10 +15,17 @@
 //! idle connections for 90 s and does not retry a `POST` written into a connection the
 //! server is closing. So hyper's timer is off and this reader keeps two deadlines:
 //!
-//! - **idle**: from the end of a request (the service's answer) to the first byte of
+//! - **idle**: from the end of a request (the answer flushed) to the first byte of
 //!   the next head, [`Config::idle_timeout`](crate::Config::idle_timeout). When it
 //!   passes, the reader reports the end of the stream: hyper, idle with nothing
-//!   buffered, closes the connection cleanly (a FIN, no answer).
+//!   buffered, closes the connection cleanly (a FIN, no answer). hyper does not read
+//!   again after an answer until the stream wakes it, so the idle timer is armed
+//!   when the answer is flushed.
+//! - **park** (plain TCP only): after a short idle spell at a clean request boundary
+//!   the reader also reports the end of the stream, but marks the connection
+//!   [`parked`](Sniff::parked): `server.rs` then takes the stream back from hyper,
+//!   drops hyper's connection and buffers, and waits for the stream to become
+//!   readable ([`Sniff::poll_parked`]) before giving it to a new hyper connection.
 //! - **head**: from the first byte of a head (or from the connection's start, for its
 //!   first request) until the service is called with the parsed head,
 //!   [`Config::header_timeout`](crate::Config::header_timeout). When it passes, the
@@ -113,6 +120,17 @@ pub(crate) struct Timeouts {
     /// After this long idle, a connection that can be parked is (see [`Sniff::parked`]);
     /// `None` never parks (TLS connections).
     pub(crate) park: Option<Duration>,
+}
+
+/// What a deadline that has passed calls for.
+#[derive(Clone, Copy, Debug)]
+enum Due {
+    /// Idle long enough to be parked.
+    Park,
+    /// Idle for the idle timeout: close.
+    Close,
+    /// A head did not arrive within the header timeout.
+    HeadLate,
 }
 
 /// Where a connection is, as far as its deadlines go.
@@ -244,10 +262,8 @@ impl<T> Sniff<T> {
         (boundary && self.flushed == self.seen).then(|| self.idle_since + after)
     }
 
-    /// Called when the stream has nothing to read: waits for the current deadline.
-    /// Ready means the time is up: the end of the stream when idle (hyper closes an
-    /// idle connection quietly), `TimedOut` for an unfinished head.
-    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+    /// Waits for the current deadline; ready with what is due once its time is up.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<Due> {
         let (deadline, park) = match self.phase {
             Phase::Busy => return Poll::Pending,
             Phase::Head => (self.deadline, false),
@@ -272,15 +288,10 @@ impl<T> Sniff<T> {
                 timer.as_mut().reset(deadline);
                 continue;
             }
-            if park {
-                self.parked = true;
-            }
             return Poll::Ready(match self.phase {
-                Phase::Idle => Ok(()),
-                Phase::Head | Phase::Busy => Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the request head did not arrive in time",
-                )),
+                Phase::Idle if park => Due::Park,
+                Phase::Idle => Due::Close,
+                Phase::Head | Phase::Busy => Due::HeadLate,
             });
         }
     }
@@ -375,7 +386,20 @@ impl<T: AsyncRead + Unpin> AsyncRead for Sniff<T> {
                 }
                 Poll::Ready(Ok(()))
             }
-            Poll::Pending => this.poll_deadline(cx),
+            // The stream has nothing to read: what is due is reported as its end
+            // when idle (hyper then closes an idle connection quietly, or hands it
+            // back to be parked), as `TimedOut` for an unfinished head.
+            Poll::Pending => this.poll_deadline(cx).map(|due| match due {
+                Due::Park => {
+                    this.parked = true;
+                    Ok(())
+                }
+                Due::Close => Ok(()),
+                Due::HeadLate => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the request head did not arrive in time",
+                )),
+            }),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         }
     }
