@@ -32,41 +32,27 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Runs of plain bytes are passed over eight at a time: eight table lookups
-        // joined into one test cost half the instructions of a test per byte, and
-        // most strings in a payload need no escape at all.
-        while let Some(chunk) = bytes.get(i..i + 8) {
-            if chunk.iter().fold(false, |any, &b| any | ESCAPE[b as usize]) {
-                break;
-            }
-            i += 8;
-        }
-        let Some(&b) = bytes.get(i) else {
-            break;
-        };
-        if !ESCAPE[b as usize] {
-            i += 1;
-            continue;
-        }
+    // Each plain run is found by one scan and copied in one piece; most strings in a
+    // payload are a single run.
+    while let Some(offset) = first_special(&bytes[start..]) {
+        let i = start + offset;
+        out.extend_from_slice(&bytes[start..i]);
+        let b = bytes[i];
         if b == 0xE2 {
             // U+2028 is E2 80 A8 and U+2029 is E2 80 A9; other E2 sequences pass.
             if bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xA8 | 0xA9)) {
-                out.extend_from_slice(&bytes[start..i]);
                 out.extend_from_slice(if bytes[i + 2] == 0xA8 {
                     b"\\u2028"
                 } else {
                     b"\\u2029"
                 });
-                i += 3;
-                start = i;
+                start = i + 3;
             } else {
-                i += 1;
+                out.push(b);
+                start = i + 1;
             }
             continue;
         }
-        out.extend_from_slice(&bytes[start..i]);
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -80,11 +66,36 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
                 out.push(HEX[(b & 0xF) as usize]);
             }
         }
-        i += 1;
-        start = i;
+        start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// The position of the first byte [`ESCAPE`] marks. Eight bytes are tested at a time,
+/// their table entries joined into one branch: half the instructions of a test per
+/// byte on the long plain runs (URLs, commit hashes, messages).
+fn first_special(bytes: &[u8]) -> Option<usize> {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut base = 0;
+    for c in &mut chunks {
+        if ESCAPE[c[0] as usize]
+            | ESCAPE[c[1] as usize]
+            | ESCAPE[c[2] as usize]
+            | ESCAPE[c[3] as usize]
+            | ESCAPE[c[4] as usize]
+            | ESCAPE[c[5] as usize]
+            | ESCAPE[c[6] as usize]
+            | ESCAPE[c[7] as usize]
+        {
+            break;
+        }
+        base += 8;
+    }
+    bytes[base..]
+        .iter()
+        .position(|&b| ESCAPE[b as usize])
+        .map(|p| base + p)
 }
 
 /// Writes an integer the way Go does: plain decimal, no exponent. `itoa` writes two
@@ -175,6 +186,29 @@ mod tests {
             "\u{2026}\u{2030}\u{e9}\u{1F680}\u{7f}",
             "\"\u{2026}\u{2030}\u{e9}\u{1F680}\u{7f}\"",
         );
+    }
+
+    #[test]
+    fn escapes_are_found_at_every_position_of_a_long_run() {
+        let specials = [
+            ("\"", "\\\""),
+            ("\\", "\\\\"),
+            ("<", "\\u003c"),
+            ("\n", "\\n"),
+            ("\u{1}", "\\u0001"),
+            ("\u{2028}", "\\u2028"),
+            ("\u{2026}", "\u{2026}"),
+        ];
+        for at in 0..24 {
+            for (raw, escaped) in specials {
+                let before = "x".repeat(at);
+                let after = "y".repeat(24 - at);
+                check(
+                    &format!("{before}{raw}{after}{raw}"),
+                    &format!("\"{before}{escaped}{after}{escaped}\""),
+                );
+            }
+        }
     }
 
     #[test]

@@ -111,11 +111,16 @@ pub(crate) fn push_param(out: &mut String, name: &str, value: &str) {
     }
     out.push_str(name);
     out.push_str("=\"");
-    for c in value.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
+    if value.bytes().any(|b| b == b'"' || b == b'\\') {
+        for c in value.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
         }
-        out.push(c);
+    } else {
+        // The usual value (a key id, base64, header names) has nothing to escape.
+        out.push_str(value);
     }
     out.push('"');
 }
