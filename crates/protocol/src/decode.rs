@@ -255,7 +255,9 @@ impl Envelope {
     /// The exact bytes Drone would send for this envelope: Go `encoding/json` output,
     /// compact, with no trailing newline.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1024);
+        // Room for a build payload with a few stages (Drone's are 2 to 4 KB) without
+        // growing and copying twice on the way.
+        let mut out = Vec::with_capacity(4096);
         self.encode_into(&mut out);
         out
     }

@@ -377,11 +377,14 @@ macro_rules! model {
                 let mut first = true;
                 $(
                     if !(omit!($omit) && Field::is_zero(&self.$field)) {
-                        // One literal with the comma, sliced off for the first
-                        // field: a copy per field instead of a push and a copy.
-                        let key = concat!(",\"", $key, "\":").as_bytes();
-                        let skip = usize::from(std::mem::take(&mut first));
-                        out.extend_from_slice(&key[skip..]);
+                        // One literal with the comma, another without for the first
+                        // field: a copy of a constant length per field, which the
+                        // compiler writes inline, instead of a push and a copy.
+                        if std::mem::take(&mut first) {
+                            out.extend_from_slice(concat!("\"", $key, "\":").as_bytes());
+                        } else {
+                            out.extend_from_slice(concat!(",\"", $key, "\":").as_bytes());
+                        }
                         Field::write(&self.$field, out);
                     }
                 )*
