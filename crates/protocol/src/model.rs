@@ -236,8 +236,9 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// Compile-time position of a field name in a list, for the duplicate-key bitmap.
-const fn index_of(fields: &[&str], key: &str) -> usize {
+/// Compile-time position of a field name in a list, for the duplicate-key bitmaps (of
+/// the models' `Deserialize` and of the checking passes).
+pub(crate) const fn index_of(fields: &[&str], key: &str) -> usize {
     let mut i = 0;
     while i < fields.len() {
         let a = fields[i].as_bytes();

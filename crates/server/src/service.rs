@@ -289,22 +289,24 @@ async fn webhook(
     };
 
     let routes = shared.router.select(&outline);
+    // The journal's copy of the headers is taken first, so that the handlers' delivery
+    // can take the headers themselves.
+    let journal_headers = shared
+        .journal
+        .as_ref()
+        .map(|_| encode_headers(&parts.headers));
     // The handlers' copy of the payload. Decoding cannot fail after the check passed
     // (the check accepts exactly what decoding accepts); were it to, the request is
     // refused as the check would have refused it.
     let delivery = if routes.is_empty() {
         None
     } else {
-        let header_event = parts
-            .headers
-            .get("x-drone-event")
-            .and_then(|v| v.to_str().ok());
-        match Envelope::decode_with_header(&body, header_event) {
+        match Envelope::decode_with_header(&body, request.header_event()) {
             Ok(envelope) => Some(Delivery {
                 id: None,
                 envelope: Arc::new(envelope),
                 body: body.clone(),
-                headers: Arc::new(parts.headers.clone()),
+                headers: Arc::new(parts.headers),
                 received_at,
                 digest: verified.body_digest,
                 secret_index: verified.secret_index,
@@ -314,7 +316,7 @@ async fn webhook(
         }
     };
 
-    if let Some(journal) = &shared.journal {
+    if let (Some(journal), Some(headers)) = (&shared.journal, journal_headers) {
         let entry = NewEntry {
             received_at,
             digest: verified.body_digest,
@@ -324,7 +326,7 @@ async fn webhook(
             known,
             repo: outline.repo_slug.clone(),
             build: outline.build_number,
-            headers: encode_headers(&parts.headers),
+            headers,
             body,
             handlers: routes.iter().map(|r| r.name.clone()).collect(),
         };

@@ -132,8 +132,8 @@ fn signing_string<'a>(
 /// ```
 #[derive(Clone)]
 pub struct Signer {
-    secret: Secret,
-    /// The HMAC keyed once, cloned per signature (keying costs two SHA-256 blocks).
+    /// The HMAC keyed once with the secret, cloned per signature (keying costs two
+    /// SHA-256 blocks); the secret itself is not kept.
     keyed: HmacSha256,
     key_id: String,
     headers: Vec<String>,
@@ -144,7 +144,7 @@ impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Written by hand so the keyed HMAC state never reaches a log.
         f.debug_struct("Signer")
-            .field("secret", &self.secret)
+            .field("secret", &format_args!("Secret(<redacted>)"))
             .field("key_id", &self.key_id)
             .field("headers", &self.headers)
             .field("algorithm", &self.algorithm)
@@ -155,10 +155,8 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     /// A signer with Drone's settings: key id `hmac-key`, headers `date digest`.
     pub fn new(secret: impl Into<Secret>) -> Self {
-        let secret = secret.into();
         Signer {
-            keyed: secret.mac(),
-            secret,
+            keyed: secret.into().mac(),
             key_id: DRONE_KEY_ID.to_owned(),
             headers: DRONE_HEADERS.iter().map(|s| (*s).to_owned()).collect(),
             algorithm: Some(ALGORITHM.to_owned()),
@@ -366,6 +364,13 @@ impl<'a> RequestParts<'a> {
             body,
         }
     }
+
+    /// The `X-Drone-Event` header, which names the event when the body does not.
+    pub fn header_event(&self) -> Option<&'a str> {
+        self.headers
+            .get("x-drone-event")
+            .and_then(|v| v.to_str().ok())
+    }
 }
 
 /// What verification established about a request.
@@ -556,11 +561,7 @@ impl Policy {
         now: SystemTime,
     ) -> Result<(Verified, Envelope), Error> {
         let verified = self.verify(req, now)?;
-        let header_event = req
-            .headers
-            .get("x-drone-event")
-            .and_then(|v| v.to_str().ok());
-        let envelope = Envelope::decode_with_header(req.body, header_event)?;
+        let envelope = Envelope::decode_with_header(req.body, req.header_event())?;
         Ok((verified, envelope))
     }
 
@@ -573,11 +574,7 @@ impl Policy {
         now: SystemTime,
     ) -> Result<(Verified, Outline), Error> {
         let verified = self.verify(req, now)?;
-        let header_event = req
-            .headers
-            .get("x-drone-event")
-            .and_then(|v| v.to_str().ok());
-        let outline = Envelope::check_with_header(req.body, header_event)?;
+        let outline = Envelope::check_with_header(req.body, req.header_event())?;
         Ok((verified, outline))
     }
 }

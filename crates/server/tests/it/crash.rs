@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -12,7 +11,6 @@ use dronehook_server::protocol::BodyDigest;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::util::{PATIENCE, SECRET, signed, user_event, wait_until};
@@ -26,32 +24,16 @@ async fn spawn_demo(
     log: &std::path::Path,
     delay_ms: u32,
 ) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dronehook-receiver-demo"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dronehook-receiver-demo"));
+    command
         .args([
             "127.0.0.1:0",
             journal.to_str().unwrap(),
             SECRET,
             log.to_str().unwrap(),
         ])
-        .env("DEMO_HANDLER_DELAY_MS", delay_ms.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the demo receiver");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(PATIENCE, lines.next_line())
-        .await
-        .expect("the demo starts in time")
-        .unwrap()
-        .expect("a line");
-    let addr = line
-        .strip_prefix("listening on ")
-        .expect("the address line")
-        .parse()
-        .unwrap();
-    (child, addr)
+        .env("DEMO_HANDLER_DELAY_MS", delay_ms.to_string());
+    crate::util::spawn_listening(command).await
 }
 
 /// One client: sends its share of the requests over a keep-alive connection and

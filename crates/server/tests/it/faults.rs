@@ -17,7 +17,7 @@ use dronehook_server::protocol::BodyDigest;
 use dronehook_server::{Journal, Router};
 use http::StatusCode;
 
-use crate::util::{Calls, PATIENCE, config, deliver, request, start, user_event};
+use crate::util::{Calls, config, deliver, request, start, user_event};
 
 /// Makes the journal's write-ahead log a character device with `/dev/full`'s number,
 /// where every write fails with `ENOSPC`, as on a full disk, and reading gives zeros,
@@ -170,36 +170,18 @@ fn padded_event(n: u64) -> Vec<u8> {
 /// is ignored (an ignored signal stays ignored across `exec`), so a write past the
 /// limit fails with `EFBIG` instead of killing the process.
 async fn spawn_limited_demo(journal: &Path, limit_kib: u64) -> (tokio::process::Child, SocketAddr) {
-    use tokio::io::AsyncBufReadExt as _;
-    let mut child = tokio::process::Command::new("sh")
-        .args([
-            "-c",
-            "trap '' XFSZ; ulimit -f \"$1\"; shift; exec \"$@\"",
-            "sh",
-            &(limit_kib * 2).to_string(),
-            env!("CARGO_BIN_EXE_dronehook-receiver-demo"),
-            "127.0.0.1:0",
-            journal.to_str().unwrap(),
-            crate::util::SECRET,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the demo receiver");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(PATIENCE, lines.next_line())
-        .await
-        .expect("the demo starts in time")
-        .unwrap()
-        .expect("a line");
-    let addr = line
-        .strip_prefix("listening on ")
-        .expect("the address line")
-        .parse()
-        .unwrap();
-    (child, addr)
+    let mut command = tokio::process::Command::new("sh");
+    command.args([
+        "-c",
+        "trap '' XFSZ; ulimit -f \"$1\"; shift; exec \"$@\"",
+        "sh",
+        &(limit_kib * 2).to_string(),
+        env!("CARGO_BIN_EXE_dronehook-receiver-demo"),
+        "127.0.0.1:0",
+        journal.to_str().unwrap(),
+        crate::util::SECRET,
+    ]);
+    crate::util::spawn_listening(command).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -110,6 +110,33 @@ impl Calls {
     }
 }
 
+/// Spawns a receiver process (the demo binary, directly or through a shell) and
+/// returns it with the address from its `listening on ADDR` line.
+pub(crate) async fn spawn_listening(
+    mut command: tokio::process::Command,
+) -> (tokio::process::Child, SocketAddr) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the demo receiver");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(PATIENCE, lines.next_line())
+        .await
+        .expect("the demo starts in time")
+        .unwrap()
+        .expect("a line");
+    let addr = line
+        .strip_prefix("listening on ")
+        .expect("the address line")
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
 /// Polls a condition until it holds, failing the test after [`PATIENCE`].
 pub(crate) async fn wait_until(mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
