@@ -12,7 +12,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::check::fast::{FieldSpec, Kind};
+use crate::check::fast::{FieldSpec, Kind, Scanner};
 use crate::check::{AnyValue, Seq, Str, StrMap};
 use crate::enums::{Action, Event, Status};
 use crate::gojson;
@@ -24,6 +24,9 @@ pub(crate) trait Field: Default {
     type Light<'de>: Deserialize<'de> + Default;
     /// What the fast checking pass expects in its place (see `check/fast.rs`).
     const KIND: Kind;
+    /// Reads the value at the scanner's cursor on the fast decoding path (see
+    /// `check/fast.rs`); `None` declines.
+    fn fast_read(s: &mut Scanner<'_>) -> Option<Self>;
     /// Appends the value's Go JSON encoding.
     fn write(&self, out: &mut Vec<u8>);
     /// Whether `omitempty` leaves the field out.
@@ -33,6 +36,9 @@ pub(crate) trait Field: Default {
 impl Field for i64 {
     const KIND: Kind = Kind::Int;
     type Light<'de> = i64;
+    fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
+        s.read_i64()
+    }
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_i64(out, *self);
     }
@@ -44,6 +50,9 @@ impl Field for i64 {
 impl Field for bool {
     const KIND: Kind = Kind::Bool;
     type Light<'de> = bool;
+    fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
+        s.read_bool()
+    }
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_bool(out, *self);
     }
@@ -58,6 +67,9 @@ impl Field for String {
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_str(out, self);
     }
+    fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
+        s.read_str().map(std::borrow::Cow::into_owned)
+    }
     fn is_zero(&self) -> bool {
         self.is_empty()
     }
@@ -68,6 +80,9 @@ macro_rules! enum_field {
         impl Field for $t {
             const KIND: Kind = Kind::Str;
             type Light<'de> = Str<'de>;
+            fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
+                s.read_str().map(|v| <$t>::parse(&v))
+            }
             fn write(&self, out: &mut Vec<u8>) {
                 gojson::write_str(out, self.as_str());
             }
@@ -82,6 +97,9 @@ enum_field!(Event, Action, Status);
 impl Field for BTreeMap<String, String> {
     const KIND: Kind = Kind::StrMap;
     type Light<'de> = StrMap;
+    fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
+        s.read_str_map()
+    }
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_string_map(out, self);
     }
@@ -93,6 +111,9 @@ impl Field for BTreeMap<String, String> {
 impl Field for Vec<String> {
     const KIND: Kind = Kind::StrList;
     type Light<'de> = Seq<Str<'de>>;
+    fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
+        s.read_str_list()
+    }
     fn write(&self, out: &mut Vec<u8>) {
         out.push(b'[');
         for (i, s) in self.iter().enumerate() {
@@ -109,17 +130,25 @@ impl Field for Vec<String> {
 }
 
 /// A model struct: encodes itself as a Go JSON object.
-pub(crate) trait Object {
+pub(crate) trait Object: Default {
     /// The model's twin for the checking pass.
     type Check<'de>: Deserialize<'de> + Default;
     /// The model's fields for the fast checking pass, in declaration (Drone's) order.
     const SCHEMA: &'static [FieldSpec];
+    /// Reads the value of field `index` (a position in `SCHEMA`) on the fast decoding
+    /// path; `None` declines.
+    fn fast_field(&mut self, s: &mut Scanner<'_>, index: usize) -> Option<()>;
+    /// The fields the model does not name.
+    fn extra_mut(&mut self) -> &mut Extra;
     fn write_object(&self, out: &mut Vec<u8>);
 }
 
 impl<T: Object> Field for Vec<T> {
     const KIND: Kind = Kind::ObjList(T::SCHEMA);
     type Light<'de> = Seq<T::Check<'de>>;
+    fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
+        s.read_obj_list()
+    }
     fn write(&self, out: &mut Vec<u8>) {
         out.push(b'[');
         for (i, item) in self.iter().enumerate() {
@@ -138,6 +167,11 @@ impl<T: Object> Field for Vec<T> {
 impl<T: Object> Field for Option<Box<T>> {
     const KIND: Kind = Kind::Obj(T::SCHEMA);
     type Light<'de> = Option<T::Check<'de>>;
+    fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
+        let mut slot = None;
+        s.read_obj(&mut slot)?;
+        Some(slot)
+    }
     fn write(&self, out: &mut Vec<u8>) {
         match self {
             Some(v) => v.write_object(out),
@@ -372,6 +406,22 @@ macro_rules! model {
             const SCHEMA: &'static [FieldSpec] = &[$(
                 FieldSpec::new($key, concat!($key, "\":"), alias!($($alias)?), <$ty as Field>::KIND),
             )*];
+
+            fn fast_field(&mut self, s: &mut Scanner<'_>, index: usize) -> Option<()> {
+                // A chain of comparisons with constants, which the compiler turns into
+                // one jump.
+                $(
+                    if index == { const I: usize = index_of($name::FIELDS, $key); I } {
+                        self.$field = Field::fast_read(s)?;
+                        return Some(());
+                    }
+                )*
+                None
+            }
+
+            fn extra_mut(&mut self) -> &mut Extra {
+                &mut self.extra
+            }
 
             fn write_object(&self, out: &mut Vec<u8>) {
                 out.push(b'{');

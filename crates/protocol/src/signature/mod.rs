@@ -12,6 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
+use http::header::{AUTHORIZATION, AsHeaderName, DATE, HeaderName};
 use sha2::Sha256;
 
 pub use digest::BodyDigest;
@@ -497,7 +498,7 @@ impl Policy {
         }
 
         let signing = signing_string(&names, req.method, req.target, |name| {
-            joined(req.headers, name)
+            listed(req.headers, name)
         })
         .map_err(|name| match name.as_str() {
             "date" => VerifyError::DateMissing,
@@ -520,7 +521,7 @@ impl Policy {
         let secret_index = matched.ok_or(VerifyError::SignatureInvalid)?;
 
         // The signature is good, so Date and Digest are the sender's own.
-        let date_value = joined(req.headers, "date").ok_or(VerifyError::DateMissing)?;
+        let date_value = joined(req.headers, DATE).ok_or(VerifyError::DateMissing)?;
         let date = std::str::from_utf8(&date_value)
             .ok()
             .and_then(|s| httpdate::parse_http_date(s.trim()).ok())
@@ -542,7 +543,7 @@ impl Policy {
         }
 
         let body_digest = BodyDigest::of(req.body);
-        let digest_value = joined(req.headers, "digest").ok_or(VerifyError::DigestMissing)?;
+        let digest_value = joined(req.headers, &DIGEST).ok_or(VerifyError::DigestMissing)?;
         digest::check(&digest_value, req.body, &body_digest)?;
 
         Ok(Verified {
@@ -591,9 +592,9 @@ impl std::fmt::Debug for Policy {
 }
 
 /// Reads the signature parameters from `Signature`, or from `Authorization: Signature`.
-fn extract(headers: &HeaderMap) -> Result<SignatureParams, VerifyError> {
-    let mut sigs = headers.get_all("signature").iter();
-    let mut auths = headers.get_all("authorization").iter();
+fn extract<'a>(headers: &'a HeaderMap) -> Result<SignatureParams, VerifyError> {
+    let mut sigs = headers.get_all(&SIGNATURE).iter();
+    let mut auths = headers.get_all(AUTHORIZATION).iter();
     let (sig, auth) = (sigs.next(), auths.next());
     if sigs.next().is_some() {
         return Err(VerifyError::SignatureMalformed(
@@ -601,9 +602,8 @@ fn extract(headers: &HeaderMap) -> Result<SignatureParams, VerifyError> {
         ));
     }
     let malformed = |e: ParseError| VerifyError::SignatureMalformed(e.to_string());
-    let text = |v: &http::HeaderValue| {
+    let text = |v: &'a http::HeaderValue| {
         v.to_str()
-            .map(str::to_owned)
             .map_err(|_| VerifyError::SignatureMalformed("non-ASCII bytes in the header".into()))
     };
     match (sig, auth) {
@@ -612,14 +612,14 @@ fn extract(headers: &HeaderMap) -> Result<SignatureParams, VerifyError> {
                 "both Signature and Authorization: Signature headers are present".into(),
             ))
         }
-        (Some(s), _) => SignatureParams::parse(&text(s)?).map_err(malformed),
+        (Some(s), _) => SignatureParams::parse(text(s)?).map_err(malformed),
         (None, Some(a)) => {
             if auths.next().is_some() {
                 return Err(VerifyError::SignatureMalformed(
                     "more than one Authorization header".into(),
                 ));
             }
-            SignatureParams::parse_authorization(&text(a)?).map_err(malformed)
+            SignatureParams::parse_authorization(text(a)?).map_err(malformed)
         }
         (None, None) => Err(VerifyError::SignatureMissing),
     }
@@ -629,8 +629,23 @@ fn is_signature_scheme(value: &[u8]) -> bool {
     value.len() >= 10 && value[..10].eq_ignore_ascii_case(b"signature ")
 }
 
+/// The names verification reads on every request, parsed once: a lookup by `&str`
+/// validates and hashes the name each time.
+static SIGNATURE: HeaderName = HeaderName::from_static("signature");
+static DIGEST: HeaderName = HeaderName::from_static("digest");
+
+/// A header's value by a name from a `headers` list: the common ones by their parsed
+/// names.
+fn listed<'a>(headers: &'a HeaderMap, name: &str) -> Option<std::borrow::Cow<'a, [u8]>> {
+    match name {
+        "date" => joined(headers, DATE),
+        "digest" => joined(headers, &DIGEST),
+        other => joined(headers, other),
+    }
+}
+
 /// A header's value, several occurrences joined with `, ` as the draft asks.
-fn joined<'a>(headers: &'a HeaderMap, name: &str) -> Option<std::borrow::Cow<'a, [u8]>> {
+fn joined<K: AsHeaderName>(headers: &HeaderMap, name: K) -> Option<std::borrow::Cow<'_, [u8]>> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     // The usual case, one value, is borrowed: no allocation, no copy.

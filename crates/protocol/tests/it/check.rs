@@ -9,8 +9,18 @@ use proptest::prelude::*;
 use crate::repo_root;
 
 /// Both ways, compared; returns the shared result for further assertions.
+///
+/// The decoder itself is compared with its serde-only twin too: its fast path must
+/// build the same envelope, or decline.
 fn check(body: &[u8], header: Option<&str>) -> Result<Outline, String> {
-    let decoded = Envelope::decode_with_header(body, header).map(|e| Outline::of(&e));
+    let full = Envelope::decode_with_header(body, header);
+    assert_eq!(
+        full,
+        Envelope::decode_with_header_serde(body, header),
+        "the fast decoder and serde disagree on {:?} (header {header:?})",
+        String::from_utf8_lossy(body)
+    );
+    let decoded = full.map(|e| Outline::of(&e));
     let checked = Envelope::check_with_header(body, header);
     assert_eq!(
         checked,
