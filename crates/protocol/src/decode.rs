@@ -251,7 +251,7 @@ impl Envelope {
         // profile). Invalid UTF-8 goes through `from_slice` only to get its error,
         // with the position, exactly as before.
         let parsed = match std::str::from_utf8(body) {
-            // The schema-directed scanner builds ordinary payloads in about a third of
+            // The schema-directed scanner builds ordinary payloads in about half of
             // serde's time; it declines anything unusual, errors included, which serde
             // then reads.
             Ok(text) => match fast.then(|| crate::check::fast::decode(text)).flatten() {

@@ -729,12 +729,19 @@ impl<'a> Scanner<'a> {
                     if extra.len() == MAX_UNKNOWN || extra.get(key).is_some() {
                         return None;
                     }
-                    self.ws()?;
-                    let start = self.pos;
-                    self.any(0)?;
-                    // The skipper has bounded the nesting and declined numbers that
-                    // need a range check, so this is the `Value` serde would build.
-                    let value = serde_json::from_str(self.text.get(start..self.pos)?).ok()?;
+                    let value = if self.ws()? == b'"' {
+                        // A string is read once, not skipped and parsed again: an
+                        // unknown field holding a large string is the usual way a body
+                        // gets big.
+                        serde_json::Value::String(self.string_value()?.into_owned())
+                    } else {
+                        let start = self.pos;
+                        self.any(0)?;
+                        // The skipper has bounded the nesting and declined numbers
+                        // that need a range check, so this is the `Value` serde would
+                        // build.
+                        serde_json::from_str(self.text.get(start..self.pos)?).ok()?
+                    };
                     extra.insert(key, value);
                 }
             }
