@@ -642,48 +642,67 @@ impl<'a> Scanner<'a> {
             Role::Build => 1 << BUILD_NUMBER,
             Role::Other => 0,
         };
-        let mut seen: u64 = 0;
+        let (mut seen, mut next) = (0, 0);
         let mut unknown: [&[u8]; MAX_UNKNOWN] = [&[]; MAX_UNKNOWN];
         let mut unknowns = 0;
-        let mut next = 0;
-        if self.ws()? == b'}' {
-            self.pos += 1;
-            return Some(());
-        }
-        loop {
-            if self.ws()? != b'"' {
-                return None;
-            }
-            let found = match self.predicted_key(schema, next) {
-                Some(i) => Ok(i),
-                None => self.searched_key(schema)?,
-            };
-            match found {
-                Ok(i) => {
-                    let bit = 1u64 << i;
-                    if seen & bit != 0 {
-                        return None;
-                    }
-                    seen |= bit;
-                    next = i + 1;
-                    if keep & bit == 0 {
-                        self.value(schema[i].kind)?;
-                    } else {
-                        self.kept(schema[i].kind, role, i, out)?;
-                    }
-                }
+        self.sequence(b'}', |s| {
+            match s.member_key(schema, &mut seen, &mut next)? {
+                Ok(i) if keep & (1 << i) == 0 => s.value(schema[i].kind),
+                Ok(i) => s.kept(schema[i].kind, role, i, out),
                 Err(key) => {
                     if unknowns == MAX_UNKNOWN || unknown[..unknowns].contains(&key) {
                         return None;
                     }
                     unknown[unknowns] = key;
                     unknowns += 1;
-                    self.any(0)?;
+                    s.any(0)
                 }
             }
+        })
+    }
+
+    /// Reads the key of an object's next member and the colon after it: the index of
+    /// the model's field (`seen` marks the fields read, and a repeated one declines;
+    /// `next` is the field Drone's order puts next), or the key when the model does
+    /// not name it.
+    #[inline(always)]
+    fn member_key(
+        &mut self,
+        schema: &[FieldSpec],
+        seen: &mut u64,
+        next: &mut usize,
+    ) -> Option<Result<usize, &'a [u8]>> {
+        if self.ws()? != b'"' {
+            return None;
+        }
+        let found = match self.predicted_key(schema, *next) {
+            Some(i) => Ok(i),
+            None => self.searched_key(schema)?,
+        };
+        if let Ok(i) = found {
+            let bit = 1u64 << i;
+            if *seen & bit != 0 {
+                return None;
+            }
+            *seen |= bit;
+            *next = i + 1;
+        }
+        Some(found)
+    }
+
+    /// Reads the items of an array or the members of an object whose opening bracket
+    /// has been consumed, up to `close`: `item` reads each, the commas are checked here.
+    #[inline(always)]
+    fn sequence(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if self.ws()? == close {
+            self.pos += 1;
+            return Some(());
+        }
+        loop {
+            item(self)?;
             match self.ws()? {
                 b',' => self.pos += 1,
-                b'}' => {
+                b if b == close => {
                     self.pos += 1;
                     return Some(());
                 }
@@ -698,30 +717,10 @@ impl<'a> Scanner<'a> {
     /// every object into its box or list.
     pub(crate) fn build<T: Object>(&mut self, out: &mut T) -> Option<()> {
         let schema = T::SCHEMA;
-        let mut seen: u64 = 0;
-        let mut next = 0;
-        if self.ws()? == b'}' {
-            self.pos += 1;
-            return Some(());
-        }
-        loop {
-            if self.ws()? != b'"' {
-                return None;
-            }
-            let found = match self.predicted_key(schema, next) {
-                Some(i) => Ok(i),
-                None => self.searched_key(schema)?,
-            };
-            match found {
-                Ok(i) => {
-                    let bit = 1u64 << i;
-                    if seen & bit != 0 {
-                        return None;
-                    }
-                    seen |= bit;
-                    next = i + 1;
-                    out.fast_field(self, i)?;
-                }
+        let (mut seen, mut next) = (0, 0);
+        self.sequence(b'}', |s| {
+            match s.member_key(schema, &mut seen, &mut next)? {
+                Ok(i) => out.fast_field(s, i),
                 Err(key) => {
                     // The key had no escapes, so it is the input's own text.
                     let key = std::str::from_utf8(key).ok()?;
@@ -729,31 +728,22 @@ impl<'a> Scanner<'a> {
                     if extra.len() == MAX_UNKNOWN || extra.get(key).is_some() {
                         return None;
                     }
-                    let value = if self.ws()? == b'"' {
-                        // A string is read once, not skipped and parsed again: an
-                        // unknown field holding a large string is the usual way a body
-                        // gets big.
-                        serde_json::Value::String(self.string_value()?.into_owned())
+                    let value = if s.ws()? == b'"' {
+                        // A string is read once, not skipped and parsed again: an unknown
+                        // field holding a large string is the usual way a body gets big.
+                        serde_json::Value::String(s.string_value()?.into_owned())
                     } else {
-                        let start = self.pos;
-                        self.any(0)?;
-                        // The skipper has bounded the nesting and declined numbers
-                        // that need a range check, so this is the `Value` serde would
-                        // build.
-                        serde_json::from_str(self.text.get(start..self.pos)?).ok()?
+                        let start = s.pos;
+                        s.any(0)?;
+                        // The skipper has bounded the nesting and declined numbers that
+                        // need a range check, so this is the `Value` serde would build.
+                        serde_json::from_str(s.text.get(start..s.pos)?).ok()?
                     };
                     extra.insert(key, value);
+                    Some(())
                 }
             }
-            match self.ws()? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
+        })
     }
 
     /// Whether the next value is `null`, consumed if so: every field's zero value.
@@ -809,55 +799,32 @@ impl<'a> Scanner<'a> {
     /// `BTreeMap` does when serde inserts into it.
     pub(crate) fn read_str_map(&mut self) -> Option<BTreeMap<String, String>> {
         let mut map = BTreeMap::new();
-        if self.null()? {
-            return Some(map);
+        if !self.null()? {
+            self.expect(b'{')?;
+            self.sequence(b'}', |s| {
+                s.ws()?;
+                let key = s.string_value()?.into_owned();
+                s.expect(b':')?;
+                s.ws()?;
+                map.insert(key, s.string_value()?.into_owned());
+                Some(())
+            })?;
         }
-        self.expect(b'{')?;
-        if self.ws()? == b'}' {
-            self.pos += 1;
-            return Some(map);
-        }
-        loop {
-            self.ws()?;
-            let key = self.string_value()?.into_owned();
-            self.expect(b':')?;
-            self.ws()?;
-            let value = self.string_value()?.into_owned();
-            map.insert(key, value);
-            match self.ws()? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    return Some(map);
-                }
-                _ => return None,
-            }
-        }
+        Some(map)
     }
 
     /// A list of strings (a `null` element is an error in a `Vec<String>`).
     pub(crate) fn read_str_list(&mut self) -> Option<Vec<String>> {
         let mut list = Vec::new();
-        if self.null()? {
-            return Some(list);
+        if !self.null()? {
+            self.expect(b'[')?;
+            self.sequence(b']', |s| {
+                s.ws()?;
+                list.push(s.string_value()?.into_owned());
+                Some(())
+            })?;
         }
-        self.expect(b'[')?;
-        if self.ws()? == b']' {
-            self.pos += 1;
-            return Some(list);
-        }
-        loop {
-            self.ws()?;
-            list.push(self.string_value()?.into_owned());
-            match self.ws()? {
-                b',' => self.pos += 1,
-                b']' => {
-                    self.pos += 1;
-                    return Some(list);
-                }
-                _ => return None,
-            }
-        }
+        Some(list)
     }
 
     /// An optional object of a model into `slot`: `null` leaves it `None`.
@@ -873,35 +840,15 @@ impl<'a> Scanner<'a> {
     /// A list of objects of a model (a `null` element is an error in a `Vec`).
     pub(crate) fn read_obj_list<T: Object>(&mut self) -> Option<Vec<T>> {
         let mut list = Vec::new();
-        if self.null()? {
-            return Some(list);
+        if !self.null()? {
+            self.expect(b'[')?;
+            self.sequence(b']', |s| {
+                s.expect(b'{')?;
+                list.push(T::default());
+                s.build(list.last_mut()?)
+            })?;
         }
-        self.expect(b'[')?;
-        if self.ws()? == b']' {
-            self.pos += 1;
-            return Some(list);
-        }
-        loop {
-            self.expect(b'{')?;
-            // Room for one element at first, then doubling, where `Vec` would start
-            // with four: a build has one stage or a few, and four stages (1,760 bytes)
-            // is a large-bin allocation, for which glibc's malloc first consolidates
-            // every small freed chunk.
-            if list.len() == list.capacity() {
-                list.reserve_exact(list.len().max(1));
-            }
-            list.push(T::default());
-            let last = list.last_mut()?;
-            self.build(last)?;
-            match self.ws()? {
-                b',' => self.pos += 1,
-                b']' => {
-                    self.pos += 1;
-                    return Some(list);
-                }
-                _ => return None,
-            }
-        }
+        Some(list)
     }
 
     /// Reads the value of a field the outline keeps: field `index` of an object in
@@ -979,67 +926,31 @@ impl<'a> Scanner<'a> {
     /// `BTreeMap` (the last one wins).
     fn str_map(&mut self) -> Option<()> {
         self.expect(b'{')?;
-        if self.ws()? == b'}' {
-            self.pos += 1;
-            return Some(());
-        }
-        loop {
-            self.ws()?;
-            self.string()?;
-            self.expect(b':')?;
-            self.ws()?;
-            self.string()?;
-            match self.ws()? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
+        self.sequence(b'}', |s| {
+            s.ws()?;
+            s.string()?;
+            s.expect(b':')?;
+            s.ws()?;
+            s.string().map(drop)
+        })
     }
 
     /// Reads a list of strings (a `null` element is an error in a `Vec<String>`).
     fn str_list(&mut self) -> Option<()> {
         self.expect(b'[')?;
-        if self.ws()? == b']' {
-            self.pos += 1;
-            return Some(());
-        }
-        loop {
-            self.ws()?;
-            self.string()?;
-            match self.ws()? {
-                b',' => self.pos += 1,
-                b']' => {
-                    self.pos += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
+        self.sequence(b']', |s| {
+            s.ws()?;
+            s.string().map(drop)
+        })
     }
 
     /// Reads a list of objects of a model (a `null` element is an error in a `Vec`).
     fn object_list(&mut self, fields: &'static [FieldSpec]) -> Option<()> {
         self.expect(b'[')?;
-        if self.ws()? == b']' {
-            self.pos += 1;
-            return Some(());
-        }
-        loop {
-            self.expect(b'{')?;
-            self.object(fields, Role::Other, &mut FastOutline::default())?;
-            match self.ws()? {
-                b',' => self.pos += 1,
-                b']' => {
-                    self.pos += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
+        self.sequence(b']', |s| {
+            s.expect(b'{')?;
+            s.object(fields, Role::Other, &mut FastOutline::default())
+        })
     }
 
     /// Reads an unknown field's value as `serde_json::Value` would, declining numbers
@@ -1060,46 +971,20 @@ impl<'a> Scanner<'a> {
                     return None;
                 }
                 self.pos += 1;
-                if self.ws()? == b']' {
-                    self.pos += 1;
-                    return Some(());
-                }
-                loop {
-                    self.any(depth + 1)?;
-                    match self.ws()? {
-                        b',' => self.pos += 1,
-                        b']' => {
-                            self.pos += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
+                self.sequence(b']', |s| s.any(depth + 1))?;
             }
             b'{' => {
                 if depth >= MAX_ANY_DEPTH {
                     return None;
                 }
                 self.pos += 1;
-                if self.ws()? == b'}' {
-                    self.pos += 1;
-                    return Some(());
-                }
                 // A `Value` map takes any keys, repeated ones included (the last wins).
-                loop {
-                    self.ws()?;
-                    self.string()?;
-                    self.expect(b':')?;
-                    self.any(depth + 1)?;
-                    match self.ws()? {
-                        b',' => self.pos += 1,
-                        b'}' => {
-                            self.pos += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
+                self.sequence(b'}', |s| {
+                    s.ws()?;
+                    s.string()?;
+                    s.expect(b':')?;
+                    s.any(depth + 1)
+                })?;
             }
             _ => return None,
         }
