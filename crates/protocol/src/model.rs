@@ -220,8 +220,13 @@ impl Extra {
         self.0.is_empty()
     }
 
-    fn contains(&self, key: &str) -> bool {
+    pub(crate) fn contains(&self, key: &str) -> bool {
         self.0.iter().any(|(k, _)| k == key)
+    }
+
+    /// Appends a field the decoders have already checked is not there.
+    pub(crate) fn push(&mut self, key: String, value: Value) {
+        self.0.push((key, value));
     }
 
     fn write_fields(&self, out: &mut Vec<u8>, first: &mut bool) {
@@ -475,7 +480,7 @@ macro_rules! model {
                                         )));
                                     }
                                     let value: Value = map.next_value()?;
-                                    out.extra.0.push((other.to_owned(), value));
+                                    out.extra.push(other.to_owned(), value);
                                 }
                             }
                         }

@@ -187,22 +187,11 @@ enum Role {
 /// Reads `text` as the decoder would and returns its outline, or `None` when the fast
 /// path cannot be certain that the decoder accepts it (see the module docs).
 pub(crate) fn scan(text: &str) -> Option<FastOutline<'_>> {
-    let mut s = Scanner {
-        text,
-        bytes: text.as_bytes(),
-        pos: 0,
-    };
-    let mut out = FastOutline::default();
-    if s.ws()? != b'{' {
-        return None;
-    }
-    s.pos += 1;
-    s.object(Envelope::SCHEMA, Role::Envelope, &mut out)?;
-    // Only whitespace may follow, as serde_json's `end` requires.
-    match s.ws() {
-        None => Some(out),
-        Some(_) => None,
-    }
+    whole_object(text, |s| {
+        let mut out = FastOutline::default();
+        s.object(Envelope::SCHEMA, Role::Envelope, &mut out)?;
+        Some(out)
+    })
 }
 
 /// Decodes `text` into an [`Envelope`] when the scan is certain the serde decoder would
@@ -213,6 +202,20 @@ pub(crate) fn scan(text: &str) -> Option<FastOutline<'_>> {
 /// serde_json itself into the `Value` the serde decoder would keep; strings with
 /// escapes are unescaped here, after the scanner has checked them.
 pub(crate) fn decode(text: &str) -> Option<Envelope> {
+    whole_object(text, |s| {
+        let mut envelope = Envelope::default();
+        s.build(&mut envelope)?;
+        Some(envelope)
+    })
+}
+
+/// Runs `read` on the members of the one object `text` holds (the cursor after its
+/// `{`), and returns its result if only whitespace follows the object, as serde_json's
+/// `end` requires.
+fn whole_object<'a, T>(
+    text: &'a str,
+    read: impl FnOnce(&mut Scanner<'a>) -> Option<T>,
+) -> Option<T> {
     let mut s = Scanner {
         text,
         bytes: text.as_bytes(),
@@ -222,10 +225,9 @@ pub(crate) fn decode(text: &str) -> Option<Envelope> {
         return None;
     }
     s.pos += 1;
-    let mut envelope = Envelope::default();
-    s.build(&mut envelope)?;
+    let out = read(&mut s)?;
     match s.ws() {
-        None => Some(envelope),
+        None => Some(out),
         Some(_) => None,
     }
 }
@@ -725,7 +727,7 @@ impl<'a> Scanner<'a> {
                     // The key had no escapes, so it is the input's own text.
                     let key = std::str::from_utf8(key).ok()?;
                     let extra = out.extra_mut();
-                    if extra.len() == MAX_UNKNOWN || extra.get(key).is_some() {
+                    if extra.len() == MAX_UNKNOWN || extra.contains(key) {
                         return None;
                     }
                     let value = if s.ws()? == b'"' {
@@ -739,7 +741,7 @@ impl<'a> Scanner<'a> {
                         // need a range check, so this is the `Value` serde would build.
                         serde_json::from_str(s.text.get(start..s.pos)?).ok()?
                     };
-                    extra.insert(key, value);
+                    extra.push(key.to_owned(), value);
                     Some(())
                 }
             }

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use dronehook_server::{Delivery, Router};
+use dronehook_server::{Delivery, Router, RunningServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -17,6 +17,15 @@ use crate::util::{Calls, KeepAlive, PATIENCE, config, start, status_line, user_e
 /// The header timeout of these tests: short, so that idling past it is quick.
 const HEADER: Duration = Duration::from_millis(300);
 
+/// A server with the short header timeout and an idle timeout longer than any test.
+async fn start_patient(calls: &Calls) -> RunningServer {
+    start(
+        config().header_timeout(HEADER).idle_timeout(PATIENCE),
+        Router::new().route("", calls.handler()).unwrap(),
+    )
+    .await
+}
+
 fn no_content(answer: &str) {
     assert_eq!(status_line(answer), "HTTP/1.1 204 No Content", "{answer}");
 }
@@ -24,11 +33,7 @@ fn no_content(answer: &str) {
 #[tokio::test]
 async fn a_connection_idle_past_the_header_timeout_serves_its_next_request() {
     let calls = Calls::default();
-    let server = start(
-        config().header_timeout(HEADER).idle_timeout(PATIENCE),
-        Router::new().route("", calls.handler()).unwrap(),
-    )
-    .await;
+    let server = start_patient(&calls).await;
     let mut conn = KeepAlive::connect(server.local_addr()).await;
     conn.write(&KeepAlive::signed_request(&user_event(1))).await;
     no_content(&conn.answer().await);
@@ -192,11 +197,7 @@ async fn a_connection_parked_again_and_again_keeps_serving() {
     // Idle for longer than the park delay (250 ms) before each request: each time the
     // connection is parked (hyper's connection dropped) and taken up again.
     let calls = Calls::default();
-    let server = start(
-        config().header_timeout(HEADER).idle_timeout(PATIENCE),
-        Router::new().route("", calls.handler()).unwrap(),
-    )
-    .await;
+    let server = start_patient(&calls).await;
     let mut conn = KeepAlive::connect(server.local_addr()).await;
     for n in 0..3 {
         conn.write(&KeepAlive::signed_request(&user_event(n))).await;
