@@ -17,7 +17,7 @@ pub(crate) fn subject(env: &Envelope) -> String {
         (None, None) => env
             .user
             .as_deref()
-            .map(|u| u.login.clone())
+            .map(|u| u.login.to_string())
             .unwrap_or_default(),
     }
 }
@@ -103,17 +103,17 @@ pub(crate) fn exec_env(env: &Envelope) -> Vec<(&'static str, String)> {
         ("DRONE_ACTION", env.action.as_str().to_owned()),
     ];
     if let Some(repo) = env.repo.as_deref() {
-        vars.push(("DRONE_REPO", repo.slug.clone()));
-        vars.push(("DRONE_REPO_NAMESPACE", repo.namespace.clone()));
-        vars.push(("DRONE_REPO_NAME", repo.name.clone()));
-        vars.push(("DRONE_REPO_LINK", repo.link.clone()));
-        vars.push(("DRONE_REPO_BRANCH", repo.default_branch.clone()));
+        vars.push(("DRONE_REPO", repo.slug.to_string()));
+        vars.push(("DRONE_REPO_NAMESPACE", repo.namespace.to_string()));
+        vars.push(("DRONE_REPO_NAME", repo.name.to_string()));
+        vars.push(("DRONE_REPO_LINK", repo.link.to_string()));
+        vars.push(("DRONE_REPO_BRANCH", repo.default_branch.to_string()));
     }
     if let Some(build) = env.build.as_deref() {
         vars.push(("DRONE_BUILD_NUMBER", build.number.to_string()));
         vars.push(("DRONE_BUILD_STATUS", build.status.as_str().to_owned()));
-        vars.push(("DRONE_BUILD_EVENT", build.event.clone()));
-        vars.push(("DRONE_BUILD_TRIGGER", build.trigger.clone()));
+        vars.push(("DRONE_BUILD_EVENT", build.event.to_string()));
+        vars.push(("DRONE_BUILD_TRIGGER", build.trigger.to_string()));
         vars.push(("DRONE_BUILD_CREATED", build.created.to_string()));
         vars.push(("DRONE_BUILD_STARTED", build.started.to_string()));
         vars.push(("DRONE_BUILD_FINISHED", build.finished.to_string()));
@@ -122,35 +122,35 @@ pub(crate) fn exec_env(env: &Envelope) -> Vec<(&'static str, String)> {
             (Some(base), Some(slug)) if !base.is_empty() => {
                 format!("{base}/{slug}/{}", build.number)
             }
-            _ => build.link.clone(),
+            _ => build.link.to_string(),
         };
         vars.push(("DRONE_BUILD_LINK", link));
-        vars.push(("DRONE_COMMIT", build.after.clone()));
-        vars.push(("DRONE_COMMIT_SHA", build.after.clone()));
-        vars.push(("DRONE_COMMIT_BEFORE", build.before.clone()));
-        vars.push(("DRONE_COMMIT_REF", build.r#ref.clone()));
-        vars.push(("DRONE_COMMIT_LINK", build.link.clone()));
-        vars.push(("DRONE_COMMIT_MESSAGE", build.message.clone()));
-        vars.push(("DRONE_COMMIT_AUTHOR", build.author_login.clone()));
-        vars.push(("DRONE_COMMIT_AUTHOR_NAME", build.author_name.clone()));
-        vars.push(("DRONE_COMMIT_AUTHOR_EMAIL", build.author_email.clone()));
+        vars.push(("DRONE_COMMIT", build.after.to_string()));
+        vars.push(("DRONE_COMMIT_SHA", build.after.to_string()));
+        vars.push(("DRONE_COMMIT_BEFORE", build.before.to_string()));
+        vars.push(("DRONE_COMMIT_REF", build.r#ref.to_string()));
+        vars.push(("DRONE_COMMIT_LINK", build.link.to_string()));
+        vars.push(("DRONE_COMMIT_MESSAGE", build.message.to_string()));
+        vars.push(("DRONE_COMMIT_AUTHOR", build.author_login.to_string()));
+        vars.push(("DRONE_COMMIT_AUTHOR_NAME", build.author_name.to_string()));
+        vars.push(("DRONE_COMMIT_AUTHOR_EMAIL", build.author_email.to_string()));
         let branch = if build.target.is_empty() {
             &build.source
         } else {
             &build.target
         };
-        vars.push(("DRONE_BRANCH", branch.clone()));
-        vars.push(("DRONE_SOURCE_BRANCH", build.source.clone()));
-        vars.push(("DRONE_TARGET_BRANCH", build.target.clone()));
+        vars.push(("DRONE_BRANCH", branch.to_string()));
+        vars.push(("DRONE_SOURCE_BRANCH", build.source.to_string()));
+        vars.push(("DRONE_TARGET_BRANCH", build.target.to_string()));
     }
     if let Some(user) = env.user.as_deref() {
-        vars.push(("DRONE_USER_LOGIN", user.login.clone()));
-        vars.push(("DRONE_USER_EMAIL", user.email.clone()));
+        vars.push(("DRONE_USER_LOGIN", user.login.to_string()));
+        vars.push(("DRONE_USER_EMAIL", user.email.to_string()));
     }
     if let Some(system) = env.system.as_deref() {
-        vars.push(("DRONE_SYSTEM_HOST", system.host.clone()));
-        vars.push(("DRONE_SYSTEM_PROTO", system.proto.clone()));
-        vars.push(("DRONE_SYSTEM_VERSION", system.version.clone()));
+        vars.push(("DRONE_SYSTEM_HOST", system.host.to_string()));
+        vars.push(("DRONE_SYSTEM_PROTO", system.proto.to_string()));
+        vars.push(("DRONE_SYSTEM_VERSION", system.version.to_string()));
     }
     vars
 }

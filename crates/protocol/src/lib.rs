@@ -12,6 +12,9 @@
 //!   the body, that the `Date` is recent, that the signature covers both;
 //! - event filters with `DRONE_WEBHOOK_EVENTS` semantics ([`EventFilter`]).
 //!
+//! The models' strings are [`CompactString`]s: the short ones, most of a payload's,
+//! need no allocation of their own.
+//!
 //! # Example
 //!
 //! Sign a payload as Drone does, then verify it as a receiver would:
@@ -70,3 +73,12 @@ pub use signature::{
 
 /// Re-exported so callers build [`RequestParts`] with the same `http` version.
 pub use http;
+
+/// The models' string type, re-exported so callers name it without the dependency.
+///
+/// It dereferences to `str` and compares with `&str` and `String`; a string of up to
+/// 24 bytes is stored inline, which saves most of a payload's heap allocations (most
+/// of Drone's strings are short: logins, statuses, branch names, step names). Build
+/// one with `.into()` from a `&str` or a `String`, and turn it into a `String` with
+/// `.to_string()` or `String::from`.
+pub use compact_str::CompactString;

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use compact_str::CompactString;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
@@ -69,6 +70,25 @@ impl Field for String {
     }
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         s.read_str().map(std::borrow::Cow::into_owned)
+    }
+    fn is_zero(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl Field for CompactString {
+    const KIND: Kind = Kind::Str;
+    type Light<'de> = Str<'de>;
+    fn write(&self, out: &mut Vec<u8>) {
+        gojson::write_str(out, self);
+    }
+    fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
+        // Strings of up to 24 bytes, most of a Drone payload's, are stored inline;
+        // an unescaped copy made for a longer one is kept without another copy.
+        s.read_str().map(|v| match v {
+            std::borrow::Cow::Borrowed(v) => CompactString::new(v),
+            std::borrow::Cow::Owned(v) => CompactString::from(v),
+        })
     }
     fn is_zero(&self) -> bool {
         self.is_empty()
@@ -517,9 +537,9 @@ model! {
         /// Drone's id of the user.
         keep id: i64 = "id";
         /// The login name at the source-code host.
-        keep login: String = "login";
+        keep login: CompactString = "login";
         /// The e-mail address.
-        keep email: String = "email";
+        keep email: CompactString = "email";
         /// Whether this is a machine (robot) account.
         keep machine: bool = "machine";
         /// Whether the user is a Drone administrator.
@@ -527,7 +547,7 @@ model! {
         /// Whether the account is active.
         keep active: bool = "active";
         /// The avatar URL; drone-go's client copy names it `avatar_url`, accepted on input.
-        keep avatar: String = "avatar" | "avatar_url";
+        keep avatar: CompactString = "avatar" | "avatar_url";
         /// Whether the user's repository list is being synchronised.
         keep syncing: bool = "syncing";
         /// When the repository list was last synchronised (Unix seconds).
@@ -547,33 +567,33 @@ model! {
         /// Drone's id of the repository.
         keep id: i64 = "id";
         /// The source-code host's id of the repository.
-        keep uid: String = "uid";
+        keep uid: CompactString = "uid";
         /// The id of the user who activated it.
         keep user_id: i64 = "user_id";
         /// The owner or organisation.
-        keep namespace: String = "namespace";
+        keep namespace: CompactString = "namespace";
         /// The repository name.
-        keep name: String = "name";
+        keep name: CompactString = "name";
         /// `namespace/name`.
-        keep slug: String = "slug";
+        keep slug: CompactString = "slug";
         /// The version-control system (`git`, often empty).
-        keep scm: String = "scm";
+        keep scm: CompactString = "scm";
         /// The HTTP clone URL.
-        keep git_http_url: String = "git_http_url";
+        keep git_http_url: CompactString = "git_http_url";
         /// The SSH clone URL.
-        keep git_ssh_url: String = "git_ssh_url";
+        keep git_ssh_url: CompactString = "git_ssh_url";
         /// The repository's web page.
-        keep link: String = "link";
+        keep link: CompactString = "link";
         /// The default branch.
-        keep default_branch: String = "default_branch";
+        keep default_branch: CompactString = "default_branch";
         /// Whether the repository is private at the host.
         keep private: bool = "private";
         /// `public`, `private` or `internal`.
-        keep visibility: String = "visibility";
+        keep visibility: CompactString = "visibility";
         /// Whether Drone builds it.
         keep active: bool = "active";
         /// The path of the pipeline file.
-        keep config_path: String = "config_path";
+        keep config_path: CompactString = "config_path";
         /// Whether pipelines may run privileged containers.
         keep trusted: bool = "trusted";
         /// Whether builds need approval.
@@ -629,7 +649,7 @@ model! {
         /// The repository's id.
         keep repo_id: i64 = "repo_id";
         /// Who or what triggered it (a login, `@cron`, `@hook`).
-        keep trigger: String = "trigger";
+        keep trigger: CompactString = "trigger";
         /// The build number within the repository.
         keep number: i64 = "number";
         /// The build this one was promoted or rolled back from.
@@ -637,47 +657,47 @@ model! {
         /// The state.
         keep status: Status = "status";
         /// Why it could not run.
-        omit error: String = "error";
+        omit error: CompactString = "error";
         /// The triggering event: `push`, `pull_request`, `tag`, `promote`, `rollback`, `cron`, `custom`.
-        keep event: String = "event";
+        keep event: CompactString = "event";
         /// The host's action for the event (`sync`, `opened`), often empty.
-        keep action: String = "action";
+        keep action: CompactString = "action";
         /// The commit or compare page.
-        keep link: String = "link";
+        keep link: CompactString = "link";
         /// The commit time (Unix seconds).
         keep timestamp: i64 = "timestamp";
         /// The pull-request title.
-        omit title: String = "title";
+        omit title: CompactString = "title";
         /// The commit message.
-        keep message: String = "message";
+        keep message: CompactString = "message";
         /// The commit before the change.
-        keep before: String = "before";
+        keep before: CompactString = "before";
         /// The commit built.
-        keep after: String = "after";
+        keep after: CompactString = "after";
         /// The git reference.
-        keep r#ref: String = "ref";
+        keep r#ref: CompactString = "ref";
         /// The fork a pull request comes from.
-        keep source_repo: String = "source_repo";
+        keep source_repo: CompactString = "source_repo";
         /// The source branch.
-        keep source: String = "source";
+        keep source: CompactString = "source";
         /// The target branch.
-        keep target: String = "target";
+        keep target: CompactString = "target";
         /// The commit author's login.
-        keep author_login: String = "author_login";
+        keep author_login: CompactString = "author_login";
         /// The commit author's name.
-        keep author_name: String = "author_name";
+        keep author_name: CompactString = "author_name";
         /// The commit author's e-mail.
-        keep author_email: String = "author_email";
+        keep author_email: CompactString = "author_email";
         /// The commit author's avatar URL.
-        keep author_avatar: String = "author_avatar";
+        keep author_avatar: CompactString = "author_avatar";
         /// Who sent the hook.
-        keep sender: String = "sender";
+        keep sender: CompactString = "sender";
         /// Custom build parameters.
         omit params: BTreeMap<String, String> = "params";
         /// The cron job's name.
-        omit cron: String = "cron";
+        omit cron: CompactString = "cron";
         /// The deployment target.
-        omit deploy_to: String = "deploy_to";
+        omit deploy_to: CompactString = "deploy_to";
         /// The deployment id.
         omit deploy_id: i64 = "deploy_id";
         /// Whether debug mode is on.
@@ -709,29 +729,29 @@ model! {
         /// The stage number within the build.
         keep number: i64 = "number";
         /// The pipeline name.
-        keep name: String = "name";
+        keep name: CompactString = "name";
         /// The resource kind (`pipeline`).
-        omit kind: String = "kind";
+        omit kind: CompactString = "kind";
         /// The runner type (`docker`, `exec`, `kubernetes`).
-        omit r#type: String = "type";
+        omit r#type: CompactString = "type";
         /// The state.
         keep status: Status = "status";
         /// Why it could not run.
-        omit error: String = "error";
+        omit error: CompactString = "error";
         /// Whether failures are ignored.
         keep errignore: bool = "errignore";
         /// The exit code.
         keep exit_code: i64 = "exit_code";
         /// The runner's machine name.
-        omit machine: String = "machine";
+        omit machine: CompactString = "machine";
         /// The operating system.
-        keep os: String = "os";
+        keep os: CompactString = "os";
         /// The architecture.
-        keep arch: String = "arch";
+        keep arch: CompactString = "arch";
         /// The architecture variant.
-        omit variant: String = "variant";
+        omit variant: CompactString = "variant";
         /// The kernel version.
-        omit kernel: String = "kernel";
+        omit kernel: CompactString = "kernel";
         /// The concurrency limit.
         omit limit: i64 = "limit";
         /// The throttle.
@@ -769,11 +789,11 @@ model! {
         /// The step number within the stage.
         keep number: i64 = "number";
         /// The step name.
-        keep name: String = "name";
+        keep name: CompactString = "name";
         /// The state.
         keep status: Status = "status";
         /// Why it could not run.
-        omit error: String = "error";
+        omit error: CompactString = "error";
         /// Whether failures are ignored.
         omit errignore: bool = "errignore";
         /// The exit code.
@@ -787,7 +807,7 @@ model! {
         /// The steps it waits for.
         omit depends_on: Vec<String> = "depends_on";
         /// The container image.
-        omit image: String = "image";
+        omit image: CompactString = "image";
         /// Whether it runs detached.
         omit detached: bool = "detached";
     }
@@ -797,12 +817,12 @@ model! {
     /// The Drone server that sent the event.
     pub struct System as SystemCheck {
         /// `http` or `https`.
-        omit proto: String = "proto";
+        omit proto: CompactString = "proto";
         /// The server's host name.
-        omit host: String = "host";
+        omit host: CompactString = "host";
         /// The server's URL.
-        omit link: String = "link";
+        omit link: CompactString = "link";
         /// The server's version.
-        omit version: String = "version";
+        omit version: CompactString = "version";
     }
 }

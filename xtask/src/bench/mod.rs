@@ -508,7 +508,7 @@ fn sized_template(envelope: &Envelope, size: usize) -> anyhow::Result<Template> 
         bail!("no build payload as small as {size} bytes");
     }
     if let Some(build) = e.build.as_mut() {
-        build.message = "x".repeat(size - base);
+        build.message = "x".repeat(size - base).into();
     }
     let t = Template::from_build(&e)?;
     if t.body_len() != size {

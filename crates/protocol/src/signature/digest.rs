@@ -91,7 +91,7 @@ pub(crate) fn check(value: &[u8], body: &[u8], sha256: &BodyDigest) -> Result<()
         let alg = alg.trim();
         if alg.eq_ignore_ascii_case("sha-256") {
             let got = decode(encoded.trim(), 32, "SHA-256")?;
-            if !bool::from(got.ct_eq(sha256.as_bytes())) {
+            if !bool::from(got[..32].ct_eq(sha256.as_bytes())) {
                 return Err(VerifyError::DigestMismatch);
             }
             saw_sha256 = true;
@@ -113,7 +113,7 @@ pub(crate) fn check(value: &[u8], body: &[u8], sha256: &BodyDigest) -> Result<()
     if !pending_sha512.is_empty() {
         let sha512 = Sha512::digest(body);
         for got in pending_sha512 {
-            if !bool::from(got.as_slice().ct_eq(sha512.as_slice())) {
+            if !bool::from(got.ct_eq(sha512.as_slice())) {
                 return Err(VerifyError::DigestMismatch);
             }
         }
@@ -121,17 +121,24 @@ pub(crate) fn check(value: &[u8], body: &[u8], sha256: &BodyDigest) -> Result<()
     Ok(())
 }
 
-fn decode(encoded: &str, len: usize, alg: &str) -> Result<Vec<u8>, VerifyError> {
-    let bytes = STANDARD
-        .decode(encoded)
-        .map_err(|_| VerifyError::DigestMalformed(format!("the {alg} value is not base64")))?;
-    if bytes.len() != len {
+fn decode(encoded: &str, len: usize, alg: &str) -> Result<[u8; 64], VerifyError> {
+    let not_base64 = |_| VerifyError::DigestMalformed(format!("the {alg} value is not base64"));
+    // Decoded on the stack; a value too long for it is decoded whole only to report
+    // bad base64 before a bad length, as for any other value.
+    let mut buf = [0u8; 64];
+    let n = match STANDARD.decode_slice(encoded, &mut buf) {
+        Ok(n) => n,
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+            STANDARD.decode(encoded).map_err(not_base64)?.len()
+        }
+        Err(base64::DecodeSliceError::DecodeError(e)) => return Err(not_base64(e)),
+    };
+    if n != len {
         return Err(VerifyError::DigestMalformed(format!(
-            "the {alg} value is {} bytes long, not {len}",
-            bytes.len()
+            "the {alg} value is {n} bytes long, not {len}"
         )));
     }
-    Ok(bytes)
+    Ok(buf)
 }
 
 /// Shortens attacker-supplied text quoted in an error.

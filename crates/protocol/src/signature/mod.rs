@@ -93,25 +93,26 @@ pub fn http_date(t: SystemTime) -> String {
 ///
 /// `lookup` returns a header's value (several values already joined with `, `), or
 /// `None` when the request lacks it.
-fn signing_string<'a>(
-    names: &[&str],
+fn signing_string<'a, S: AsRef<str>>(
+    names: &[S],
     method: &str,
     target: &str,
     mut lookup: impl FnMut(&str) -> Option<std::borrow::Cow<'a, [u8]>>,
 ) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(128);
     for (i, name) in names.iter().enumerate() {
+        let name = name.as_ref();
         if i > 0 {
             out.push(b'\n');
         }
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        if *name == "(request-target)" {
+        if name == "(request-target)" {
             out.extend_from_slice(method.to_ascii_lowercase().as_bytes());
             out.push(b' ');
             out.extend_from_slice(target.as_bytes());
         } else {
-            let value = lookup(name).ok_or_else(|| (*name).to_owned())?;
+            let value = lookup(name).ok_or_else(|| name.to_owned())?;
             out.extend_from_slice(&value);
         }
     }
@@ -202,16 +203,20 @@ impl Signer {
             .digest
             .clone()
             .unwrap_or_else(|| digest.header_value());
-        let names: Vec<&str> = self.headers.iter().map(String::as_str).collect();
-        let signing = signing_string(&names, input.method, input.target, |name| match name {
-            "date" => Some(date.as_bytes().into()),
-            "digest" => Some(digest_value.as_bytes().into()),
-            other => input
-                .headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(other))
-                .map(|(_, v)| v.as_bytes().into()),
-        })
+        let signing = signing_string(
+            &self.headers,
+            input.method,
+            input.target,
+            |name| match name {
+                "date" => Some(date.as_bytes().into()),
+                "digest" => Some(digest_value.as_bytes().into()),
+                other => input
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(other))
+                    .map(|(_, v)| v.as_bytes().into()),
+            },
+        )
         .map_err(|name| SignError { header: name })?;
         let mut mac = self.keyed.clone();
         mac.update(&signing);
@@ -469,17 +474,17 @@ impl Policy {
         if let Some(alg) = &params.algorithm
             && !alg.eq_ignore_ascii_case(ALGORITHM)
         {
-            return Err(VerifyError::AlgorithmUnsupported(alg.clone()));
+            return Err(VerifyError::AlgorithmUnsupported(alg.to_string()));
         }
         if let Some(ids) = &self.key_ids
-            && !ids.contains(&params.key_id)
+            && !ids.iter().any(|id| *id == params.key_id)
         {
-            return Err(VerifyError::KeyIdUnknown(params.key_id));
+            return Err(VerifyError::KeyIdUnknown(params.key_id.into_owned()));
         }
 
-        let names = params.signed_headers();
+        let names = params.headers.as_deref().unwrap_or(DEFAULT_NAMES);
         for (i, name) in names.iter().enumerate() {
-            if matches!(*name, "(created)" | "(expires)") {
+            if matches!(&**name, "(created)" | "(expires)") {
                 return Err(VerifyError::SignatureMalformed(format!(
                     "{name} cannot be used with hmac-sha256"
                 )));
@@ -490,14 +495,14 @@ impl Policy {
                 )));
             }
         }
-        if !names.contains(&"date") {
+        if !names.iter().any(|n| n == "date") {
             return Err(VerifyError::DateUnsigned);
         }
-        if !names.contains(&"digest") {
+        if !names.iter().any(|n| n == "digest") {
             return Err(VerifyError::DigestUnsigned);
         }
 
-        let signing = signing_string(&names, req.method, req.target, |name| {
+        let signing = signing_string(names, req.method, req.target, |name| {
             listed(req.headers, name)
         })
         .map_err(|name| match name.as_str() {
@@ -506,9 +511,20 @@ impl Policy {
             _ => VerifyError::HeaderMissing(name),
         })?;
 
-        let signature = STANDARD.decode(params.signature.as_bytes()).map_err(|_| {
-            VerifyError::SignatureMalformed("the `signature` value is not base64".into())
-        })?;
+        let not_base64 =
+            |_| VerifyError::SignatureMalformed("the `signature` value is not base64".into());
+        // Decoded on the stack: an HMAC-SHA256 signature is 32 bytes. A longer value
+        // cannot match, but is decoded whole so that bad base64 is still reported.
+        let mut buf = [0u8; 64];
+        let signature = match STANDARD.decode_slice(params.signature.as_bytes(), &mut buf) {
+            Ok(n) => std::borrow::Cow::Borrowed(&buf[..n]),
+            Err(base64::DecodeSliceError::OutputSliceTooSmall) => std::borrow::Cow::Owned(
+                STANDARD
+                    .decode(params.signature.as_bytes())
+                    .map_err(not_base64)?,
+            ),
+            Err(base64::DecodeSliceError::DecodeError(e)) => return Err(not_base64(e)),
+        };
         // Every secret is tried, so the time taken does not tell which one matched.
         let mut matched = None;
         for (i, keyed) in self.keyed.iter().enumerate() {
@@ -548,7 +564,7 @@ impl Policy {
 
         Ok(Verified {
             secret_index,
-            key_id: params.key_id,
+            key_id: params.key_id.into_owned(),
             date,
             body_digest,
         })
@@ -591,8 +607,11 @@ impl std::fmt::Debug for Policy {
     }
 }
 
+/// The signed header list when `headers` is absent: the draft's default, `date` alone.
+const DEFAULT_NAMES: &[std::borrow::Cow<'static, str>] = &[std::borrow::Cow::Borrowed("date")];
+
 /// Reads the signature parameters from `Signature`, or from `Authorization: Signature`.
-fn extract<'a>(headers: &'a HeaderMap) -> Result<SignatureParams, VerifyError> {
+fn extract<'a>(headers: &'a HeaderMap) -> Result<params::Raw<'a>, VerifyError> {
     let mut sigs = headers.get_all(&SIGNATURE).iter();
     let mut auths = headers.get_all(AUTHORIZATION).iter();
     let (sig, auth) = (sigs.next(), auths.next());
@@ -612,14 +631,14 @@ fn extract<'a>(headers: &'a HeaderMap) -> Result<SignatureParams, VerifyError> {
                 "both Signature and Authorization: Signature headers are present".into(),
             ))
         }
-        (Some(s), _) => SignatureParams::parse(text(s)?).map_err(malformed),
+        (Some(s), _) => params::Raw::parse(text(s)?).map_err(malformed),
         (None, Some(a)) => {
             if auths.next().is_some() {
                 return Err(VerifyError::SignatureMalformed(
                     "more than one Authorization header".into(),
                 ));
             }
-            SignatureParams::parse_authorization(text(a)?).map_err(malformed)
+            params::Raw::parse_authorization(text(a)?).map_err(malformed)
         }
         (None, None) => Err(VerifyError::SignatureMissing),
     }

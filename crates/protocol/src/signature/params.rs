@@ -3,6 +3,7 @@
 //! ours to get exactly right: it reads attacker-controlled bytes before anything
 //! is authenticated, so every input has a defined outcome and none panics.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The longest `Signature` header accepted. Drone's is about 130 bytes; a limit keeps
@@ -77,11 +78,36 @@ impl SignatureParams {
     /// closing quote, anything between parameters other than a comma and spaces,
     /// non-ASCII bytes and headers over [`MAX_HEADER_LEN`] are errors.
     pub fn parse(input: &str) -> Result<SignatureParams, ParseError> {
-        Parser::new(input).parse()
+        Parser::new(input).parse().map(Raw::into_owned)
     }
 
     /// Parses an `Authorization` header value of the `Signature` scheme.
     pub fn parse_authorization(input: &str) -> Result<SignatureParams, ParseError> {
+        Raw::parse_authorization(input).map(Raw::into_owned)
+    }
+}
+
+/// The parameters as the parser read them, borrowed from the header wherever they
+/// had no escapes: what verification reads, without a copy of each value.
+#[derive(Debug)]
+pub(crate) struct Raw<'a> {
+    pub(crate) key_id: Cow<'a, str>,
+    pub(crate) algorithm: Option<Cow<'a, str>>,
+    /// The signed header names, lower-cased.
+    pub(crate) headers: Option<Vec<Cow<'a, str>>>,
+    pub(crate) signature: Cow<'a, str>,
+    pub(crate) created: Option<i64>,
+    pub(crate) expires: Option<i64>,
+}
+
+impl<'a> Raw<'a> {
+    /// See [`SignatureParams::parse`].
+    pub(crate) fn parse(input: &'a str) -> Result<Self, ParseError> {
+        Parser::new(input).parse()
+    }
+
+    /// See [`SignatureParams::parse_authorization`].
+    pub(crate) fn parse_authorization(input: &'a str) -> Result<Self, ParseError> {
         let trimmed = input.trim_start();
         let offset = input.len() - trimmed.len();
         let scheme_end = trimmed.find(' ').unwrap_or(trimmed.len());
@@ -96,6 +122,19 @@ impl SignatureParams {
             e.position += offset + scheme_end;
             e
         })
+    }
+
+    fn into_owned(self) -> SignatureParams {
+        SignatureParams {
+            key_id: self.key_id.into_owned(),
+            algorithm: self.algorithm.map(Cow::into_owned),
+            headers: self
+                .headers
+                .map(|list| list.into_iter().map(Cow::into_owned).collect()),
+            signature: self.signature.into_owned(),
+            created: self.created,
+            expires: self.expires,
+        }
     }
 }
 
@@ -212,14 +251,14 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn parse(mut self) -> Result<SignatureParams, ParseError> {
+    fn parse(mut self) -> Result<Raw<'a>, ParseError> {
         if self.bytes.len() > MAX_HEADER_LEN {
             return Err(Self::err(MAX_HEADER_LEN, Reason::TooLong));
         }
-        if let Some(i) = self
-            .bytes
-            .iter()
-            .position(|&b| !(b == b'\t' || (0x20..0x7f).contains(&b)))
+        // A branch-free pass the compiler vectorises; the position only on failure.
+        let allowed = |b: u8| (b == b'\t') | (0x20..0x7f).contains(&b);
+        if !self.bytes.iter().fold(true, |ok, &b| ok & allowed(b))
+            && let Some(i) = self.bytes.iter().position(|&b| !allowed(b))
         {
             return Err(Self::err(i, Reason::NonAscii));
         }
@@ -253,7 +292,7 @@ impl<'a> Parser<'a> {
 
             // Names compare case-insensitively, without lower-casing a copy.
             let is = |known: &str| name.eq_ignore_ascii_case(known);
-            let slot: Option<&mut Option<String>> = if is("keyid") {
+            let slot: Option<&mut Option<Cow<'a, str>>> = if is("keyid") {
                 Some(&mut key_id)
             } else if is("algorithm") {
                 Some(&mut algorithm)
@@ -293,27 +332,21 @@ impl<'a> Parser<'a> {
             signature.ok_or_else(|| Self::err(len, Reason::MissingParam("signature")))?;
         let headers = match headers {
             None => None,
-            Some(list) => {
-                let mut names = Vec::new();
-                for name in list.split([' ', '\t']).filter(|s| !s.is_empty()) {
-                    if !name.bytes().all(|b| is_tchar(b) || b == b'(' || b == b')') {
-                        return Err(Self::err(0, Reason::BadHeaderName));
-                    }
-                    names.push(name.to_ascii_lowercase());
-                }
-                Some(names)
-            }
+            Some(Cow::Borrowed(list)) => Some(header_names(list, |n| n)?),
+            // Escapes in the list: rare enough that its names are copies.
+            Some(Cow::Owned(list)) => Some(header_names(&list, |n| n.into_owned().into())?),
         };
-        let int = |v: Option<String>, name: &'static str| -> Result<Option<i64>, ParseError> {
-            v.map(|s| {
-                s.parse::<i64>().map_err(|_| ParseError {
-                    position: 0,
-                    reason: Reason::BadInteger(name),
+        let int =
+            |v: Option<Cow<'a, str>>, name: &'static str| -> Result<Option<i64>, ParseError> {
+                v.map(|s| {
+                    s.parse::<i64>().map_err(|_| ParseError {
+                        position: 0,
+                        reason: Reason::BadInteger(name),
+                    })
                 })
-            })
-            .transpose()
-        };
-        Ok(SignatureParams {
+                .transpose()
+            };
+        Ok(Raw {
             key_id,
             algorithm,
             headers,
@@ -325,19 +358,19 @@ impl<'a> Parser<'a> {
 
     /// A quoted string (with `\` escapes) or, for `created`/`expires` style values,
     /// a bare token.
-    fn value(&mut self) -> Result<String, ParseError> {
+    fn value(&mut self) -> Result<Cow<'a, str>, ParseError> {
         match self.bytes.get(self.pos) {
             Some(b'"') => {
                 let start = self.pos;
                 self.pos += 1;
                 // The usual value has no escapes: copy it in one piece.
                 let rest = &self.bytes[self.pos..];
-                if let Some(end) = rest.iter().position(|&b| b == b'"' || b == b'\\')
+                if let Some(end) = memchr::memchr2(b'"', b'\\', rest)
                     && rest[end] == b'"'
                 {
-                    let value = self.input[self.pos..self.pos + end].to_owned();
+                    let value = &self.input[self.pos..self.pos + end];
                     self.pos += end + 1;
-                    return Ok(value);
+                    return Ok(Cow::Borrowed(value));
                 }
                 let mut out = String::new();
                 loop {
@@ -345,7 +378,7 @@ impl<'a> Parser<'a> {
                         None => return Err(Self::err(start, Reason::Unterminated)),
                         Some(b'"') => {
                             self.pos += 1;
-                            return Ok(out);
+                            return Ok(Cow::Owned(out));
                         }
                         Some(b'\\') => {
                             let Some(&next) = self.bytes.get(self.pos + 1) else {
@@ -366,17 +399,66 @@ impl<'a> Parser<'a> {
                 while self.bytes.get(self.pos).is_some_and(|b| is_tchar(*b)) {
                     self.pos += 1;
                 }
-                Ok(self.input[start..self.pos].to_owned())
+                Ok(Cow::Borrowed(&self.input[start..self.pos]))
             }
             _ => Err(Self::err(self.pos, Reason::ExpectedValue)),
         }
     }
 }
 
+/// The names of a `headers` list, lower-cased: borrowed from `list` (through `keep`)
+/// when they already are, as Drone's are.
+fn header_names<'a, 'l>(
+    list: &'l str,
+    keep: impl Fn(Cow<'l, str>) -> Cow<'a, str>,
+) -> Result<Vec<Cow<'a, str>>, ParseError> {
+    let mut names = Vec::new();
+    for name in list.split([' ', '\t']).filter(|s| !s.is_empty()) {
+        if !name.bytes().all(|b| is_tchar(b) || b == b'(' || b == b')') {
+            return Err(Parser::err(0, Reason::BadHeaderName));
+        }
+        names.push(keep(if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        }));
+    }
+    Ok(names)
+}
+
 /// RFC 7230 `tchar`: the characters of a token.
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[usize::from(b)]
 }
+
+/// [`is_tchar`] as a table: one load per byte of every parameter name.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {

@@ -170,12 +170,12 @@ proptest! {
         e.event = Event::Build;
         e.action = Action::parse(&action);
         let mut user = User::default();
-        user.login = login;
+        user.login = login.into();
         user.admin = flags.0;
         e.user = Some(Box::new(user));
         let mut build = Build::default();
         build.number = number;
-        build.message = message;
+        build.message = message.into();
         build.debug = flags.1;
         build.params = params;
         build.stages = (0..stages).map(|i| { let mut s = Stage::default(); s.number = i as i64; s }).collect();

@@ -158,6 +158,30 @@ fn signature_header_failures() {
             r#"signature.malformed: the signature header is malformed: the header is longer than 8192 bytes"#
         ]],
     );
+    // A signature too long for the verifier's stack buffer: well-formed, it cannot
+    // match; not base64, it is malformed, as a short one would be.
+    check(
+        &Case::drone().set(
+            "signature",
+            &format!(
+                r#"keyId="hmac-key",headers="date digest",signature="{}""#,
+                "QUFB".repeat(34)
+            ),
+        ),
+        expect!["signature.invalid: the signature does not match any configured secret"],
+    );
+    check(
+        &Case::drone().set(
+            "signature",
+            &format!(
+                r#"keyId="hmac-key",headers="date digest",signature="{}!""#,
+                "QUFB".repeat(34)
+            ),
+        ),
+        expect![
+            "signature.malformed: the signature header is malformed: the `signature` value is not base64"
+        ],
+    );
     check(
         &Case::drone().set(
             "signature",
@@ -458,6 +482,19 @@ fn digests() {
     );
     check(
         &digest("SHA-256=d4da8a13a9e62ee2ebc5f28afa2d1d6a4f85dbee052b6ea2208a6c7d1cb82a"),
+        expect![
+            "digest.malformed: the Digest header is malformed: the SHA-256 value is not base64"
+        ],
+    );
+    // Values too long for the verifier's stack buffer keep the same outcomes.
+    check(
+        &digest(&format!("SHA-256={}", "QUFB".repeat(34))),
+        expect![
+            "digest.malformed: the Digest header is malformed: the SHA-256 value is 102 bytes long, not 32"
+        ],
+    );
+    check(
+        &digest(&format!("SHA-256={}!", "QUFB".repeat(34))),
         expect![
             "digest.malformed: the Digest header is malformed: the SHA-256 value is not base64"
         ],
