@@ -62,20 +62,6 @@ impl Field for bool {
     }
 }
 
-impl Field for String {
-    const KIND: Kind = Kind::Str;
-    type Light<'de> = Str<'de>;
-    fn write(&self, out: &mut Vec<u8>) {
-        gojson::write_str(out, self);
-    }
-    fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
-        s.read_str().map(std::borrow::Cow::into_owned)
-    }
-    fn is_zero(&self) -> bool {
-        self.is_empty()
-    }
-}
-
 impl Field for CompactString {
     const KIND: Kind = Kind::Str;
     type Light<'de> = Str<'de>;
@@ -85,10 +71,7 @@ impl Field for CompactString {
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         // Strings of up to 24 bytes, most of a Drone payload's, are stored inline;
         // an unescaped copy made for a longer one is kept without another copy.
-        s.read_str().map(|v| match v {
-            std::borrow::Cow::Borrowed(v) => CompactString::new(v),
-            std::borrow::Cow::Owned(v) => CompactString::from(v),
-        })
+        s.read_str().map(CompactString::from)
     }
     fn is_zero(&self) -> bool {
         self.is_empty()

@@ -1,5 +1,7 @@
 //! The `Digest` header (RFC 3230): `SHA-256=<base64>`, possibly with other algorithms.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest as _, Sha256, Sha512};
@@ -122,23 +124,32 @@ pub(crate) fn check(value: &[u8], body: &[u8], sha256: &BodyDigest) -> Result<()
 }
 
 fn decode(encoded: &str, len: usize, alg: &str) -> Result<[u8; 64], VerifyError> {
-    let not_base64 = |_| VerifyError::DigestMalformed(format!("the {alg} value is not base64"));
-    // Decoded on the stack; a value too long for it is decoded whole only to report
-    // bad base64 before a bad length, as for any other value.
     let mut buf = [0u8; 64];
-    let n = match STANDARD.decode_slice(encoded, &mut buf) {
-        Ok(n) => n,
-        Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
-            STANDARD.decode(encoded).map_err(not_base64)?.len()
-        }
-        Err(base64::DecodeSliceError::DecodeError(e)) => return Err(not_base64(e)),
-    };
+    let n = base64_decode(encoded.as_bytes(), &mut buf)
+        .map_err(|_| VerifyError::DigestMalformed(format!("the {alg} value is not base64")))?
+        .len();
     if n != len {
         return Err(VerifyError::DigestMalformed(format!(
             "the {alg} value is {n} bytes long, not {len}"
         )));
     }
     Ok(buf)
+}
+
+/// Decodes standard base64 into `buf`, or onto the heap when the value is too long for
+/// it: the values verification reads (32- and 64-byte digests and signatures) cost no
+/// allocation, and a value of any length still gets base64's own verdict.
+pub(crate) fn base64_decode<'b>(
+    encoded: &[u8],
+    buf: &'b mut [u8; 64],
+) -> Result<Cow<'b, [u8]>, base64::DecodeError> {
+    match STANDARD.decode_slice(encoded, buf) {
+        Ok(n) => Ok(Cow::Borrowed(&buf[..n])),
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+            STANDARD.decode(encoded).map(Cow::Owned)
+        }
+        Err(base64::DecodeSliceError::DecodeError(e)) => Err(e),
+    }
 }
 
 /// Shortens attacker-supplied text quoted in an error.
