@@ -6,11 +6,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
-use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpSocket};
@@ -445,18 +444,21 @@ impl Conn<'_> {
             timeouts,
             self.accepted,
         ));
-        let inner = crate::service::service(self.shared.clone(), smuggled);
+        let shared = self.shared.clone();
         let service = hyper::service::service_fn(move |req| {
             progress.start();
             let in_flight = InFlight(progress.clone());
-            let answer = inner.call(req);
+            let shared = shared.clone();
+            let smuggled = smuggled.load(Ordering::Acquire);
             // Boxed: hyper keeps a slot of the service future's size for the whole
             // life of the connection, so an unboxed request state (kilobytes) would be
             // paid by every idle keep-alive connection; boxed, it exists only while a
-            // request is in flight.
+            // request is in flight. The request's future is created inside this one
+            // when it is first polled: one built here would take its room twice in the
+            // box (captured, then awaited) and be copied from one to the other.
             Box::pin(async move {
                 let _in_flight = in_flight;
-                answer.await
+                crate::service::respond(shared, req, smuggled).await
             })
         });
         let builder = self.builder.clone();

@@ -3,8 +3,8 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::task::Poll;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use dronehook_protocol::{Action, Envelope, Event, Outline, RequestParts};
@@ -15,6 +15,7 @@ use http::header::{
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, run_inline};
@@ -38,23 +39,6 @@ impl std::fmt::Debug for ReplayCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ReplayCache")
     }
-}
-
-/// The hyper service for one connection.
-pub(crate) fn service(
-    shared: Arc<Shared>,
-    smuggled: Arc<AtomicBool>,
-) -> impl hyper::service::Service<
-    Request<Incoming>,
-    Response = Response<Full<Bytes>>,
-    Error = Infallible,
-    Future = impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send,
-> + Send {
-    hyper::service::service_fn(move |req| {
-        let shared = shared.clone();
-        let smuggled = smuggled.load(Ordering::Acquire);
-        async move { Ok(handle(&shared, req, smuggled).await) }
-    })
 }
 
 /// What the per-request log line and the observer hear about.
@@ -102,12 +86,25 @@ impl Outcome {
     }
 }
 
-async fn handle(shared: &Shared, req: Request<Incoming>, smuggled: bool) -> Response<Full<Bytes>> {
+/// Answers one request of a connection. `smuggled` is the connection's note that a
+/// head carried both `Transfer-Encoding` and `Content-Length` (see sniff.rs), read
+/// when the request was handed over.
+///
+/// An `async fn` rather than a service: the connection's service (server.rs) calls it
+/// inside the future it boxes, so this future's kilobytes of state are built in the box
+/// at the first poll instead of being built outside it and moved in.
+pub(crate) async fn respond(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    smuggled: bool,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    // tokio's clock (the standard one outside paused tests): the whole-request deadline
+    // below is set from this one reading instead of reading the clock again.
     let started = Instant::now();
     let path = req.uri().path();
     if req.method() == Method::GET || req.method() == Method::HEAD {
         if path == "/healthz" {
-            return health(shared);
+            return Ok(health(&shared));
         }
         if path == "/metrics" {
             let mut resp = Response::new(Full::new(Bytes::from(shared.metrics.encode())));
@@ -117,10 +114,10 @@ async fn handle(shared: &Shared, req: Request<Incoming>, smuggled: bool) -> Resp
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 ),
             );
-            return resp;
+            return Ok(resp);
         }
     }
-    let outcome = webhook(shared, req, started, smuggled).await;
+    let outcome = webhook(&shared, req, started, smuggled).await;
     let latency = started.elapsed();
     shared.metrics.request(outcome.code, latency);
     // The outline's values move into the record: nothing is copied per request.
@@ -157,7 +154,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>, smuggled: bool) -> Resp
     for (name, value) in outcome.headers {
         resp.headers_mut().insert(name, value);
     }
-    resp
+    Ok(resp)
 }
 
 fn health(shared: &Shared) -> Response<Full<Bytes>> {
@@ -177,16 +174,23 @@ fn health(shared: &Shared) -> Response<Full<Bytes>> {
 }
 
 /// Whether a header value is absent or, trimmed, equal to one of `allowed` (ASCII
-/// case-insensitively), ignoring `;` parameters when `params` is set.
+/// case-insensitively), ignoring `;` parameters when `params` is set. `allowed` is a
+/// bare value: lowercase, trimmed, without parameters.
 fn header_is(headers: &HeaderMap, name: &http::HeaderName, allowed: &str, params: bool) -> bool {
+    let allowed = allowed.as_bytes();
     headers.get_all(name).iter().all(|v| {
         let v = v.as_bytes();
+        // What clients send is almost always exactly the bare value: that settles it
+        // without splitting, trimming and comparing byte by byte.
+        if v == allowed {
+            return true;
+        }
         let v = if params {
             v.split(|b| *b == b';').next().unwrap_or(v)
         } else {
             v
         };
-        v.trim_ascii().eq_ignore_ascii_case(allowed.as_bytes())
+        v.trim_ascii().eq_ignore_ascii_case(allowed)
     })
 }
 
@@ -235,23 +239,37 @@ async fn webhook(
     }
 
     let (parts, body) = req.into_parts();
-    let deadline = config.request_timeout.saturating_sub(started.elapsed());
-    let body =
-        match tokio::time::timeout(deadline, Limited::new(body, config.max_body).collect()).await {
-            Ok(Ok(collected)) => collected.to_bytes(),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                return Outcome::error(StatusCode::PAYLOAD_TOO_LARGE, "body.too_large")
-                    .header(CONNECTION, "close");
-            }
-            Ok(Err(_)) => {
-                return Outcome::error(StatusCode::BAD_REQUEST, "transport.malformed")
-                    .header(CONNECTION, "close");
-            }
-            Err(_) => {
-                return Outcome::error(StatusCode::REQUEST_TIMEOUT, "request.timeout")
-                    .header(CONNECTION, "close");
-            }
-        };
+    let mut collect = std::pin::pin!(Limited::new(body, config.max_body).collect());
+    // A webhook's body has usually arrived with its head: it is read once before a
+    // timer is made, which tokio's timeout would do first as well, so that a body read
+    // at once costs no timer (a handle on the runtime, taken and given back).
+    let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
+    let collected = match first {
+        Poll::Ready(result) => Ok(result),
+        // The whole request is due `request_timeout` after it started: the deadline is
+        // an instant from the clock reading taken at the start, so neither the time
+        // left nor the timer's expiry needs another one. A timeout too long to add
+        // falls back to tokio's own handling of it (its far future).
+        Poll::Pending => match started.checked_add(config.request_timeout) {
+            Some(deadline) => tokio::time::timeout_at(deadline, collect).await,
+            None => tokio::time::timeout(config.request_timeout, collect).await,
+        },
+    };
+    let body = match collected {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return Outcome::error(StatusCode::PAYLOAD_TOO_LARGE, "body.too_large")
+                .header(CONNECTION, "close");
+        }
+        Ok(Err(_)) => {
+            return Outcome::error(StatusCode::BAD_REQUEST, "transport.malformed")
+                .header(CONNECTION, "close");
+        }
+        Err(_) => {
+            return Outcome::error(StatusCode::REQUEST_TIMEOUT, "request.timeout")
+                .header(CONNECTION, "close");
+        }
+    };
 
     let received_at = SystemTime::now();
     let target = parts

@@ -27,7 +27,10 @@
 //!   drops hyper's connection and buffers, and waits for the stream to become
 //!   readable ([`Sniff::poll_parked`]) before giving it to a new hyper connection.
 //! - **head**: from the first byte of a head (or from the connection's start, for its
-//!   first request) until the service is called with the parsed head,
+//!   first request) until the service is called with the parsed head (on a kept-alive
+//!   connection the clock is read when the reader first waits for the rest of the
+//!   head, in the same poll of the connection as that first byte, so a head that
+//!   arrives whole costs no clock reading),
 //!   [`Config::header_timeout`](crate::Config::header_timeout). When it passes, the
 //!   read fails with `TimedOut` and hyper drops the connection: a slowloris client
 //!   holds nothing for longer.
@@ -140,6 +143,12 @@ enum Phase {
     Idle,
     /// A head has begun (or the connection is new): the header deadline.
     Head,
+    /// A head has begun on a kept-alive connection, its deadline not set yet: the clock
+    /// is read when the reader first has to wait for the rest of the head, which is in
+    /// the same poll of the connection's task as the read that began it (hyper reads
+    /// on until the head parses or the stream has nothing more). A head that arrives
+    /// whole, the usual case, is handed to the service without that clock reading.
+    HeadBegun,
     /// A request is with the service: no deadline here.
     Busy,
 }
@@ -153,7 +162,7 @@ pub(crate) struct Sniff<T> {
     /// The value of `progress` last seen.
     seen: u64,
     phase: Phase,
-    /// When the current phase's time is up (unused while busy).
+    /// When the current phase's time is up (unused while busy or in a head begun).
     deadline: Instant,
     /// When the connection last became idle (the idle deadline's start).
     idle_since: Instant,
@@ -267,6 +276,11 @@ impl<T> Sniff<T> {
         let (deadline, park) = match self.phase {
             Phase::Busy => return Poll::Pending,
             Phase::Head => (self.deadline, false),
+            Phase::HeadBegun => {
+                self.phase = Phase::Head;
+                self.deadline = Instant::now() + self.timeouts.header;
+                (self.deadline, false)
+            }
             Phase::Idle => match self.park_at() {
                 Some(at) if at < self.deadline => (at, true),
                 _ => (self.deadline, false),
@@ -291,7 +305,7 @@ impl<T> Sniff<T> {
             return Poll::Ready(match self.phase {
                 Phase::Idle if park => Due::Park,
                 Phase::Idle => Due::Close,
-                Phase::Head | Phase::Busy => Due::HeadLate,
+                Phase::Head | Phase::HeadBegun | Phase::Busy => Due::HeadLate,
             });
         }
     }
@@ -319,16 +333,12 @@ impl<T> Sniff<T> {
         }
     }
 
-    /// Part of a line (no `\n`).
+    /// Part of a line (no `\n`). The bytes are kept as they came: `end_line` compares
+    /// the names ASCII case-insensitively, so no lowercase copy is made byte by byte.
     fn feed(&mut self, part: &[u8]) {
         let room = self.prefix.len() - self.prefix_len;
         let take = room.min(part.len());
-        for (dst, src) in self.prefix[self.prefix_len..self.prefix_len + take]
-            .iter_mut()
-            .zip(part)
-        {
-            *dst = src.to_ascii_lowercase();
-        }
+        self.prefix[self.prefix_len..self.prefix_len + take].copy_from_slice(&part[..take]);
         self.prefix_len += take;
         self.line_len += part.len();
     }
@@ -349,8 +359,8 @@ impl<T> Sniff<T> {
             self.cl = None;
         } else {
             let line = &self.prefix[..self.prefix_len];
-            self.te |= line.starts_with(TE);
-            if let Some(value) = line.strip_prefix(CL) {
+            self.te |= starts_with_ignore_case(line, TE);
+            if let Some(value) = starts_with_ignore_case(line, CL).then(|| &line[CL.len()..]) {
                 // An unreadable length is left to hyper, which refuses it; 0 keeps
                 // the scan going line by line.
                 let len = std::str::from_utf8(value)
@@ -363,6 +373,12 @@ impl<T> Sniff<T> {
         self.prefix_len = 0;
         self.line_len = 0;
     }
+}
+
+/// Whether `line` begins with `name` (lowercase), ASCII case-insensitively.
+fn starts_with_ignore_case(line: &[u8], name: &[u8]) -> bool {
+    line.get(..name.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(name))
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Sniff<T> {
@@ -379,8 +395,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for Sniff<T> {
                 let read = &buf.filled()[before..];
                 if !read.is_empty() {
                     if this.phase == Phase::Idle {
-                        this.phase = Phase::Head;
-                        this.deadline = Instant::now() + this.timeouts.header;
+                        // The header deadline is set when the reader first waits for
+                        // more of this head (see `Phase::HeadBegun`).
+                        this.phase = Phase::HeadBegun;
                     }
                     this.scan(read);
                 }
