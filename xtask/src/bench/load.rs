@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::procs::cpu_time;
+use super::procs::{Usage, cpu_time, usage};
 use anyhow::{Context as _, bail};
 use dronehook_protocol::{Envelope, SignInput, Signer};
 use hdrhistogram::Histogram;
@@ -219,6 +219,8 @@ pub(crate) struct LoadResult {
     pub(crate) latency: Histogram<u64>,
     /// CPU time the server process used in the measured window, when it was watched.
     pub(crate) server_cpu: Option<Duration>,
+    /// What else the server used in the measured window, when it was watched.
+    pub(crate) server_usage: Usage,
     /// CPU time the load generator's process used in the measured window.
     pub(crate) generator_cpu: Option<Duration>,
 }
@@ -300,11 +302,11 @@ pub(crate) fn run(
         let cpu = tokio::spawn(async move {
             let me = std::process::id();
             tokio::time::sleep_until(warm_end.into()).await;
-            let before = (server.and_then(cpu_time), cpu_time(me));
+            let before = (server.map(usage).unwrap_or_default(), cpu_time(me));
             tokio::time::sleep_until(end.into()).await;
-            let after = (server.and_then(cpu_time), cpu_time(me));
+            let after = (server.map(usage).unwrap_or_default(), cpu_time(me));
             let delta = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?));
-            (delta(before.0, after.0), delta(before.1, after.1))
+            (before.0.until(after.0), delta(before.1, after.1))
         });
         let tasks: Vec<_> = streams
             .into_iter()
@@ -332,9 +334,10 @@ pub(crate) fn run(
                 }
             }
         }
-        let (server_cpu, generator_cpu) = cpu.await.unwrap_or((None, None));
+        let (server_usage, generator_cpu) = cpu.await.unwrap_or_default();
         Ok(LoadResult {
-            server_cpu,
+            server_cpu: server_usage.cpu,
+            server_usage,
             generator_cpu,
             ok: total.ok,
             errors: total.errors,

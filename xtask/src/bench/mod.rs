@@ -179,8 +179,8 @@ pub(crate) struct Results {
     pub(crate) idle: Vec<Idle>,
     pub(crate) sizes: Vec<SizeRun>,
     pub(crate) estimates: Vec<micro::Estimate>,
-    /// The median time of a 4 KiB write plus `fdatasync` where the journal lives.
-    pub(crate) fsync: Option<Duration>,
+    /// What a synchronous write costs where the journal lives.
+    pub(crate) fsync: Option<SyncCost>,
     pub(crate) load_before: String,
     pub(crate) load_after: String,
     pub(crate) started: String,
@@ -654,25 +654,75 @@ fn measure_idle(
     })
 }
 
-/// How long a small synchronous write takes in `dir`: what one journal commit costs
-/// at least (SQLite's WAL commit with `synchronous=FULL` is a write and an fsync).
-fn fsync_probe(dir: &Path) -> anyhow::Result<Duration> {
-    use std::io::{Seek as _, SeekFrom, Write as _};
-    let path = dir.join("fsync-probe");
-    let mut file = std::fs::File::create(&path).context("creating the fsync probe file")?;
-    let block = [0x5a_u8; 4096];
-    let mut times = Vec::with_capacity(50);
-    for i in 0..50u64 {
-        let started = std::time::Instant::now();
-        file.seek(SeekFrom::Start(i * 4096))?;
-        file.write_all(&block)?;
-        file.sync_data()?;
-        times.push(started.elapsed());
+/// What a synchronous write costs where the journal lives: medians of 50 appends of
+/// one 4 KiB page and of 16 pages (64 KiB), each followed by `fdatasync`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SyncCost {
+    /// One page: what one journal commit costs at least (SQLite's WAL commit with
+    /// `synchronous=FULL` is a write and an fsync).
+    pub(crate) page: Duration,
+    /// 16 pages: about what a group commit of a dozen Drone requests writes.
+    pub(crate) sixteen: Duration,
+    /// Of `page`, the time the writing thread was off the CPU (waiting for the disk).
+    pub(crate) page_waiting: Duration,
+    /// Of `sixteen`, the time the writing thread was off the CPU.
+    pub(crate) sixteen_waiting: Duration,
+}
+
+impl SyncCost {
+    /// What each KiB written beyond the first page adds to the wait for a sync (the
+    /// device's write rate, seen through the page cache and the file system). The
+    /// CPU the kernel spends on the writes is not in it: a writer's CPU time counts it.
+    pub(crate) fn waiting_per_kib(&self) -> Duration {
+        self.sixteen_waiting.saturating_sub(self.page_waiting) / 60
     }
-    drop(file);
-    let _ = std::fs::remove_file(&path);
-    times.sort();
-    Ok(times[times.len() / 2])
+}
+
+/// Measures [`SyncCost`] in `dir`.
+fn fsync_probe(dir: &Path) -> anyhow::Result<SyncCost> {
+    use std::io::Write as _;
+    // The calling thread's time on the CPU, in nanoseconds (the first field of
+    // `schedstat`, exact where `stat`'s ticks are 10 ms).
+    let on_cpu = || -> Option<u64> {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let median = |pages: usize| -> anyhow::Result<(Duration, Duration)> {
+        let path = dir.join("fsync-probe");
+        let mut file = std::fs::File::create(&path).context("creating the fsync probe file")?;
+        let chunk = vec![0x5a_u8; 4096 * pages];
+        let mut walls = Vec::with_capacity(50);
+        let mut waits = Vec::with_capacity(50);
+        for _ in 0..50 {
+            let cpu = on_cpu();
+            let started = std::time::Instant::now();
+            file.write_all(&chunk)?;
+            file.sync_data()?;
+            let wall = started.elapsed();
+            let used = on_cpu()
+                .zip(cpu)
+                .map_or(0, |(after, before)| after.saturating_sub(before));
+            walls.push(wall);
+            waits.push(wall.saturating_sub(Duration::from_nanos(used)));
+        }
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        walls.sort();
+        waits.sort();
+        Ok((walls[walls.len() / 2], waits[waits.len() / 2]))
+    };
+    let (page, page_waiting) = median(1)?;
+    let (sixteen, sixteen_waiting) = median(16)?;
+    Ok(SyncCost {
+        page,
+        sixteen,
+        page_waiting,
+        sixteen_waiting,
+    })
 }
 
 /// The 1, 5 and 15 minute load averages.

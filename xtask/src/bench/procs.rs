@@ -177,7 +177,12 @@ pub(crate) fn read_mem(pid: u32) -> anyhow::Result<Mem> {
 /// `/proc/PID/stat`; Linux reports it in USER_HZ ticks, 100 per second on every
 /// architecture the bench runs on).
 pub(crate) fn cpu_time(pid: u32) -> Option<std::time::Duration> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu(std::path::Path::new(&format!("/proc/{pid}/stat")))
+}
+
+/// User + system time from a `stat` file of `/proc` (a process's or a thread's).
+fn stat_cpu(path: &std::path::Path) -> Option<std::time::Duration> {
+    let text = std::fs::read_to_string(path).ok()?;
     // The command name is in parentheses and may hold spaces: count fields after it.
     let rest = &text[text.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
@@ -185,6 +190,63 @@ pub(crate) fn cpu_time(pid: u32) -> Option<std::time::Duration> {
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     Some(std::time::Duration::from_millis((utime + stime) * 10))
+}
+
+/// What a server process has used so far: its CPU, the CPU of its journal writer
+/// thread, and the bytes it caused to be written to storage.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Usage {
+    /// User + system time of all its threads.
+    pub(crate) cpu: Option<std::time::Duration>,
+    /// User + system time of the `dronehook-journal` thread (`serve --journal`).
+    pub(crate) journal_cpu: Option<std::time::Duration>,
+    /// `write_bytes` of `/proc/PID/io`: what its writes put on the way to the disk
+    /// (the WAL and the checkpoints' copies into the database file).
+    pub(crate) written: Option<u64>,
+}
+
+impl Usage {
+    /// What was used between `self` and `later`.
+    pub(crate) fn until(self, later: Usage) -> Usage {
+        Usage {
+            cpu: later.cpu.zip(self.cpu).map(|(b, a)| b.saturating_sub(a)),
+            journal_cpu: later
+                .journal_cpu
+                .zip(self.journal_cpu)
+                .map(|(b, a)| b.saturating_sub(a)),
+            written: later
+                .written
+                .zip(self.written)
+                .map(|(b, a)| b.saturating_sub(a)),
+        }
+    }
+}
+
+/// A snapshot of [`Usage`] for a process.
+pub(crate) fn usage(pid: u32) -> Usage {
+    let journal_cpu = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()
+        .and_then(|tasks| {
+            tasks.flatten().find_map(|task| {
+                let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+                // Linux keeps 15 bytes of a thread's name.
+                (comm.trim_end() == "dronehook-journ")
+                    .then(|| stat_cpu(&task.path().join("stat")))
+                    .flatten()
+            })
+        });
+    let written = std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:"))
+                .and_then(|v| v.trim().parse().ok())
+        });
+    Usage {
+        cpu: cpu_time(pid),
+        journal_cpu,
+        written,
+    }
 }
 
 /// The address in a `listening on http://127.0.0.1:PORT/...` line.

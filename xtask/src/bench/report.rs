@@ -8,7 +8,7 @@ use anyhow::Context as _;
 
 use super::load::LoadResult;
 use super::micro::{Estimate, fmt_ns};
-use super::{Kind, Results, Run};
+use super::{Kind, Results, Run, SyncCost};
 
 /// Where the generated block starts in `docs/benchmarks.md`.
 pub(crate) const BEGIN: &str =
@@ -180,16 +180,22 @@ pub(crate) fn markdown(r: &Results) -> String {
             c.requests
         );
     }
-    if let Some(fsync) = r.fsync {
-        let ms = fsync.as_secs_f64() * 1e3;
+    if let Some(sync) = r.fsync {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         let _ = writeln!(
             s,
-            "\nA 4 KiB write + fdatasync in the journal's directory takes {ms:.2} ms (median of 50). \
-             With {} connections each waiting for its answer, a journal that fsyncs once per \
-             group commit can acknowledge at most about {:.0} requests/s here.",
-            r.spec.connections,
-            r.spec.connections as f64 / fsync.as_secs_f64()
+            "\nSyncing where the journal lives: a 4 KiB append + fdatasync takes {:.2} ms, a \
+             64 KiB one {:.2} ms (medians of 50); the writing thread waits off the CPU for \
+             {:.2} and {:.2} ms of that, so each KiB a commit writes adds {:.1} µs of waiting.",
+            ms(sync.page),
+            ms(sync.sixteen),
+            ms(sync.page_waiting),
+            ms(sync.sixteen_waiting),
+            sync.waiting_per_kib().as_secs_f64() * 1e6
         );
+        if let Some(run) = r.run(Kind::Journal) {
+            journal_bound(&mut s, r, run, sync);
+        }
     }
 
     if !r.idle.is_empty() {
@@ -461,6 +467,45 @@ pub(crate) fn write_doc(doc: &Path, block: &str) -> anyhow::Result<()> {
         }
     };
     std::fs::write(doc, out).with_context(|| format!("writing {}", doc.display()))
+}
+
+/// What (c) wrote and spent per request, and the rate a serial group commit could
+/// carry at those costs (see docs/benchmarks.md, "The journal's ceiling").
+fn journal_bound(s: &mut String, r: &Results, run: &Run, sync: SyncCost) {
+    let ok = run.load.ok.max(1) as f64;
+    let usage = run.load.server_usage;
+    let (Some(written), Some(journal_cpu)) = (usage.written, usage.journal_cpu) else {
+        return;
+    };
+    let kib = written as f64 / 1024.0 / ok;
+    let cpu_us = journal_cpu.as_secs_f64() * 1e6 / ok;
+    let wait_us = sync.waiting_per_kib().as_secs_f64() * 1e6;
+    // One writer commits in turn: it inserts (its CPU), syncs the WAL (off the CPU,
+    // waiting for the disk) and only then answers. Half of what the server writes is
+    // the WAL: the checkpoints write each page again, into the database file. No
+    // commit holds more requests than there are connections, each waiting for its
+    // answer; so even if every commit held all of them and nothing else took time,
+    // a commit of N requests would last at least the one-page wait plus N times the
+    // per-request cost.
+    let n = r.spec.connections.max(1) as f64;
+    let per_request_us = cpu_us + kib / 2.0 * wait_us;
+    let commit_us = sync.page_waiting.as_secs_f64() * 1e6 + n * per_request_us;
+    let bound = n * 1e6 / commit_us.max(f64::MIN_POSITIVE);
+    let share = r
+        .run(Kind::Noop)
+        .map(|a| format!(" ({:.0}% of (a))", 100.0 * bound / a.load.rps()))
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "\n(c) wrote {kib:.1} KiB per request to storage (the WAL, and the checkpoints' copies \
+         into the database file), and its journal thread used {cpu_us:.1} µs of CPU per \
+         request. A commit inserts, then syncs, then answers: even with all {n:.0} connections' \
+         requests in every commit, one writer carries at most about {bound:.0} requests/s \
+         here{share} ({:.2} ms + {n:.0} × ({cpu_us:.1} µs + {:.1} KiB of WAL × {wait_us:.1} µs) \
+         per commit).",
+        sync.page_waiting.as_secs_f64() * 1e3,
+        kib / 2.0,
+    );
 }
 
 #[cfg(test)]
