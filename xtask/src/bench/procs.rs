@@ -203,6 +203,9 @@ pub(crate) struct Usage {
     /// `write_bytes` of `/proc/PID/io`: what its writes put on the way to the disk
     /// (the WAL and the checkpoints' copies into the database file).
     pub(crate) written: Option<u64>,
+    /// The same for the journal thread alone: the WAL (and the rare end of a
+    /// checkpoint the writer finishes itself).
+    pub(crate) journal_written: Option<u64>,
 }
 
 impl Usage {
@@ -218,35 +221,41 @@ impl Usage {
                 .written
                 .zip(self.written)
                 .map(|(b, a)| b.saturating_sub(a)),
+            journal_written: later
+                .journal_written
+                .zip(self.journal_written)
+                .map(|(b, a)| b.saturating_sub(a)),
         }
     }
 }
 
 /// A snapshot of [`Usage`] for a process.
 pub(crate) fn usage(pid: u32) -> Usage {
-    let journal_cpu = std::fs::read_dir(format!("/proc/{pid}/task"))
+    let journal = std::fs::read_dir(format!("/proc/{pid}/task"))
         .ok()
         .and_then(|tasks| {
-            tasks.flatten().find_map(|task| {
-                let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            tasks.flatten().find(|task| {
                 // Linux keeps 15 bytes of a thread's name.
-                (comm.trim_end() == "dronehook-journ")
-                    .then(|| stat_cpu(&task.path().join("stat")))
-                    .flatten()
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim_end() == "dronehook-journ")
             })
-        });
-    let written = std::fs::read_to_string(format!("/proc/{pid}/io"))
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("write_bytes:"))
-                .and_then(|v| v.trim().parse().ok())
-        });
+        })
+        .map(|task| task.path());
     Usage {
         cpu: cpu_time(pid),
-        journal_cpu,
-        written,
+        journal_cpu: journal.as_ref().and_then(|t| stat_cpu(&t.join("stat"))),
+        written: write_bytes(std::path::Path::new(&format!("/proc/{pid}/io"))),
+        journal_written: journal.as_ref().and_then(|t| write_bytes(&t.join("io"))),
     }
+}
+
+/// `write_bytes` from an `io` file of `/proc` (a process's or a thread's).
+fn write_bytes(path: &std::path::Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok().and_then(|text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("write_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+    })
 }
 
 /// The address in a `listening on http://127.0.0.1:PORT/...` line.

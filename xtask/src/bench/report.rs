@@ -474,21 +474,22 @@ pub(crate) fn write_doc(doc: &Path, block: &str) -> anyhow::Result<()> {
 fn journal_bound(s: &mut String, r: &Results, run: &Run, sync: SyncCost) {
     let ok = run.load.ok.max(1) as f64;
     let usage = run.load.server_usage;
-    let (Some(written), Some(journal_cpu)) = (usage.written, usage.journal_cpu) else {
+    let (Some(written), Some(wal), Some(journal_cpu)) =
+        (usage.written, usage.journal_written, usage.journal_cpu)
+    else {
         return;
     };
     let kib = written as f64 / 1024.0 / ok;
+    let wal_kib = wal as f64 / 1024.0 / ok;
     let cpu_us = journal_cpu.as_secs_f64() * 1e6 / ok;
     let wait_us = sync.waiting_per_kib().as_secs_f64() * 1e6;
-    // One writer commits in turn: it inserts (its CPU), syncs the WAL (off the CPU,
-    // waiting for the disk) and only then answers. Half of what the server writes is
-    // the WAL: the checkpoints write each page again, into the database file. No
-    // commit holds more requests than there are connections, each waiting for its
+    // One writer commits in turn: it inserts (its CPU), syncs the WAL it wrote (off
+    // the CPU, waiting for the disk) and only then answers. No commit holds more requests than there are connections, each waiting for its
     // answer; so even if every commit held all of them and nothing else took time,
     // a commit of N requests would last at least the one-page wait plus N times the
     // per-request cost.
     let n = r.spec.connections.max(1) as f64;
-    let per_request_us = cpu_us + kib / 2.0 * wait_us;
+    let per_request_us = cpu_us + wal_kib * wait_us;
     let commit_us = sync.page_waiting.as_secs_f64() * 1e6 + n * per_request_us;
     let bound = n * 1e6 / commit_us.max(f64::MIN_POSITIVE);
     let share = r
@@ -497,14 +498,14 @@ fn journal_bound(s: &mut String, r: &Results, run: &Run, sync: SyncCost) {
         .unwrap_or_default();
     let _ = writeln!(
         s,
-        "\n(c) wrote {kib:.1} KiB per request to storage (the WAL, and the checkpoints' copies \
-         into the database file), and its journal thread used {cpu_us:.1} µs of CPU per \
-         request. A commit inserts, then syncs, then answers: even with all {n:.0} connections' \
-         requests in every commit, one writer carries at most about {bound:.0} requests/s \
-         here{share} ({:.2} ms + {n:.0} × ({cpu_us:.1} µs + {:.1} KiB of WAL × {wait_us:.1} µs) \
+        "\n(c) wrote {kib:.1} KiB per request to storage ({wal_kib:.1} KiB of it by the journal \
+         thread: the WAL; the rest is the checkpoints' copies into the database file), and \
+         its journal thread used {cpu_us:.1} µs of CPU per request. A commit inserts, then \
+         syncs, then answers: even with all {n:.0} connections' requests in every commit and \
+         no wait for a CPU, one writer carries at most about {bound:.0} requests/s \
+         here{share} ({:.2} ms + {n:.0} × ({cpu_us:.1} µs + {wal_kib:.1} KiB × {wait_us:.1} µs) \
          per commit).",
         sync.page_waiting.as_secs_f64() * 1e3,
-        kib / 2.0,
     );
 }
 
