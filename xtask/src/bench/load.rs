@@ -217,9 +217,8 @@ pub(crate) struct LoadResult {
     pub(crate) elapsed: Duration,
     /// Latency of each measured 2xx request, in nanoseconds.
     pub(crate) latency: Histogram<u64>,
-    /// CPU time the server process used in the measured window, when it was watched.
-    pub(crate) server_cpu: Option<Duration>,
-    /// What else the server used in the measured window, when it was watched.
+    /// What the server process used in the measured window (its CPU, its journal
+    /// thread's CPU, the bytes it wrote), when it was watched.
     pub(crate) server_usage: Usage,
     /// CPU time the load generator's process used in the measured window.
     pub(crate) generator_cpu: Option<Duration>,
@@ -336,7 +335,6 @@ pub(crate) fn run(
         }
         let (server_usage, generator_cpu) = cpu.await.unwrap_or_default();
         Ok(LoadResult {
-            server_cpu: server_usage.cpu,
             server_usage,
             generator_cpu,
             ok: total.ok,

@@ -211,20 +211,21 @@ pub(crate) struct Usage {
 impl Usage {
     /// What was used between `self` and `later`.
     pub(crate) fn until(self, later: Usage) -> Usage {
+        fn since<T: std::ops::Sub<Output = T> + Ord>(
+            before: Option<T>,
+            after: Option<T>,
+        ) -> Option<T> {
+            // A counter that went backwards (a thread that was replaced) says nothing.
+            after
+                .zip(before)
+                .filter(|(b, a)| b >= a)
+                .map(|(b, a)| b - a)
+        }
         Usage {
-            cpu: later.cpu.zip(self.cpu).map(|(b, a)| b.saturating_sub(a)),
-            journal_cpu: later
-                .journal_cpu
-                .zip(self.journal_cpu)
-                .map(|(b, a)| b.saturating_sub(a)),
-            written: later
-                .written
-                .zip(self.written)
-                .map(|(b, a)| b.saturating_sub(a)),
-            journal_written: later
-                .journal_written
-                .zip(self.journal_written)
-                .map(|(b, a)| b.saturating_sub(a)),
+            cpu: since(self.cpu, later.cpu),
+            journal_cpu: since(self.journal_cpu, later.journal_cpu),
+            written: since(self.written, later.written),
+            journal_written: since(self.journal_written, later.journal_written),
         }
     }
 }

@@ -41,7 +41,7 @@ pub(crate) fn line(run: &Run, ceiling: Option<&Run>) -> String {
         us(run.load.pct_us(0.999)),
         run.load.errors,
         mib(run.mem.hwm_kb),
-        cpu_us(run.load.server_cpu, run.load.ok),
+        cpu_us(run.load.server_usage.cpu, run.load.ok),
         cpu_us(run.load.generator_cpu, run.load.ok),
         inline_note(&run.load),
     )
@@ -129,7 +129,7 @@ pub(crate) fn markdown(r: &Results) -> String {
             us(run.load.pct_us(0.999)),
             run.load.errors,
             mib(run.mem.hwm_kb),
-            cpu_us(run.load.server_cpu, run.load.ok),
+            cpu_us(run.load.server_usage.cpu, run.load.ok),
             cpu_us(run.load.generator_cpu, run.load.ok),
         );
     }
