@@ -660,13 +660,18 @@ fn measure_idle(
 pub(crate) struct SyncCost {
     /// One page: what one journal commit costs at least (SQLite's WAL commit with
     /// `synchronous=FULL` is a write and an fsync).
-    pub(crate) page: Duration,
+    pub(crate) page: SyncTime,
     /// 16 pages: about what a group commit of a dozen Drone requests writes.
-    pub(crate) sixteen: Duration,
-    /// Of `page`, the time the writing thread was off the CPU (waiting for the disk).
-    pub(crate) page_waiting: Duration,
-    /// Of `sixteen`, the time the writing thread was off the CPU.
-    pub(crate) sixteen_waiting: Duration,
+    pub(crate) sixteen: SyncTime,
+}
+
+/// One size's median write + sync.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SyncTime {
+    /// From the write to the sync's return.
+    pub(crate) wall: Duration,
+    /// Of `wall`, the time the writing thread was off the CPU (waiting for the disk).
+    pub(crate) waiting: Duration,
 }
 
 impl SyncCost {
@@ -674,7 +679,7 @@ impl SyncCost {
     /// device's write rate, seen through the page cache and the file system). The
     /// CPU the kernel spends on the writes is not in it: a writer's CPU time counts it.
     pub(crate) fn waiting_per_kib(&self) -> Duration {
-        self.sixteen_waiting.saturating_sub(self.page_waiting) / 60
+        self.sixteen.waiting.saturating_sub(self.page.waiting) / 60
     }
 }
 
@@ -691,7 +696,7 @@ fn fsync_probe(dir: &Path) -> anyhow::Result<SyncCost> {
             .parse()
             .ok()
     };
-    let median = |pages: usize| -> anyhow::Result<(Duration, Duration)> {
+    let median = |pages: usize| -> anyhow::Result<SyncTime> {
         let path = dir.join("fsync-probe");
         let mut file = std::fs::File::create(&path).context("creating the fsync probe file")?;
         let chunk = vec![0x5a_u8; 4096 * pages];
@@ -713,15 +718,14 @@ fn fsync_probe(dir: &Path) -> anyhow::Result<SyncCost> {
         let _ = std::fs::remove_file(&path);
         walls.sort();
         waits.sort();
-        Ok((walls[walls.len() / 2], waits[waits.len() / 2]))
+        Ok(SyncTime {
+            wall: walls[walls.len() / 2],
+            waiting: waits[waits.len() / 2],
+        })
     };
-    let (page, page_waiting) = median(1)?;
-    let (sixteen, sixteen_waiting) = median(16)?;
     Ok(SyncCost {
-        page,
-        sixteen,
-        page_waiting,
-        sixteen_waiting,
+        page: median(1)?,
+        sixteen: median(16)?,
     })
 }
 

@@ -187,10 +187,10 @@ pub(crate) fn markdown(r: &Results) -> String {
             "\nSyncing where the journal lives: a 4 KiB append + fdatasync takes {:.2} ms, a \
              64 KiB one {:.2} ms (medians of 50); the writing thread waits off the CPU for \
              {:.2} and {:.2} ms of that, so each KiB a commit writes adds {:.1} µs of waiting.",
-            ms(sync.page),
-            ms(sync.sixteen),
-            ms(sync.page_waiting),
-            ms(sync.sixteen_waiting),
+            ms(sync.page.wall),
+            ms(sync.sixteen.wall),
+            ms(sync.page.waiting),
+            ms(sync.sixteen.waiting),
             sync.waiting_per_kib().as_secs_f64() * 1e6
         );
         if let Some(run) = r.run(Kind::Journal) {
@@ -484,13 +484,13 @@ fn journal_bound(s: &mut String, r: &Results, run: &Run, sync: SyncCost) {
     let cpu_us = journal_cpu.as_secs_f64() * 1e6 / ok;
     let wait_us = sync.waiting_per_kib().as_secs_f64() * 1e6;
     // One writer commits in turn: it inserts (its CPU), syncs the WAL it wrote (off
-    // the CPU, waiting for the disk) and only then answers. No commit holds more requests than there are connections, each waiting for its
-    // answer; so even if every commit held all of them and nothing else took time,
-    // a commit of N requests would last at least the one-page wait plus N times the
-    // per-request cost.
+    // the CPU, waiting for the disk) and only then answers. No commit holds more
+    // requests than there are connections, each waiting for its answer; so even if
+    // every commit held all of them and nothing else took time, a commit of N requests
+    // would last at least the one-page wait plus N times the per-request cost.
     let n = r.spec.connections.max(1) as f64;
     let per_request_us = cpu_us + wal_kib * wait_us;
-    let commit_us = sync.page_waiting.as_secs_f64() * 1e6 + n * per_request_us;
+    let commit_us = sync.page.waiting.as_secs_f64() * 1e6 + n * per_request_us;
     let bound = n * 1e6 / commit_us.max(f64::MIN_POSITIVE);
     let share = r
         .run(Kind::Noop)
@@ -505,7 +505,7 @@ fn journal_bound(s: &mut String, r: &Results, run: &Run, sync: SyncCost) {
          no wait for a CPU, one writer carries at most about {bound:.0} requests/s \
          here{share} ({:.2} ms + {n:.0} × ({cpu_us:.1} µs + {wal_kib:.1} KiB × {wait_us:.1} µs) \
          per commit).",
-        sync.page_waiting.as_secs_f64() * 1e3,
+        sync.page.waiting.as_secs_f64() * 1e3,
     );
 }
 
