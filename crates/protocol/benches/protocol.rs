@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dronehook_protocol::http::{HeaderMap, HeaderValue};
 use dronehook_protocol::{
-    Envelope, Extra, Policy, RequestParts, SignInput, SignatureParams, Signer,
+    BodyDigest, Envelope, Extra, Policy, RequestParts, SignInput, SignatureParams, Signer,
 };
 
 /// The corpus `build_success.json` capture, re-encoded compact as Drone sends it.
@@ -108,6 +108,12 @@ fn benches(c: &mut Criterion) {
                 serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&body)).expect("json"),
             )
         });
+    });
+    // The SHA-256 of the body, which both verifying and signing compute: the part of
+    // the targets that is the hardware's (SHA-NI), and a gauge of how fast the machine
+    // runs in this period.
+    g.bench_function("baseline_sha256", |b| {
+        b.iter(|| black_box(BodyDigest::of(black_box(&body))));
     });
     g.bench_function("encode", |b| {
         b.iter(|| black_box(black_box(&envelope).encode()));

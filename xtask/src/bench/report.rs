@@ -366,6 +366,20 @@ fn targets(s: &mut String, r: &Results, by_size: &[(usize, Estimate)]) {
             met(e.median_ns <= target)
         );
     }
+    if let Some(e) = r
+        .estimates
+        .iter()
+        .find(|e| e.id == "protocol/baseline_sha256")
+    {
+        // Not a target: the hash both targets above contain, timed in the same run, so
+        // a reader can tell a slow period of the machine from a slow change of ours.
+        let _ = writeln!(
+            s,
+            "| for reference, SHA-256 of the same body alone (criterion `protocol/baseline_sha256`), \
+             inside both rows above | {} | – |",
+            fmt_ns(e.median_ns)
+        );
+    }
     if by_size.len() >= 3 {
         let points: Vec<(f64, f64)> = by_size
             .iter()

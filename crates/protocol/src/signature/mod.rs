@@ -140,6 +140,10 @@ pub struct Signer {
     key_id: String,
     headers: Vec<String>,
     algorithm: Option<String>,
+    /// The `Signature` value before the signature itself (`keyId="…",algorithm="…",
+    /// signature="`) and after it (`",headers="…"`), rendered once when the signer is
+    /// configured rather than per request: only the signature changes.
+    frame: (String, String),
 }
 
 impl std::fmt::Debug for Signer {
@@ -162,13 +166,31 @@ impl Signer {
             key_id: DRONE_KEY_ID.to_owned(),
             headers: DRONE_HEADERS.iter().map(|s| (*s).to_owned()).collect(),
             algorithm: Some(ALGORITHM.to_owned()),
+            frame: (String::new(), String::new()),
         }
+        .framed()
+    }
+
+    /// Renders [`Signer::frame`] from the parameters: what `SignatureParams::render`
+    /// writes for them, in Drone's order (`keyId`, `algorithm`, `signature`,
+    /// `headers`).
+    fn framed(mut self) -> Self {
+        let mut head = String::new();
+        params::push_param(&mut head, "keyId", &self.key_id);
+        if let Some(a) = &self.algorithm {
+            params::push_param(&mut head, "algorithm", a);
+        }
+        head.push_str(",signature=\"");
+        let mut tail = String::from("\"");
+        params::push_param(&mut tail, "headers", &self.headers.join(" "));
+        self.frame = (head, tail);
+        self
     }
 
     /// Sets the `keyId` parameter.
     pub fn key_id(mut self, key_id: impl Into<String>) -> Self {
         self.key_id = key_id.into();
-        self
+        self.framed()
     }
 
     /// Sets the signed header list (names are lower-cased). `date` and `digest` are
@@ -183,7 +205,7 @@ impl Signer {
             .into_iter()
             .map(|s| s.as_ref().to_ascii_lowercase())
             .collect();
-        self
+        self.framed()
     }
 
     /// Sets the `algorithm` parameter written into the header (`None` leaves it out).
@@ -191,7 +213,7 @@ impl Signer {
     /// requests that claim something else.
     pub fn algorithm(mut self, algorithm: Option<&str>) -> Self {
         self.algorithm = algorithm.map(str::to_owned);
-        self
+        self.framed()
     }
 
     /// Signs a body: computes `Date` from `input.now`, `Digest` from the body, and the
@@ -220,16 +242,12 @@ impl Signer {
         .map_err(|name| SignError { header: name })?;
         let mut mac = self.keyed.clone();
         mac.update(&signing);
-        let sig = STANDARD.encode(mac.finalize().into_bytes());
-        // What `SignatureParams::render` writes for these parameters, without
-        // building the parameters first.
-        let mut signature = String::with_capacity(128);
-        params::push_param(&mut signature, "keyId", &self.key_id);
-        if let Some(a) = &self.algorithm {
-            params::push_param(&mut signature, "algorithm", a);
-        }
-        params::push_param(&mut signature, "signature", &sig);
-        params::push_param(&mut signature, "headers", &self.headers.join(" "));
+        let (head, tail) = &self.frame;
+        // 44 bytes: the base64 of a 32-byte HMAC-SHA256.
+        let mut signature = String::with_capacity(head.len() + 44 + tail.len());
+        signature.push_str(head);
+        STANDARD.encode_string(mac.finalize().into_bytes(), &mut signature);
+        signature.push_str(tail);
         Ok(Signed {
             date,
             digest: digest_value,

@@ -156,6 +156,30 @@ proptest! {
         prop_assert_eq!(SignatureParams::parse(&p.render()), Ok(p));
     }
 
+    /// The signer renders the constant parts of its `Signature` value once, when it is
+    /// configured: the value must still be what `render` writes for the parameters.
+    #[test]
+    fn signer_writes_what_render_writes(
+        key_id in "[ -~]{0,24}",
+        algorithm in proptest::option::of("[ -~]{0,16}"),
+        list in header_lists(),
+        body in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let signer = Signer::new(b"prop-secret".to_vec())
+            .headers(&list)
+            .algorithm(algorithm.as_deref())
+            .key_id(key_id.clone());
+        let input = SignInput::new(&body, UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+            .header("x-drone-event", "build")
+            .header("content-type", "application/json");
+        let signed = signer.sign(&input).unwrap();
+        let start = signed.signature.find(",signature=\"").unwrap() + 12;
+        let mut expected = SignatureParams::new(key_id, &signed.signature[start..start + 44]);
+        expected.algorithm = algorithm;
+        expected.headers = Some(list);
+        prop_assert_eq!(&signed.signature, &expected.render());
+    }
+
     #[test]
     fn decode_of_encode_is_identity(
         login in ".{0,20}",
