@@ -28,6 +28,14 @@ pub(crate) trait Field: Default {
     /// Reads the value at the scanner's cursor on the fast decoding path (see
     /// `check/fast.rs`); `None` declines.
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self>;
+    /// [`Field::fast_read`] into a model's field, out of line: one copy per type
+    /// rather than one per field keeps each model's dispatch small enough that the
+    /// decoder's code stays in the instruction cache.
+    #[inline(never)]
+    fn fast_read_into(&mut self, s: &mut Scanner<'_>) -> Option<()> {
+        *self = Self::fast_read(s)?;
+        Some(())
+    }
     /// Appends the value's Go JSON encoding.
     fn write(&self, out: &mut Vec<u8>);
     /// Whether `omitempty` leaves the field out.
@@ -420,8 +428,7 @@ macro_rules! model {
                 // one jump.
                 $(
                     if index == { const I: usize = index_of($name::FIELDS, $key); I } {
-                        self.$field = Field::fast_read(s)?;
-                        return Some(());
+                        return Field::fast_read_into(&mut self.$field, s);
                     }
                 )*
                 None
