@@ -7,7 +7,8 @@
 //! - `cargo xtask conformance` runs every fixture through every path between the crates
 //!   and the `dronehook` binary and prints a table of results;
 //! - `cargo xtask bench` measures `dronehook serve` beside a no-op hyper server and
-//!   rewrites docs/benchmarks.md;
+//!   rewrites docs/benchmarks.md; `cargo xtask bench overload` loads it with slowloris
+//!   connections beside legitimate clients;
 //! - `cargo xtask fuzz [--time SECONDS]` runs every cargo-fuzz target briefly;
 //! - `cargo xtask tidy` checks the rules rustfmt and clippy do not: every source's
 //!   `//!` line, forbidden macros, and the direction of the crates' dependencies.

@@ -11,10 +11,14 @@
 //!
 //! Then: memory with 1,000 idle keep-alive connections, and the cost by body size.
 //! The results are printed and written between markers in `docs/benchmarks.md`.
+//!
+//! `cargo xtask bench overload` ([`overload`]) loads `dronehook serve` with slowloris
+//! connections beside legitimate clients and prints what it measured.
 
 mod load;
 mod micro;
 mod noop;
+mod overload;
 mod procs;
 mod report;
 
@@ -77,6 +81,9 @@ pub(crate) struct BenchArgs {
 
 #[derive(clap::Subcommand, Debug)]
 enum Inner {
+    /// Slowloris connections beside legitimate load against `dronehook serve`: latency,
+    /// server memory, and whether the server closes every attacker.
+    Overload(overload::OverloadArgs),
     /// The no-op ceiling server (run by the benchmark itself).
     #[command(hide = true)]
     NoopServer {
@@ -195,24 +202,19 @@ impl Results {
 
 /// Runs `cargo xtask bench`.
 pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
-    if let Some(Inner::NoopServer { bind, work }) = &args.server {
-        return noop::run(bind, *work);
-    }
     let bins = Bins::new(root);
-    if !args.inner {
-        build(root)?;
-        // The load generator must be an optimised build too: re-run this command
-        // from the release binary unless this already is it.
-        let me = std::env::current_exe().context("the current executable")?;
-        if !same_file(&me, &bins.xtask) {
-            let mut cmd = Command::new(&bins.xtask);
-            cmd.args(std::env::args_os().skip(1)).arg("--inner");
-            let status = cmd.status().context("running the release build of xtask")?;
-            if !status.success() {
-                bail!("the release benchmark failed ({status})");
+    match &args.server {
+        Some(Inner::NoopServer { bind, work }) => return noop::run(bind, *work),
+        Some(Inner::Overload(o)) => {
+            if o.inner || in_release(root, &bins)? {
+                overload::run(&bins, o)?;
             }
             return Ok(());
         }
+        None => {}
+    }
+    if !args.inner && !in_release(root, &bins)? {
+        return Ok(());
     }
     if args.connections == 0 || args.duration == 0 {
         bail!("--connections and --duration must be at least 1");
@@ -424,6 +426,24 @@ fn build(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Builds the release binaries and, unless this process is the release build of xtask,
+/// re-runs the same command from it with `--inner` (the load generator must be an
+/// optimised build too). Returns whether this process is to do the work.
+fn in_release(root: &Path, bins: &Bins) -> anyhow::Result<bool> {
+    build(root)?;
+    let me = std::env::current_exe().context("the current executable")?;
+    if same_file(&me, &bins.xtask) {
+        return Ok(true);
+    }
+    let mut cmd = Command::new(&bins.xtask);
+    cmd.args(std::env::args_os().skip(1)).arg("--inner");
+    let status = cmd.status().context("running the release build of xtask")?;
+    if !status.success() {
+        bail!("the release benchmark failed ({status})");
+    }
+    Ok(false)
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
@@ -452,13 +472,7 @@ fn command(bins: &Bins, kind: Kind, scratch: &Path, round: usize, extra: &[&str]
         ]);
         return cmd;
     }
-    let mut cmd = Command::new(&bins.dronehook);
-    cmd.args(["serve", "--bind", "127.0.0.1:0", "--output", "none"])
-        .env("DRONE_SECRET", load::SECRET)
-        .env_remove("DRONE_WEBHOOK_SECRET")
-        .env_remove("DRONE_BIND")
-        .env_remove("DRONE_DEBUG")
-        .env_remove("DRONEHOOK_LOG");
+    let mut cmd = serve_command(bins);
     if !kind.replay_check() {
         cmd.arg("--no-replay-check");
     }
@@ -468,6 +482,19 @@ fn command(bins: &Bins, kind: Kind, scratch: &Path, round: usize, extra: &[&str]
         cmd.arg("--journal").arg(file);
     }
     cmd.args(extra);
+    cmd
+}
+
+/// `dronehook serve` on a free port of 127.0.0.1 with the bench's secret, printing
+/// nothing per event, whatever the environment says.
+fn serve_command(bins: &Bins) -> Command {
+    let mut cmd = Command::new(&bins.dronehook);
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--output", "none"])
+        .env("DRONE_SECRET", load::SECRET)
+        .env_remove("DRONE_WEBHOOK_SECRET")
+        .env_remove("DRONE_BIND")
+        .env_remove("DRONE_DEBUG")
+        .env_remove("DRONEHOOK_LOG");
     cmd
 }
 
