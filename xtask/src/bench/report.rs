@@ -16,12 +16,12 @@ pub(crate) const BEGIN: &str =
 /// Where it ends.
 pub(crate) const END: &str = "<!-- xtask-bench:end -->";
 
-/// The targets of issue 7.
+/// The targets the report marks as met or not.
 const TARGET_VERIFY: f64 = 0.75;
 const TARGET_JOURNAL: f64 = 0.40;
 const TARGET_REPLAY: f64 = 0.70;
 const TARGET_P99_US: f64 = 2_000.0;
-/// 20 MB as the issue states it (decimal megabytes), in KiB: 19,531 KiB, 19.07 MiB.
+/// 20 MB as the target states it (decimal megabytes), in KiB: 19,531 KiB, 19.07 MiB.
 const TARGET_IDLE_RSS_KB: u64 = 20_000_000 / 1024;
 const TARGET_VERIFY_DECODE_NS: f64 = 8_000.0;
 const TARGET_ENCODE_SIGN_NS: f64 = 5_000.0;
@@ -484,7 +484,7 @@ pub(crate) fn write_doc(doc: &Path, block: &str) -> anyhow::Result<()> {
 }
 
 /// What (c) wrote and spent per request, and the rate a serial group commit could
-/// carry at those costs (see docs/benchmarks.md, "The journal's ceiling").
+/// carry at those costs (see docs/benchmarks.md, "The ceilings, and why").
 fn journal_bound(s: &mut String, r: &Results, run: &Run, sync: SyncCost) {
     let ok = run.load.ok.max(1) as f64;
     let usage = run.load.server_usage;
