@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use dronehook_server::protocol::{Policy, SignInput, Signer};
-use dronehook_server::{Config, Delivery, Router, RunningServer, Server};
+use dronehook_server::{Config, Delivery, Router, Server};
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -127,7 +127,7 @@ fn signed_request() -> Vec<u8> {
 }
 
 /// Starts one server (the no-op one stops with its runtime).
-async fn start(name: &str, dir: &std::path::Path) -> (SocketAddr, Option<RunningServer>) {
+async fn start(name: &str, dir: &std::path::Path) -> (SocketAddr, Option<Server>) {
     if name == "noop" {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -157,7 +157,7 @@ async fn start(name: &str, dir: &std::path::Path) -> (SocketAddr, Option<Running
         });
         return (addr, None);
     }
-    let mut config = Config::new(Policy::new(SECRET))
+    let mut config = Config::builder(Policy::new(SECRET))
         .addr("127.0.0.1:0".parse().expect("addr"))
         .replay_protection(false);
     if name == "receiver+journal" {
@@ -166,7 +166,7 @@ async fn start(name: &str, dir: &std::path::Path) -> (SocketAddr, Option<Running
     let router = Router::new()
         .route("", |_d: Delivery| async { Ok::<(), Infallible>(()) })
         .expect("a valid pattern");
-    let server = Server::bind(config, router)
+    let server = Server::bind(config.build(), router)
         .await
         .expect("the receiver starts");
     (server.local_addr(), Some(server))

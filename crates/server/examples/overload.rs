@@ -104,7 +104,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
-    let mut config = Config::new(Policy::new(SECRET))
+    let mut config = Config::builder(Policy::new(SECRET))
         .addr("127.0.0.1:0".parse().expect("an address"))
         .header_timeout(o.header_timeout)
         .replay_protection(o.replay);
@@ -115,7 +115,7 @@ fn main() {
         .route("", |_d: Delivery| async { Ok::<(), String>(()) })
         .expect("a valid pattern");
     let server = server_rt
-        .block_on(Server::bind(config, router))
+        .block_on(Server::bind(config.build(), router))
         .expect("the receiver starts");
     let addr = server.local_addr();
     let server_metrics = server_rt.metrics();

@@ -228,6 +228,10 @@ fn insecure_mode_accepts_unsigned_requests_and_says_so() {
         "--fail-with-body",
         "-H",
         "X-Drone-Event: user",
+        // The receiver's transport rules hold without verification too: curl's
+        // default form type would be refused with 415.
+        "-H",
+        "Content-Type: application/json",
         "--data-raw",
         r#"{"action":"created","user":{"login":"octocat"}}"#,
         &served.url,
