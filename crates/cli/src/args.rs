@@ -88,7 +88,7 @@ pub(crate) struct ServeArgs {
     /// Deliver a request again when it is sent again (no replay protection).
     #[arg(long)]
     pub(crate) no_replay_check: bool,
-    /// How many accepted requests the replay check remembers at most (about 130 bytes
+    /// How many accepted requests the replay check remembers at most (115 to 165 bytes
     /// each). When full, a new request is answered 503 `replay.full` with Retry-After
     /// (with --journal, the journal checks it instead) [default: --max-skew times 1000
     /// requests a second: 300000 for 5m]

@@ -365,7 +365,7 @@ impl ConfigBuilder {
 
     /// Sets how many accepted requests the in-memory replay check remembers at most
     /// (default: the replay window times [`DEFAULT_REPLAY_RATE`] a second; at least
-    /// 1). Each entry costs about 130 bytes. When it is full, a new request is
+    /// 1). Each entry costs 115 to 165 bytes of memory. When it is full, a new request is
     /// answered 503 `replay.full` with `Retry-After` (the time until the oldest entry
     /// expires) rather than let through unchecked; a copy of a remembered request is
     /// still answered as a replay. With a journal, whose unique key on the body's
