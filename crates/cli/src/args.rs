@@ -88,6 +88,12 @@ pub(crate) struct ServeArgs {
     /// Deliver a request again when it is sent again (no replay protection).
     #[arg(long)]
     pub(crate) no_replay_check: bool,
+    /// How many accepted requests the replay check remembers at most (115 to 165 bytes
+    /// each). When full, a new request is answered 503 `replay.full` with Retry-After
+    /// (with --journal, the journal checks it instead) [default: --max-skew times 1000
+    /// requests a second: 300000 for 5m]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) replay_capacity: Option<u64>,
     /// The largest body accepted (bytes; `k`, `KiB`, `M`, `MiB` suffixes allowed).
     #[arg(long, default_value = "1MiB", value_parser = parse_size, value_name = "SIZE")]
     pub(crate) max_body: u64,

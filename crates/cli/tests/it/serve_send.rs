@@ -124,6 +124,45 @@ fn a_wrong_secret_is_a_failed_delivery_and_a_rejected_request() {
 }
 
 #[test]
+fn a_full_replay_map_refuses_a_new_request_with_503() {
+    let mut serve = serve_cmd();
+    serve.args([
+        "--secret",
+        "s3cr3t",
+        "--output",
+        "none",
+        "--replay-capacity",
+        "1",
+    ]);
+    let served = Served::start(serve);
+    let send = |fixture: &str| {
+        run(dronehook().args([
+            "send",
+            "--endpoint",
+            &served.url,
+            "--secret",
+            "s3cr3t",
+            "--retries",
+            "0",
+            fixture,
+        ]))
+    };
+    let out = send("fixture:user_created");
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let out = send("fixture:repo_enabled");
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("the receiver answered 503 Service Unavailable: replay.full"),
+        "{text}"
+    );
+    let line = served
+        .wait_stderr("rejected")
+        .expect("serve reports the refusal");
+    assert!(line.starts_with("rejected  503 replay.full"), "{line}");
+}
+
+#[test]
 fn an_endpoint_that_refuses_connections_fails_the_send() {
     // A port that was free a moment ago and has no listener now.
     let port = {
@@ -228,6 +267,10 @@ fn insecure_mode_accepts_unsigned_requests_and_says_so() {
         "--fail-with-body",
         "-H",
         "X-Drone-Event: user",
+        // The receiver's transport rules hold without verification too: curl's
+        // default form type would be refused with 415.
+        "-H",
+        "Content-Type: application/json",
         "--data-raw",
         r#"{"action":"created","user":{"login":"octocat"}}"#,
         &served.url,

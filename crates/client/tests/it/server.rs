@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use dronehook_client::{Client, Payload};
 use dronehook_protocol::{BodyDigest, Envelope, Policy, samples};
-use dronehook_server::{Config, Delivery, Router, RunningServer, Server};
+use dronehook_server::{Config, Delivery, Router, Server};
 use tokio::sync::Notify;
 
 use crate::bulk::events;
@@ -31,7 +31,7 @@ impl Seen {
     }
 }
 
-async fn start(addr: SocketAddr, journal: Option<&Path>, seen: &Arc<Seen>) -> RunningServer {
+async fn start(addr: SocketAddr, journal: Option<&Path>, seen: &Arc<Seen>) -> Server {
     let seen = seen.clone();
     let router = Router::new()
         .route("", move |d: Delivery| {
@@ -44,13 +44,14 @@ async fn start(addr: SocketAddr, journal: Option<&Path>, seen: &Arc<Seen>) -> Ru
             }
         })
         .unwrap();
-    let config = Config::new(Policy::new(SECRET))
-        .addr(addr)
-        .journal_opt(journal.map(Path::to_path_buf));
-    Server::bind(config, router).await.unwrap()
+    let mut config = Config::builder(Policy::new(SECRET)).addr(addr);
+    if let Some(journal) = journal {
+        config = config.journal(journal);
+    }
+    Server::bind(config.build(), router).await.unwrap()
 }
 
-fn client(server: &RunningServer) -> dronehook_client::ClientBuilder {
+fn client(server: &Server) -> dronehook_client::ClientBuilder {
     Client::builder()
         .secret(SECRET)
         .endpoint(format!("http://{}/", server.local_addr()))
