@@ -147,7 +147,7 @@ fn print_results(inputs: &[input::Payload], bulk: &BulkReport) -> anyhow::Result
             let failed = report.failures().count();
             paint.bad(&format!(
                 "failed at {failed} of {} endpoints",
-                report.deliveries.len()
+                report.endpoints.len()
             ))
         };
         let _ = writeln!(text, "{:label_width$}  {kind:16}  {outcome}", item.label);
@@ -195,7 +195,7 @@ fn as_json(inputs: &[input::Payload], bulk: &BulkReport) -> Value {
         .zip(&bulk.reports)
         .map(|(item, report)| {
             let deliveries: Vec<Value> = report
-                .deliveries
+                .endpoints
                 .iter()
                 .map(|d| {
                     json!({

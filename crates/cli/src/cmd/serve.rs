@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use dronehook_client::Client;
+use dronehook_client::{Client, Payload};
 use dronehook_protocol::{EventFilter, Policy, Secret};
 use dronehook_server::{Config, Delivery, Handler, HandlerError, Observation, Router, Server};
 use serde_json::{Value, json};
@@ -253,7 +253,7 @@ fn forward_client(args: &ServeArgs, first: Option<&Secret>) -> anyhow::Result<Op
 /// Relays one event byte for byte, signed afresh.
 async fn forward_one(client: &Client, d: Delivery) -> Result<(), HandlerError> {
     let report = client
-        .send_raw(d.body.clone(), d.envelope.event.as_str())
+        .send(Payload::captured(d.body.clone(), d.envelope.event.as_str()))
         .await;
     match report.failures().next() {
         None => Ok(()),

@@ -102,9 +102,9 @@ async fn a_certificate_trusted_explicitly_works() {
         .add_root_certificate(&receiver.ca_pem)
         .build()
         .unwrap();
-    let report = client.send_payload(&payload()).await;
-    assert!(report.is_success(), "{:?}", report.deliveries);
-    assert_eq!(report.deliveries[0].status.map(|s| s.as_u16()), Some(204));
+    let report = client.send(payload()).await;
+    assert!(report.is_success(), "{:?}", report.endpoints);
+    assert_eq!(report.endpoints[0].status.map(|s| s.as_u16()), Some(204));
     assert_eq!(receiver.verified.load(Ordering::SeqCst), 1);
     // The same with only that certificate trusted.
     let only = Client::builder()
@@ -114,7 +114,7 @@ async fn a_certificate_trusted_explicitly_works() {
         .add_root_certificate(receiver.ca_pem.as_bytes())
         .build()
         .unwrap();
-    assert!(only.send_payload(&payload()).await.is_success());
+    assert!(only.send(payload()).await.is_success());
     assert_eq!(receiver.verified.load(Ordering::SeqCst), 2);
 }
 
@@ -127,7 +127,7 @@ async fn an_untrusted_certificate_fails_once_as_a_tls_error() {
         .attempts(5)
         .build()
         .unwrap();
-    let d = client.send_payload(&payload()).await.deliveries.remove(0);
+    let d = client.send(payload()).await.endpoints.remove(0);
     // A certificate that fails verification fails the same way next time: no retry.
     assert_eq!(d.attempts, 1);
     assert_eq!(d.status, None);
@@ -153,8 +153,8 @@ async fn skip_verify_accepts_the_certificate() {
         .skip_verify(true)
         .build()
         .unwrap();
-    let report = client.send_payload(&payload()).await;
-    assert!(report.is_success(), "{:?}", report.deliveries);
+    let report = client.send(payload()).await;
+    assert!(report.is_success(), "{:?}", report.endpoints);
     assert_eq!(receiver.verified.load(Ordering::SeqCst), 1);
 }
 
@@ -171,9 +171,9 @@ async fn trusting_another_certificate_does_not_trust_this_one() {
         .build()
         .unwrap();
     let err = client
-        .send_payload(&payload())
+        .send(payload())
         .await
-        .deliveries
+        .endpoints
         .remove(0)
         .error
         .unwrap();
