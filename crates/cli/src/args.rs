@@ -173,7 +173,7 @@ pub(crate) struct SendArgs {
     /// Send the bytes as given instead of Drone's encoding of them.
     #[arg(long)]
     pub(crate) raw: bool,
-    /// The event of payloads that do not name one (the seed documents' style).
+    /// The event of payloads without `event`, as in Drone's documentation examples.
     #[arg(long, value_name = "EVENT")]
     pub(crate) event: Option<String>,
     /// Print the results as JSON.
@@ -327,11 +327,11 @@ pub(crate) struct EncodeArgs {
     /// The payload: a file, `-` for stdin, or `fixture:NAME`.
     #[arg(default_value = "-", value_name = "INPUT")]
     pub(crate) input: String,
-    /// The event of a payload that does not name one (the seed documents' style).
+    /// The event of a payload without `event`, as in Drone's documentation examples.
     #[arg(long, value_name = "EVENT")]
     pub(crate) event: Option<String>,
-    /// Keep the seed documents' action names (`activated`, `deactivated`,
-    /// `completed`) instead of writing the ones Drone sends.
+    /// Keep the action names of Drone's documentation examples (`activated`,
+    /// `deactivated`, `completed`) instead of writing the ones Drone sends.
     #[arg(long)]
     pub(crate) keep_action: bool,
 }
@@ -356,7 +356,7 @@ pub(crate) enum FixturesCommand {
         /// Replace files that exist.
         #[arg(long)]
         force: bool,
-        /// Only what Drone itself sends (the seed variants lack `event`, so a
+        /// Only what Drone itself sends (the documentation examples lack `event`, so a
         /// directory of them needs `send --event`).
         #[arg(long)]
         drone: bool,

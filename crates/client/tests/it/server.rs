@@ -68,7 +68,7 @@ async fn every_event_the_client_signs_is_verified_by_the_server() {
             let envelope = Envelope::decode(&sample.body).unwrap();
             client.send(&envelope).await
         } else {
-            // The seed documents' variants go out as written, pretty-printed and
+            // The documentation examples go out as written, pretty-printed and
             // without `event`: the server takes the event from X-Drone-Event.
             client
                 .send(Payload::captured(sample.body.clone(), sample.header_event))
@@ -81,7 +81,7 @@ async fn every_event_the_client_signs_is_verified_by_the_server() {
                 Envelope::decode_with_header(&sample.body, Some(sample.header_event)).unwrap(),
             );
         } else {
-            // Actions Drone never sends (the seeds' `completed`) are acknowledged
+            // Actions Drone never sends (the documentation's `completed`) are acknowledged
             // with 202 and not handed to handlers.
             assert_eq!(d.status.map(|s| s.as_u16()), Some(202), "{}", sample.name);
             assert!(!sample.drone, "{}", sample.name);
