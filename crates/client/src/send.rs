@@ -475,32 +475,44 @@ async fn exchange(inner: &Inner, request: Request<Full<Bytes>>) -> Result<Respon
 
 /// Sorts a hyper client error into the client's classes.
 fn classify(e: hyper_util::client::legacy::Error) -> Error {
-    let kind = if is_tls(&e) {
-        Kind::Tls
-    } else if e.is_connect() {
-        Kind::Connect
-    } else {
-        Kind::Io
+    let kind = match rustls_error(&e) {
+        Some(tls) => Kind::Tls {
+            ca_as_server: is_ca_as_server(tls),
+        },
+        None if e.is_connect() => Kind::Connect,
+        None => Kind::Io,
     };
     Error::with_source(kind, e)
 }
 
-/// Whether a rustls error is somewhere in the cause chain. `io::Error` hides its
+/// The rustls error somewhere in the cause chain, if any. `io::Error` hides its
 /// payload from `source()`, so it is unwrapped by hand.
-fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut cause = Some(e);
     while let Some(c) = cause {
-        if c.is::<rustls::Error>() {
-            return true;
+        if let Some(tls) = c.downcast_ref::<rustls::Error>() {
+            return Some(tls);
         }
-        if let Some(inner) = c
+        if let Some(tls) = c
             .downcast_ref::<std::io::Error>()
             .and_then(std::io::Error::get_ref)
-            && is_tls(inner)
+            .and_then(|inner| rustls_error(inner))
         {
-            return true;
+            return Some(tls);
         }
         cause = c.source();
     }
-    false
+    None
+}
+
+/// Whether the server's certificate was refused for being a CA certificate. rustls
+/// carries this webpki error as an opaque `CertificateError::Other`.
+fn is_ca_as_server(e: &rustls::Error) -> bool {
+    match e {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => matches!(
+            other.0.downcast_ref::<webpki::Error>(),
+            Some(webpki::Error::CaUsedAsEndEntity)
+        ),
+        _ => false,
+    }
 }
