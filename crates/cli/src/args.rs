@@ -43,6 +43,8 @@ pub(crate) enum Command {
     Fixtures(FixturesCommand),
     /// Print a new random secret.
     Secret(SecretArgs),
+    /// Make a test CA and a server certificate it issued, for HTTPS in tests.
+    Cert(CertArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -368,6 +370,29 @@ pub(crate) struct SecretArgs {
     /// How many random bytes (the secret has twice as many hex characters).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(8..=256), value_name = "N")]
     pub(crate) bytes: u16,
+}
+
+/// `dronehook cert`: a CA and a server certificate for test setups.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Writes DIR/ca.pem (the CA's certificate: give it to `send --ca-cert`), DIR/server.pem (the
+server's certificate followed by the CA's) and DIR/server-key.pem (the server's key, mode
+0600): give both to `serve --tls-cert/--tls-key`. The CA's key is not kept, so the CA can
+certify nothing else. For tests only: a public receiver needs a certificate from a real CA.")]
+pub(crate) struct CertArgs {
+    /// The directory to write the files to (created when missing).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// A host name or IP address the server is reached by; repeat it or separate values
+    /// with commas [default: localhost, 127.0.0.1, ::1].
+    #[arg(long, value_name = "HOST", value_delimiter = ',')]
+    pub(crate) name: Vec<String>,
+    /// How long the certificates are valid, in days.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u16).range(1..), value_name = "N")]
+    pub(crate) days: u16,
+    /// Replace files that exist.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 #[derive(Args, Debug)]
