@@ -97,18 +97,14 @@ async fn one(
     rx: &mut mpsc::UnboundedReceiver<Delivery>,
     case: &Case,
 ) -> Result<String> {
-    let action = Envelope::decode_with_header(&case.body, Some(&case.header_event))
-        .map(|e| e.action.as_str().to_owned())
-        .unwrap_or_default();
     let report = client
-        .send_payload(&Payload::raw(
+        .send(Payload::captured(
             case.body.clone(),
             case.header_event.clone(),
-            action,
         ))
         .await;
     let delivery = report
-        .deliveries
+        .endpoints
         .first()
         .context("the client made no delivery")?;
     let status = delivery

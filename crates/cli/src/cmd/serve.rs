@@ -7,8 +7,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use dronehook_client::Client;
-use dronehook_protocol::{EventFilter, Policy, Secret};
+use dronehook_client::{Client, Payload};
+use dronehook_protocol::{Policy, Secret};
 use dronehook_server::{Config, Delivery, Handler, HandlerError, Observation, Router, Server};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
@@ -17,28 +17,18 @@ use tokio::sync::{Notify, Semaphore};
 use crate::args::{OutputFormat, ServeArgs};
 use crate::cmd::parse_url;
 use crate::output::{self, Painter};
-use crate::{Outcome, secrets, summary, usage};
+use crate::{Outcome, summary, usage};
 
 /// Runs the receiver until SIGTERM or Ctrl-C (or until standard output is closed).
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
-    let secrets = secrets::gather(&args.secret, &args.secret_file)?;
+    let secrets = args.secrets.gather()?;
     if secrets.is_empty() && !args.insecure_no_verify {
         return Err(usage(
             "no secret: give --secret or --secret-file, or set DRONE_SECRET or DRONE_WEBHOOK_SECRET (--insecure-no-verify accepts unsigned requests)",
         ));
     }
     let addr = parse_bind(&args.bind)?;
-    let filter = match args
-        .events
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
-        Some(list) => {
-            EventFilter::parse(list).map_err(|e| usage(format!("invalid --events: {e}")))?
-        }
-        None => EventFilter::all(),
-    };
+    let filter = args.events.filter()?;
     let max_body = usize::try_from(args.max_body).unwrap_or(usize::MAX);
     let forward = forward_client(&args, secrets.first())?;
     let format = match args.output {
@@ -258,7 +248,7 @@ fn forward_client(args: &ServeArgs, first: Option<&Secret>) -> anyhow::Result<Op
 /// Relays one event byte for byte, signed afresh.
 async fn forward_one(client: &Client, d: Delivery) -> Result<(), HandlerError> {
     let report = client
-        .send_raw(d.body.clone(), d.envelope.event.as_str())
+        .send(Payload::captured(d.body.clone(), d.envelope.event.as_str()))
         .await;
     match report.failures().next() {
         None => Ok(()),

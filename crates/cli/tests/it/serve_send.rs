@@ -21,7 +21,7 @@ fn events_sent_by_send_are_printed_by_serve() {
         "s3cr3t",
         "fixture:build_finished",
         "fixture:user_created",
-        "fixture:seed_repo_activated",
+        "fixture:docs_repo_activated",
     ]));
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let text = stdout(&out);
@@ -30,13 +30,16 @@ fn events_sent_by_send_are_printed_by_serve() {
         "{text}"
     );
     assert!(
-        text.contains("fixture:seed_repo_activated  repo enabled      delivered"),
+        text.contains("fixture:docs_repo_activated  repo enabled      delivered"),
         "{text}"
     );
     let row = format!("{}          3       0         3  -", served.url);
     assert!(text.contains(&row), "{text}");
-    // The seed's `activated` goes out as Drone's `enabled`, and `send` says so.
-    assert!(stderr(&out).contains(r#"note: action "activated" is the seed documents' name"#));
+    // The documentation's `activated` goes out as Drone's `enabled`, and `send` says so.
+    assert!(
+        stderr(&out)
+            .contains(r#"note: action "activated" is a name from Drone's documentation examples"#)
+    );
 
     let mut events: Vec<Value> = served
         .stdout_lines(3)
