@@ -90,7 +90,7 @@ pub(super) fn run(bins: &Bins, o: &OverloadArgs) -> anyhow::Result<()> {
         );
     }
     let scratch = tempfile::tempdir().context("a scratch directory for the journal")?;
-    let mut cmd: Command = super::serve_command(bins);
+    let mut cmd: Command = super::serve_command(&bins.dronehook);
     if o.no_replay_check {
         cmd.arg("--no-replay-check");
     }
