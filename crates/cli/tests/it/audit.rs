@@ -2,7 +2,7 @@
 //! catalog passes; a wrong secret, an untrusted certificate or an absent receiver
 //! are reported as such.
 
-use dronehook_protocol::hostile;
+use dronehook_audit as hostile;
 use serde_json::Value;
 
 use crate::support::{Served, dronehook, run, serve_cmd, stderr, stdout};

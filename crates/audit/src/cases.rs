@@ -1,11 +1,11 @@
 //! The catalog's table: every case as data, built from a Drone-identical request
 //! with one thing changed.
 
-use super::{
+use crate::catalog::{
     Carrier, Case, Damage, DateSpec, DigestSpec, Framing, Group, Key, NONCE_MARKER, Replay,
     ServerOutcome, Sign, Template, Value, VerifyOutcome,
 };
-use crate::samples;
+use dronehook_protocol::samples;
 
 /// The default server limit on bodies (`dronehook serve --max-body`, 1 MiB).
 const LIMIT: usize = 1024 * 1024;
@@ -165,7 +165,7 @@ fn group(cases: &mut Vec<Case>, group: Group, list: impl IntoIterator<Item = Cas
 }
 
 /// Every case, grouped.
-pub(super) fn all() -> Vec<Case> {
+pub(crate) fn all() -> Vec<Case> {
     let mut cases = Vec::with_capacity(80);
     group(&mut cases, Group::Signature, signature());
     group(&mut cases, Group::KeyId, key_id());
