@@ -187,7 +187,7 @@ fn hostile_expect(case: &dronehook_audit::Case) -> String {
         // Writing to a String cannot fail.
         let _ = writeln!(
             out,
-            "replay: {} copies{}{}, later copies {} {}, handler calls {}",
+            "replay: {} copies{}{}{}, later copies {} {}, handler calls {}",
             r.copies,
             if r.concurrent {
                 " at once"
@@ -197,6 +197,11 @@ fn hostile_expect(case: &dronehook_audit::Case) -> String {
             r.retarget
                 .map(|t| format!(" (later ones to {t})"))
                 .unwrap_or_default(),
+            if r.later_damage.is_empty() {
+                String::new()
+            } else {
+                format!(" (later ones changed: {:?})", r.later_damage)
+            },
             r.later.status,
             code(r.later.code),
             r.handler_calls,

@@ -573,6 +573,7 @@ fn replay() -> Vec<Case> {
             copies: 2,
             concurrent: false,
             retarget: None,
+            later_damage: Vec::new(),
             later: ok,
             handler_calls: 1,
         })
@@ -586,6 +587,7 @@ fn replay() -> Vec<Case> {
             copies: 50,
             concurrent: true,
             retarget: None,
+            later_damage: Vec::new(),
             later: ok,
             handler_calls: 1,
         })
@@ -599,6 +601,7 @@ fn replay() -> Vec<Case> {
             copies: 2,
             concurrent: false,
             retarget: Some("elsewhere"),
+            later_damage: Vec::new(),
             later: ServerOutcome::new(404, "not_found"),
             handler_calls: 1,
         })
@@ -612,6 +615,7 @@ fn replay() -> Vec<Case> {
             copies: 2,
             concurrent: false,
             retarget: Some("?replayed=1"),
+            later_damage: Vec::new(),
             later: ok,
             handler_calls: 1,
         })

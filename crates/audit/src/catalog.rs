@@ -168,6 +168,9 @@ pub struct Replay {
     /// For the copies after the first, the target relative to the base path (such
     /// as `elsewhere`), instead of the case's own.
     pub retarget: Option<&'static str>,
+    /// What is done to the copies after the first besides (the same signature, Date
+    /// and body, sent differently: parameters reordered, another header).
+    pub later_damage: Vec<Damage>,
     /// What every copy after the first is answered (when concurrent, no copy is
     /// "first": every copy gets [`Case::server`] or this, and both are the same).
     pub later: ServerOutcome,
@@ -270,6 +273,8 @@ pub enum DigestSpec {
     Sha512,
     /// The right `SHA-256` value and a wrong `SHA-512` value in one header.
     Sha256AndWrongSha512,
+    /// A wrong `SHA-512` value, then the right `SHA-256` value, in one header.
+    WrongSha512AndSha256,
     /// `SHA-256=` of other bytes.
     Sha256Of(&'static [u8]),
     /// `SHA-256=` and the digest in hex instead of base64.
@@ -354,6 +359,16 @@ pub enum Damage {
     ReplaceInSignature(&'static str, String),
     /// The `signature` parameter's value is replaced by this text.
     SignatureValue(&'static str),
+    /// The `signature` parameter's base64 has the unused low bits of its last
+    /// character set: the same bytes to a lenient decoder, but not the canonical
+    /// encoding of any value.
+    NonCanonicalSignature,
+    /// The parameters are written in reverse order (`headers`, `signature`,
+    /// `algorithm`, `keyId`): the same signature, differently spelled.
+    ReorderParameters,
+    /// The parameters are sent in `Authorization: Signature ...` instead of a
+    /// `Signature` header.
+    MoveToAuthorization,
 }
 
 impl Damage {
@@ -365,6 +380,8 @@ impl Damage {
                 | Damage::TruncateSignature(_)
                 | Damage::ReplaceInSignature(..)
                 | Damage::SignatureValue(_)
+                | Damage::NonCanonicalSignature
+                | Damage::ReorderParameters
         )
     }
 }
@@ -383,4 +400,16 @@ pub enum Framing {
     /// `Transfer-Encoding: chunked` (chunks of this size) and a `Content-Length`
     /// too: two framings, the stuff of request smuggling.
     ChunkedAndLength(usize),
+    /// One `Transfer-Encoding` header line per value given, and the body in chunks of
+    /// this size (not otherwise encoded): codings besides `chunked`, or `chunked`
+    /// named twice.
+    Codings(&'static [&'static str], usize),
+    /// Two `Content-Length` headers: the body's length, then one more.
+    TwoLengths,
+    /// `Content-Length: +N`, the body's length with a sign, which the field's grammar
+    /// (digits only) does not allow.
+    SignedLength,
+    /// `Transfer-Encoding: chunked` with a first chunk size of 2^64 (`10000000000000000`
+    /// in hex), which overflows any 64-bit length, before the body and a last chunk.
+    ChunkSizeOverflow,
 }

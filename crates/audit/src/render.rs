@@ -76,13 +76,19 @@ impl Case {
             return vec![first];
         };
         let mut out = Vec::with_capacity(replay.copies);
-        for i in 0..replay.copies {
-            match replay.retarget {
-                Some(target) if i > 0 => {
-                    out.push(self.request.build(&Mode::Live(ctx), target));
-                }
-                _ => out.push(first.clone()),
-            }
+        let later = if replay.retarget.is_none() && replay.later_damage.is_empty() {
+            first.clone()
+        } else {
+            let mut template = self.request.clone();
+            template.damage.extend(replay.later_damage.iter().cloned());
+            template.build(
+                &Mode::Live(ctx),
+                replay.retarget.unwrap_or(self.request.target),
+            )
+        };
+        out.push(first);
+        for _ in 1..replay.copies {
+            out.push(later.clone());
         }
         out
     }
@@ -183,6 +189,11 @@ fn digest_value(spec: DigestSpec, body: &[u8]) -> String {
             sha256.header_value(),
             b64(&Sha512::digest(b"not the body"))
         ),
+        DigestSpec::WrongSha512AndSha256 => format!(
+            "SHA-512={},{}",
+            b64(&Sha512::digest(b"not the body")),
+            sha256.header_value()
+        ),
         DigestSpec::Sha256Of(other) => BodyDigest::of(other).header_value(),
         DigestSpec::Sha256Hex => format!("SHA-256={}", sha256.to_hex()),
         DigestSpec::Weak(alg, len) => {
@@ -227,6 +238,29 @@ fn hmac_b64(
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
     mac.update(lines.join("\n").as_bytes());
     STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The same base64 with the unused low bits of its last character set: a strict
+/// decoder refuses it, a lenient one reads the same bytes. Unchanged when the text has
+/// no unused bits (no padding).
+pub(crate) fn non_canonical(b64: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let data = b64.trim_end_matches('=');
+    let padding = b64.len() - data.len();
+    let unused_bit = match padding {
+        1 | 2 => 1,
+        _ => return b64.to_owned(),
+    };
+    let Some(last) = data.bytes().last() else {
+        return b64.to_owned();
+    };
+    let Some(index) = ALPHABET.iter().position(|&c| c == last) else {
+        return b64.to_owned();
+    };
+    let mut out = data[..data.len() - 1].to_owned();
+    out.push(char::from(ALPHABET[index | unused_bit]));
+    out.push_str(&b64[data.len()..]);
+    out
 }
 
 /// A value no secret gives in practice, for wrong-secret signatures in templates.
@@ -298,6 +332,13 @@ impl Template {
 
         if let Some(sign) = &self.sign {
             let names = sign.headers.unwrap_or("date");
+            let noncanonical = self.damage.contains(&Damage::NonCanonicalSignature);
+            let reversed = self.damage.contains(&Damage::ReorderParameters);
+            let carrier = if self.damage.contains(&Damage::MoveToAuthorization) {
+                Carrier::Authorization
+            } else {
+                sign.carrier
+            };
             let drone_params = sign.key_id == Some(dronehook_protocol::DRONE_KEY_ID)
                 && sign.algorithm == Some(dronehook_protocol::ALGORITHM)
                 && sign.headers == Some("date digest")
@@ -311,8 +352,15 @@ impl Template {
                     wrong.extend_from_slice(b"-wrong");
                     hmac_b64(&wrong, names, self.method, &target, &headers)
                 }
+                (Mode::Template, Key::Right) if noncanonical => {
+                    format!("{{{{signature-b64-noncanonical:{names}}}}}")
+                }
                 (Mode::Template, Key::Right) => format!("{{{{signature-b64:{names}}}}}"),
                 (Mode::Template, Key::Wrong) => WRONG_SIGNATURE_TEXT.to_owned(),
+            };
+            let signature = match mode {
+                Mode::Live(_) if noncanonical => non_canonical(&signature),
+                _ => signature,
             };
             let signature = self
                 .damage
@@ -328,9 +376,9 @@ impl Template {
                 Mode::Template if drone_params && !self.damage.iter().any(Damage::edits_value) => {
                     "{{signature}}".to_owned()
                 }
-                _ => render_params(sign, &signature),
+                _ => render_params(sign, &signature, reversed),
             };
-            let (name, mut value) = match sign.carrier {
+            let (name, mut value) = match carrier {
                 Carrier::Signature => ("Signature", params),
                 Carrier::Authorization => ("Authorization", format!("Signature {params}")),
             };
@@ -381,6 +429,25 @@ impl Template {
                 headers.push(("Content-Length".into(), body.len().to_string()));
                 payload = chunk(&body, size);
             }
+            Framing::Codings(values, size) => {
+                for value in values {
+                    headers.push(("Transfer-Encoding".into(), (*value).to_owned()));
+                }
+                payload = chunk(&body, size);
+            }
+            Framing::TwoLengths => {
+                headers.push(("Content-Length".into(), body.len().to_string()));
+                headers.push(("Content-Length".into(), (body.len() + 1).to_string()));
+            }
+            Framing::SignedLength => {
+                headers.push(("Content-Length".into(), format!("+{}", body.len())));
+            }
+            Framing::ChunkSizeOverflow => {
+                headers.push(("Transfer-Encoding".into(), "chunked".into()));
+                payload = b"10000000000000000\r\n".to_vec();
+                payload.extend_from_slice(&body);
+                payload.extend_from_slice(b"\r\n0\r\n\r\n");
+            }
         }
         // One request per connection keeps every reader simple, ours and the fixture
         // runner's: the response ends when the connection does.
@@ -401,8 +468,9 @@ impl Template {
     }
 }
 
-/// Writes the parameters in Drone's order: `keyId`, `algorithm`, `signature`, `headers`.
-fn render_params(sign: &Sign, signature: &str) -> String {
+/// Writes the parameters in Drone's order: `keyId`, `algorithm`, `signature`,
+/// `headers` (or in the reverse order).
+fn render_params(sign: &Sign, signature: &str, reversed: bool) -> String {
     let mut parts = Vec::with_capacity(4);
     if let Some(id) = sign.key_id {
         parts.push(format!("keyId=\"{id}\""));
@@ -413,6 +481,9 @@ fn render_params(sign: &Sign, signature: &str) -> String {
     parts.push(format!("signature=\"{signature}\""));
     if let Some(list) = sign.headers {
         parts.push(format!("headers=\"{list}\""));
+    }
+    if reversed {
+        parts.reverse();
     }
     parts.join(",")
 }
@@ -460,6 +531,24 @@ mod tests {
             b"2\r\nab\r\n2\r\ncd\r\n1\r\ne\r\n0\r\n\r\n"
         );
         assert_eq!(chunk(b"", 2), b"0\r\n\r\n");
+    }
+
+    #[test]
+    fn non_canonical_base64_decodes_leniently_to_the_same_bytes() {
+        use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+        let canonical = STANDARD.encode([7u8; 32]);
+        let loose = non_canonical(&canonical);
+        assert_ne!(loose, canonical);
+        assert_eq!(loose.len(), canonical.len());
+        assert!(STANDARD.decode(&loose).is_err());
+        let lenient = GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            GeneralPurposeConfig::new()
+                .with_decode_allow_trailing_bits(true)
+                .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+        );
+        assert_eq!(lenient.decode(&loose).unwrap(), [7u8; 32]);
+        assert_eq!(non_canonical("AAAA"), "AAAA");
     }
 
     #[test]

@@ -38,7 +38,9 @@ use {
 /// `{{date-rfc850:N}}` and `{{date-asctime:N}}`, `{{digest}}` and `{{content-length}}`
 /// are replaced first. Then `{{signature}}` (or
 /// `{{signature:LIST}}`, a space-separated header list) becomes a whole `Signature`
-/// value and `{{signature-b64}}` (or `{{signature-b64:LIST}}`) only its base64, both
+/// value and `{{signature-b64}}` (or `{{signature-b64:LIST}}`) only its base64
+/// (`{{signature-b64-noncanonical:LIST}}` with the unused bits of its last character
+/// set), all
 /// computed with the fixture secret over the headers as they now stand in the
 /// request, so a case can sign a `Digest` that does not match its body. A header
 /// listed but absent is signed as empty.
@@ -68,10 +70,17 @@ pub(crate) fn render(template: &[u8], now: SystemTime) -> Result<Vec<u8>> {
     // Signatures are computed over the head with dates and digests in place, and
     // with the signature placeholders still in it (they are never signed).
     let signed_head = head.clone();
-    for (name, whole) in [("signature", true), ("signature-b64", false)] {
+    for (name, whole) in [
+        ("signature", true),
+        ("signature-b64", false),
+        ("signature-b64-noncanonical", false),
+    ] {
         while let Some((start, end, arg)) = placeholder(&head, name) {
             let list = arg.unwrap_or("date digest").to_owned();
-            let b64 = sign(&signed_head, &list);
+            let mut b64 = sign(&signed_head, &list);
+            if name == "signature-b64-noncanonical" {
+                b64 = set_unused_bits(&b64);
+            }
             let value = if whole {
                 format!(
                     "keyId=\"hmac-key\",algorithm=\"hmac-sha256\",signature=\"{b64}\",headers=\"{list}\""
@@ -85,6 +94,29 @@ pub(crate) fn render(template: &[u8], now: SystemTime) -> Result<Vec<u8>> {
     let mut out = head.into_bytes();
     out.extend_from_slice(body);
     Ok(out)
+}
+
+#[cfg(test)]
+/// Sets the lowest unused bit of a padded base64 text's last character (`...c=` of
+/// 32 bytes has two): the same bytes to a lenient decoder, not canonical base64.
+fn set_unused_bits(b64: &str) -> String {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let data = b64.trim_end_matches('=');
+    let Some(last) = data.bytes().last() else {
+        return b64.to_owned();
+    };
+    let Some(i) = alphabet.iter().position(|&c| c == last) else {
+        return b64.to_owned();
+    };
+    if data.len() == b64.len() {
+        return b64.to_owned();
+    }
+    format!(
+        "{}{}{}",
+        &data[..data.len() - 1],
+        char::from(alphabet[i | 1]),
+        &b64[data.len()..]
+    )
 }
 
 #[cfg(test)]
