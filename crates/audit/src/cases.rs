@@ -284,6 +284,14 @@ fn signature() -> Vec<Case> {
         .damage(Damage::ReplaceInSignature("keyId=\"hmac-key\"", long_key))
         .expect(400, "signature.malformed")
         .reference("204: no length limit, and keyId is never checked"),
+        base(
+            "signature_non_canonical_base64",
+            g,
+            "The right signature, its base64's unused last bits set: the same bytes to a lenient decoder, not the canonical encoding.",
+        )
+        .damage(Damage::NonCanonicalSignature)
+        .expect(400, "signature.malformed")
+        .reference("204: Go's base64 decoder ignores the unused bits"),
     ]
 }
 
@@ -557,12 +565,41 @@ fn digest() -> Vec<Case> {
         .also("Digest", Value::Digest(DigestSpec::Sha256Of(b"{}")))
         .expect(401, "digest.mismatch")
         .reference("400 Invalid Signature (it signs only the first value)"),
+        base(
+            "digest_bad_and_good",
+            g,
+            "A wrong SHA-512 value, then the right SHA-256 value, in one header: order does not matter.",
+        )
+        .digest(DigestSpec::WrongSha512AndSha256)
+        .expect(401, "digest.mismatch")
+        .reference(REF_ACCEPTS),
     ]
 }
 
 fn replay() -> Vec<Case> {
     let g = Group::Replay;
     let ok = ServerOutcome::new(204, "");
+    // An unknown event is answered 202 when it is delivered, and a replay 204 without
+    // delivery: with such a body, "counted as a replay" is visible over HTTP.
+    let respelled = |name: &'static str, summary: &'static str, damage: Damage| {
+        base(name, g, summary)
+            .text("X-Drone-Event", "deployment")
+            .body(
+                String::from_utf8(body_of("user_created", name))
+                    .unwrap_or_default()
+                    .replacen("\"event\":\"user\"", "\"event\":\"deployment\"", 1),
+            )
+            .expect(202, "")
+            .replay(Replay {
+                copies: 2,
+                concurrent: false,
+                retarget: None,
+                later_damage: vec![damage],
+                later: ok,
+                handler_calls: 1,
+            })
+            .reference("202 twice, delivered twice")
+    };
     vec![
         base(
             "replay_exact",
@@ -620,6 +657,16 @@ fn replay() -> Vec<Case> {
             handler_calls: 1,
         })
         .reference("204 twice, delivered twice"),
+        respelled(
+            "replay_parameters_reordered",
+            "An unknown event accepted (202), then the same request with its Signature parameters in reverse order: still a replay (204, not delivered).",
+            Damage::ReorderParameters,
+        ),
+        respelled(
+            "replay_moved_to_authorization",
+            "An unknown event accepted (202), then the same request with its signature in `Authorization: Signature ...`: still a replay (204, not delivered).",
+            Damage::MoveToAuthorization,
+        ),
     ]
 }
 
@@ -744,6 +791,15 @@ fn transport() -> Vec<Case> {
         )
         .framing(Framing::Chunked(100))
         .reference(REF_ACCEPTS),
+        base(
+            "transport_chunk_size_overflow",
+            g,
+            "A chunked body whose first chunk size is 2^64 (`10000000000000000` in hex), which overflows a 64-bit length.",
+        )
+        .framing(Framing::ChunkSizeOverflow)
+        .expect(400, "transport.malformed")
+        .transport()
+        .reference("400 Invalid Input: the body read fails (`http chunk length too large`)"),
     ]
 }
 

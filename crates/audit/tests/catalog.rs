@@ -23,7 +23,12 @@ fn parse(raw: &[u8]) -> raw::Request {
 
 /// What the verifier says about one rendering of a case.
 fn verify(case: &Case, ctx: &RenderContext) -> String {
-    let req = parse(&case.render(ctx));
+    verify_copy(&case.render(ctx), ctx)
+}
+
+/// What the verifier says about one rendered copy of a case.
+fn verify_copy(bytes: &[u8], ctx: &RenderContext) -> String {
+    let req = parse(bytes);
     let parts = RequestParts::new(&req.method, &req.target, &req.headers, &req.body);
     match Policy::new(SECRET).verify_and_decode(&parts, ctx.now) {
         Ok(_) => "valid".to_owned(),
@@ -62,6 +67,7 @@ fn cases_fail_for_their_own_reason() {
     let reasons = [
         ("signature_empty", "the header is empty"),
         ("signature_not_base64", "is not base64"),
+        ("signature_non_canonical_base64", "is not base64"),
         (
             "signature_and_authorization",
             "both Signature and Authorization",
@@ -206,6 +212,53 @@ fn replays_render_their_copies() {
     assert_eq!(tail(&copies[0]), tail(&copies[1]));
     assert_eq!(moved.expected_for_copy(0).to_string(), "204");
     assert_eq!(moved.expected_for_copy(1).to_string(), "404 not_found");
+
+    // Re-spelled copies: the same Date, Digest, signature value and body, the
+    // parameters written in another order or carried in another header.
+    let head_line = |c: &[u8], name: &str| {
+        String::from_utf8_lossy(c)
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(str::to_owned)
+    };
+    let reordered = hostile::get("replay_parameters_reordered").unwrap();
+    let copies = reordered.render_copies(&ctx);
+    let (first, later) = (
+        head_line(&copies[0], "Signature: ").unwrap(),
+        head_line(&copies[1], "Signature: ").unwrap(),
+    );
+    assert!(
+        first.starts_with("Signature: keyId=\"hmac-key\",algorithm="),
+        "{first}"
+    );
+    assert!(
+        later.starts_with("Signature: headers=\"date digest\",signature="),
+        "{later}"
+    );
+    let param = |line: &str, name: &str| {
+        line.split(',')
+            .find(|p| p.trim_start_matches("Signature: ").starts_with(name))
+            .map(str::to_owned)
+    };
+    assert_eq!(param(&first, "signature="), param(&later, "signature="));
+    for name in ["Date: ", "Digest: "] {
+        assert_eq!(head_line(&copies[0], name), head_line(&copies[1], name));
+    }
+    assert_eq!(verify_copy(&copies[1], &ctx), "valid");
+    let moved = hostile::get("replay_moved_to_authorization").unwrap();
+    let copies = moved.render_copies(&ctx);
+    assert_eq!(head_line(&copies[1], "Signature: "), None);
+    assert_eq!(
+        head_line(&copies[1], "Authorization: ").unwrap(),
+        head_line(&copies[0], "Signature: ").unwrap().replacen(
+            "Signature: ",
+            "Authorization: Signature ",
+            1
+        )
+    );
+    assert_eq!(verify_copy(&copies[1], &ctx), "valid");
+    assert_eq!(moved.expected_for_copy(0).to_string(), "202");
+    assert_eq!(moved.expected_for_copy(1).to_string(), "204");
 
     let query = hostile::get("replay_other_query").unwrap();
     let copies = query.render_copies(&ctx);
