@@ -151,6 +151,15 @@ impl Case {
         self
     }
 
+    /// Adds this many `X-Pad: x` header lines after the others.
+    fn padded(mut self, lines: usize) -> Self {
+        let pad = Value::Text("x".into());
+        self.request
+            .headers
+            .extend(std::iter::repeat_n(("X-Pad", pad), lines));
+        self
+    }
+
     fn replay(mut self, replay: Replay) -> Self {
         self.replay = Some(replay);
         self
@@ -800,6 +809,69 @@ fn transport() -> Vec<Case> {
         .expect(400, "transport.malformed")
         .transport()
         .reference("400 Invalid Input: the body read fails (`http chunk length too large`)"),
+        base(
+            "transport_gzip_chunked",
+            g,
+            "`Transfer-Encoding: gzip, chunked` over a validly signed body that is not compressed: a coding the receiver does not implement.",
+        )
+        .framing(Framing::Codings(&["gzip, chunked"], 100))
+        .expect(501, "transfer_encoding.unsupported")
+        .transport()
+        .reference("501 Not Implemented: Go's net/http accepts only `chunked`"),
+        base(
+            "transport_gzip_and_chunked_lines",
+            g,
+            "`Transfer-Encoding: gzip` and `Transfer-Encoding: chunked` on two header lines (one list, split).",
+        )
+        .framing(Framing::Codings(&["gzip", "chunked"], 100))
+        .expect(501, "transfer_encoding.unsupported")
+        .transport()
+        .reference("501 Not Implemented: Go's net/http refuses more than one Transfer-Encoding line"),
+        base(
+            "transport_chunked_twice",
+            g,
+            "`Transfer-Encoding: chunked, chunked`: the body framed twice, which no sender means.",
+        )
+        .framing(Framing::Codings(&["chunked, chunked"], 100))
+        .expect(400, "transport.malformed")
+        .transport()
+        .reference("501 Not Implemented: Go's net/http accepts only `chunked` alone"),
+        base(
+            "transport_two_content_lengths",
+            g,
+            "Two Content-Length headers that disagree (the body's length and one more).",
+        )
+        .framing(Framing::TwoLengths)
+        .expect(400, "transport.malformed")
+        .transport()
+        .reference("400 Bad Request: Go's net/http refuses differing lengths"),
+        base(
+            "transport_content_length_signed",
+            g,
+            "`Content-Length: +N`: a sign the field's grammar (digits only) does not allow.",
+        )
+        .framing(Framing::SignedLength)
+        .expect(400, "transport.malformed")
+        .transport()
+        .reference("400 Bad Request: Go's net/http parses digits only"),
+        base(
+            "transport_obs_fold",
+            g,
+            "A header value continued on the next line (obsolete line folding), which RFC 9112 says to refuse or replace with spaces.",
+        )
+        .also("X-Hostile-Fold", Value::Text("first\r\n second".into()))
+        .expect(400, "transport.malformed")
+        .transport()
+        .reference("204: Go's textproto joins the folded line to the value"),
+        base(
+            "transport_10000_headers",
+            g,
+            "10,000 header lines (`X-Pad: x`) in front of a valid request.",
+        )
+        .padded(10_000)
+        .expect(431, "headers.too_large")
+        .transport()
+        .reference("204: Go limits the head's size (1 MB), not the number of lines"),
     ]
 }
 
