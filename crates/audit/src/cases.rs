@@ -956,12 +956,30 @@ fn body() -> Vec<Case> {
             b"{\"event\":\"user\",\"action\":\"created\",\"user\":{\"id\":18446744073709551616,\"login\":\"octocat\"}}".to_vec(),
             "400 Invalid Input",
         ),
-        invalid(
+        base(
             "body_duplicate_keys",
+            g,
             "`\"action\"` twice: `created`, then `deleted`.",
-            b"{\"event\":\"user\",\"action\":\"created\",\"action\":\"deleted\",\"user\":{\"id\":1,\"login\":\"octocat\"}}".to_vec(),
-            "204: Go keeps the last value, other parsers the first",
-        ),
+        )
+        .body(b"{\"event\":\"user\",\"action\":\"created\",\"action\":\"deleted\",\"user\":{\"id\":1,\"login\":\"octocat\"}}".to_vec())
+        .expect(400, "payload.duplicate_key")
+        .reference("204: Go keeps the last value, other parsers the first"),
+        base(
+            "body_duplicate_key_unknown_object",
+            g,
+            "A key twice inside an object under a field the receiver does not know (`\"extension\":{\"a\":1,\"a\":2}`).",
+        )
+        .body(user(",\"extension\":{\"a\":1,\"a\":2}"))
+        .expect(400, "payload.duplicate_key")
+        .reference("204: Go skips unknown fields without looking inside"),
+        base(
+            "body_duplicate_key_deep",
+            g,
+            "A key twice four levels down, in an object inside an array inside unknown fields.",
+        )
+        .body(user(",\"extension\":{\"list\":[{\"inner\":{\"b\":1,\"b\":2}}]}"))
+        .expect(400, "payload.duplicate_key")
+        .reference("204: Go skips unknown fields without looking inside"),
         base(
             "body_unknown_event",
             g,
@@ -995,6 +1013,26 @@ fn body() -> Vec<Case> {
         )
         .text("X-Drone-Event", "repo")
         .expect(400, "payload.event_mismatch")
+        .reference("204: the header is never read"),
+        base(
+            "body_event_header_repeated",
+            g,
+            "Two X-Drone-Event headers, `build` then `user`, on a build body: which one counts is ambiguous.",
+        )
+        .text("X-Drone-Event", "build")
+        .also("X-Drone-Event", Value::Text("user".into()))
+        .body(body_of("build_updated", "body_event_header_repeated"))
+        .expect(400, "payload.event_repeated")
+        .reference("204: the header is never read"),
+        base(
+            "body_event_header_repeated_reversed",
+            g,
+            "Two X-Drone-Event headers, `user` then `build`, on a build body: refused whatever the order.",
+        )
+        .text("X-Drone-Event", "user")
+        .also("X-Drone-Event", Value::Text("build".into()))
+        .body(body_of("build_updated", "body_event_header_repeated_reversed"))
+        .expect(400, "payload.event_repeated")
         .reference("204: the header is never read"),
         base(
             "body_seed_style",
