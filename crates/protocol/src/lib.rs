@@ -56,8 +56,8 @@ mod decode;
 mod enums;
 pub mod filter;
 mod gojson;
-pub mod hostile;
 mod model;
+#[cfg(feature = "samples")]
 pub mod samples;
 mod signature;
 

@@ -1,11 +1,11 @@
 //! The catalog's table: every case as data, built from a Drone-identical request
 //! with one thing changed.
 
-use super::{
+use crate::catalog::{
     Carrier, Case, Damage, DateSpec, DigestSpec, Framing, Group, Key, NONCE_MARKER, Replay,
     ServerOutcome, Sign, Template, Value, VerifyOutcome,
 };
-use crate::samples;
+use dronehook_protocol::samples;
 
 /// The default server limit on bodies (`dronehook serve --max-body`, 1 MiB).
 const LIMIT: usize = 1024 * 1024;
@@ -151,6 +151,15 @@ impl Case {
         self
     }
 
+    /// Adds this many `X-Pad: x` header lines after the others.
+    fn padded(mut self, lines: usize) -> Self {
+        let pad = Value::Text("x".into());
+        self.request
+            .headers
+            .extend(std::iter::repeat_n(("X-Pad", pad), lines));
+        self
+    }
+
     fn replay(mut self, replay: Replay) -> Self {
         self.replay = Some(replay);
         self
@@ -165,7 +174,7 @@ fn group(cases: &mut Vec<Case>, group: Group, list: impl IntoIterator<Item = Cas
 }
 
 /// Every case, grouped.
-pub(super) fn all() -> Vec<Case> {
+pub(crate) fn all() -> Vec<Case> {
     let mut cases = Vec::with_capacity(80);
     group(&mut cases, Group::Signature, signature());
     group(&mut cases, Group::KeyId, key_id());
@@ -284,6 +293,14 @@ fn signature() -> Vec<Case> {
         .damage(Damage::ReplaceInSignature("keyId=\"hmac-key\"", long_key))
         .expect(400, "signature.malformed")
         .reference("204: no length limit, and keyId is never checked"),
+        base(
+            "signature_non_canonical_base64",
+            g,
+            "The right signature, its base64's unused last bits set: the same bytes to a lenient decoder, not the canonical encoding.",
+        )
+        .damage(Damage::NonCanonicalSignature)
+        .expect(400, "signature.malformed")
+        .reference("204: Go's base64 decoder ignores the unused bits"),
     ]
 }
 
@@ -557,12 +574,41 @@ fn digest() -> Vec<Case> {
         .also("Digest", Value::Digest(DigestSpec::Sha256Of(b"{}")))
         .expect(401, "digest.mismatch")
         .reference("400 Invalid Signature (it signs only the first value)"),
+        base(
+            "digest_bad_and_good",
+            g,
+            "A wrong SHA-512 value, then the right SHA-256 value, in one header: order does not matter.",
+        )
+        .digest(DigestSpec::WrongSha512AndSha256)
+        .expect(401, "digest.mismatch")
+        .reference(REF_ACCEPTS),
     ]
 }
 
 fn replay() -> Vec<Case> {
     let g = Group::Replay;
     let ok = ServerOutcome::new(204, "");
+    // An unknown event is answered 202 when it is delivered, and a replay 204 without
+    // delivery: with such a body, "counted as a replay" is visible over HTTP.
+    let respelled = |name: &'static str, summary: &'static str, damage: Damage| {
+        base(name, g, summary)
+            .text("X-Drone-Event", "deployment")
+            .body(
+                String::from_utf8(body_of("user_created", name))
+                    .unwrap_or_default()
+                    .replacen("\"event\":\"user\"", "\"event\":\"deployment\"", 1),
+            )
+            .expect(202, "")
+            .replay(Replay {
+                copies: 2,
+                concurrent: false,
+                retarget: None,
+                later_damage: vec![damage],
+                later: ok,
+                handler_calls: 1,
+            })
+            .reference("202 twice, delivered twice")
+    };
     vec![
         base(
             "replay_exact",
@@ -573,6 +619,7 @@ fn replay() -> Vec<Case> {
             copies: 2,
             concurrent: false,
             retarget: None,
+            later_damage: Vec::new(),
             later: ok,
             handler_calls: 1,
         })
@@ -586,6 +633,7 @@ fn replay() -> Vec<Case> {
             copies: 50,
             concurrent: true,
             retarget: None,
+            later_damage: Vec::new(),
             later: ok,
             handler_calls: 1,
         })
@@ -599,6 +647,7 @@ fn replay() -> Vec<Case> {
             copies: 2,
             concurrent: false,
             retarget: Some("elsewhere"),
+            later_damage: Vec::new(),
             later: ServerOutcome::new(404, "not_found"),
             handler_calls: 1,
         })
@@ -612,10 +661,21 @@ fn replay() -> Vec<Case> {
             copies: 2,
             concurrent: false,
             retarget: Some("?replayed=1"),
+            later_damage: Vec::new(),
             later: ok,
             handler_calls: 1,
         })
         .reference("204 twice, delivered twice"),
+        respelled(
+            "replay_parameters_reordered",
+            "An unknown event accepted (202), then the same request with its Signature parameters in reverse order: still a replay (204, not delivered).",
+            Damage::ReorderParameters,
+        ),
+        respelled(
+            "replay_moved_to_authorization",
+            "An unknown event accepted (202), then the same request with its signature in `Authorization: Signature ...`: still a replay (204, not delivered).",
+            Damage::MoveToAuthorization,
+        ),
     ]
 }
 
@@ -740,6 +800,78 @@ fn transport() -> Vec<Case> {
         )
         .framing(Framing::Chunked(100))
         .reference(REF_ACCEPTS),
+        base(
+            "transport_chunk_size_overflow",
+            g,
+            "A chunked body whose first chunk size is 2^64 (`10000000000000000` in hex), which overflows a 64-bit length.",
+        )
+        .framing(Framing::ChunkSizeOverflow)
+        .expect(400, "transport.malformed")
+        .transport()
+        .reference("400 Invalid Input: the body read fails (`http chunk length too large`)"),
+        base(
+            "transport_gzip_chunked",
+            g,
+            "`Transfer-Encoding: gzip, chunked` over a validly signed body that is not compressed: a coding the receiver does not implement.",
+        )
+        .framing(Framing::Codings(&["gzip, chunked"], 100))
+        .expect(501, "transfer_encoding.unsupported")
+        .transport()
+        .reference("501 Not Implemented: Go's net/http accepts only `chunked`"),
+        base(
+            "transport_gzip_and_chunked_lines",
+            g,
+            "`Transfer-Encoding: gzip` and `Transfer-Encoding: chunked` on two header lines (one list, split).",
+        )
+        .framing(Framing::Codings(&["gzip", "chunked"], 100))
+        .expect(501, "transfer_encoding.unsupported")
+        .transport()
+        .reference("501 Not Implemented: Go's net/http refuses more than one Transfer-Encoding line"),
+        base(
+            "transport_chunked_twice",
+            g,
+            "`Transfer-Encoding: chunked, chunked`: the body framed twice, which no sender means.",
+        )
+        .framing(Framing::Codings(&["chunked, chunked"], 100))
+        .expect(400, "transport.malformed")
+        .transport()
+        .reference("501 Not Implemented: Go's net/http accepts only `chunked` alone"),
+        base(
+            "transport_two_content_lengths",
+            g,
+            "Two Content-Length headers that disagree (the body's length and one more).",
+        )
+        .framing(Framing::TwoLengths)
+        .expect(400, "transport.malformed")
+        .transport()
+        .reference("400 Bad Request: Go's net/http refuses differing lengths"),
+        base(
+            "transport_content_length_signed",
+            g,
+            "`Content-Length: +N`: a sign the field's grammar (digits only) does not allow.",
+        )
+        .framing(Framing::SignedLength)
+        .expect(400, "transport.malformed")
+        .transport()
+        .reference("400 Bad Request: Go's net/http parses digits only"),
+        base(
+            "transport_obs_fold",
+            g,
+            "A header value continued on the next line (obsolete line folding), which RFC 9112 says to refuse or replace with spaces.",
+        )
+        .also("X-Hostile-Fold", Value::Text("first\r\n second".into()))
+        .expect(400, "transport.malformed")
+        .transport()
+        .reference("204: Go's textproto joins the folded line to the value"),
+        base(
+            "transport_10000_headers",
+            g,
+            "10,000 header lines (`X-Pad: x`) in front of a valid request.",
+        )
+        .padded(10_000)
+        .expect(431, "headers.too_large")
+        .transport()
+        .reference("204: Go limits the head's size (1 MB), not the number of lines"),
     ]
 }
 
@@ -824,12 +956,30 @@ fn body() -> Vec<Case> {
             b"{\"event\":\"user\",\"action\":\"created\",\"user\":{\"id\":18446744073709551616,\"login\":\"octocat\"}}".to_vec(),
             "400 Invalid Input",
         ),
-        invalid(
+        base(
             "body_duplicate_keys",
+            g,
             "`\"action\"` twice: `created`, then `deleted`.",
-            b"{\"event\":\"user\",\"action\":\"created\",\"action\":\"deleted\",\"user\":{\"id\":1,\"login\":\"octocat\"}}".to_vec(),
-            "204: Go keeps the last value, other parsers the first",
-        ),
+        )
+        .body(b"{\"event\":\"user\",\"action\":\"created\",\"action\":\"deleted\",\"user\":{\"id\":1,\"login\":\"octocat\"}}".to_vec())
+        .expect(400, "payload.duplicate_key")
+        .reference("204: Go keeps the last value, other parsers the first"),
+        base(
+            "body_duplicate_key_unknown_object",
+            g,
+            "A key twice inside an object under a field the receiver does not know (`\"extension\":{\"a\":1,\"a\":2}`).",
+        )
+        .body(user(",\"extension\":{\"a\":1,\"a\":2}"))
+        .expect(400, "payload.duplicate_key")
+        .reference("204: Go skips unknown fields without looking inside"),
+        base(
+            "body_duplicate_key_deep",
+            g,
+            "A key twice four levels down, in an object inside an array inside unknown fields.",
+        )
+        .body(user(",\"extension\":{\"list\":[{\"inner\":{\"b\":1,\"b\":2}}]}"))
+        .expect(400, "payload.duplicate_key")
+        .reference("204: Go skips unknown fields without looking inside"),
         base(
             "body_unknown_event",
             g,
@@ -863,6 +1013,26 @@ fn body() -> Vec<Case> {
         )
         .text("X-Drone-Event", "repo")
         .expect(400, "payload.event_mismatch")
+        .reference("204: the header is never read"),
+        base(
+            "body_event_header_repeated",
+            g,
+            "Two X-Drone-Event headers, `build` then `user`, on a build body: which one counts is ambiguous.",
+        )
+        .text("X-Drone-Event", "build")
+        .also("X-Drone-Event", Value::Text("user".into()))
+        .body(body_of("build_updated", "body_event_header_repeated"))
+        .expect(400, "payload.event_repeated")
+        .reference("204: the header is never read"),
+        base(
+            "body_event_header_repeated_reversed",
+            g,
+            "Two X-Drone-Event headers, `user` then `build`, on a build body: refused whatever the order.",
+        )
+        .text("X-Drone-Event", "user")
+        .also("X-Drone-Event", Value::Text("build".into()))
+        .body(body_of("build_updated", "body_event_header_repeated_reversed"))
+        .expect(400, "payload.event_repeated")
         .reference("204: the header is never read"),
         base(
             "body_without_event",

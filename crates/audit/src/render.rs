@@ -1,413 +1,25 @@
-//! The hostile-input catalog: requests a webhook receiver must refuse (and a few it
-//! must accept), each with the outcome expected from `dronehook serve` and from
-//! `dronehook verify`.
-//!
-//! It is the catalog's single source: `dronehook audit` sends it to any receiver,
-//! the protocol's tests run it through [`Policy::verify_and_decode`](crate::Policy),
-//! and `fixtures/hostile/` is written from [`Case::template_text`].
-//!
-//! A case is a request *template*: the request line, the header lines, the body, how
-//! to sign it (header list, claimed algorithm, key id, right or wrong secret) and any
-//! damage done after signing (the body replaced, a header duplicated, ...). Templates
-//! are signed when they are rendered, with the caller's secret and time, so the
-//! `Date` is fresh and any receiver can be tested with its own secret. Like the rest
-//! of the crate this module reads no clock: [`RenderContext::now`] is a parameter.
-//!
-//! ```
-//! use std::time::{Duration, UNIX_EPOCH};
-//! use dronehook_protocol::hostile::{self, RenderContext};
-//!
-//! let case = hostile::get("digest_body_replaced").unwrap();
-//! assert_eq!(case.server.to_string(), "401 digest.mismatch");
-//! let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-//! let request = case.render(&RenderContext::new("s3cr3t", now));
-//! assert!(request.starts_with(b"POST / HTTP/1.1\r\nHost: localhost\r\n"));
-//! assert!(hostile::all().len() >= 48);
-//! ```
+//! Rendering a case into the exact bytes of a request: signed live with a secret and a
+//! time ([`Case::render`]), or written as a fixture template in the placeholder language
+//! of `fixtures/hostile/README.md` ([`Case::template_text`]).
 
-mod cases;
-
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use dronehook_protocol::{BodyDigest, Secret};
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256, Sha512};
 
-use crate::signature::BodyDigest;
-
-/// Every case, grouped, in a stable order.
-pub fn all() -> Vec<Case> {
-    cases::all()
-}
-
-/// The case with this name.
-pub fn get(name: &str) -> Option<Case> {
-    all().into_iter().find(|c| c.name == name)
-}
-
-/// The marker in template bodies that [`RenderContext::nonce`] replaces, so that each
-/// run of the catalog sends bodies the receiver has not seen (a receiver that keeps
-/// accepted digests would otherwise answer every run after the first as a replay).
-pub const NONCE_MARKER: &str = "{{nonce}}";
-
-/// What part of a request a case attacks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum Group {
-    /// The `Signature` header itself: presence, grammar, value.
-    Signature,
-    /// The `keyId` parameter.
-    KeyId,
-    /// The `algorithm` parameter.
-    Algorithm,
-    /// The `headers` parameter: what the signature covers.
-    Headers,
-    /// The `Date` header.
-    Date,
-    /// The `Digest` header.
-    Digest,
-    /// The same request sent more than once.
-    Replay,
-    /// HTTP framing and metadata: method, lengths, encodings, media type.
-    Transport,
-    /// The (authentic) body.
-    Body,
-}
-
-impl Group {
-    /// Every group, in catalog order.
-    pub const ALL: &'static [Group] = &[
-        Group::Signature,
-        Group::KeyId,
-        Group::Algorithm,
-        Group::Headers,
-        Group::Date,
-        Group::Digest,
-        Group::Replay,
-        Group::Transport,
-        Group::Body,
-    ];
-
-    /// The group's name, as case names start with it (`key_id`, `digest`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Group::Signature => "signature",
-            Group::KeyId => "key_id",
-            Group::Algorithm => "algorithm",
-            Group::Headers => "headers",
-            Group::Date => "date",
-            Group::Digest => "digest",
-            Group::Replay => "replay",
-            Group::Transport => "transport",
-            Group::Body => "body",
-        }
-    }
-}
-
-impl fmt::Display for Group {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What a receiver answers: the HTTP status and the response body's code (its first
-/// line; empty for an empty body).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ServerOutcome {
-    /// The HTTP status.
-    pub status: u16,
-    /// The error code, such as `digest.mismatch`; empty when the body is empty.
-    pub code: &'static str,
-}
-
-impl ServerOutcome {
-    /// An outcome.
-    pub const fn new(status: u16, code: &'static str) -> Self {
-        ServerOutcome { status, code }
-    }
-
-    /// Whether the request is accepted (a 2xx status).
-    pub fn is_accepted(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-
-    /// Whether a response with this status and body matches: same status and, when
-    /// a code is expected, the same first line of the body.
-    pub fn matches(&self, status: u16, body: &[u8]) -> bool {
-        status == self.status && response_code(body) == self.code
-    }
-}
-
-/// The code a response body carries: its first line, trimmed (empty for an empty body).
-pub fn response_code(body: &[u8]) -> &str {
-    let text = match std::str::from_utf8(body) {
-        Ok(t) => t,
-        Err(e) => std::str::from_utf8(&body[..e.valid_up_to()]).unwrap_or_default(),
-    };
-    text.lines().next().unwrap_or_default().trim()
-}
-
-impl fmt::Display for ServerOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.code.is_empty() {
-            write!(f, "{}", self.status)
-        } else {
-            write!(f, "{} {}", self.status, self.code)
-        }
-    }
-}
-
-/// What `dronehook verify` (that is, [`Policy::verify_and_decode`](crate::Policy))
-/// says about a case.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum VerifyOutcome {
-    /// The request is authentic and its body a payload.
-    Valid,
-    /// Refused with this code (a [`VerifyError`](crate::VerifyError) or
-    /// [`DecodeError`](crate::DecodeError) code).
-    Code(&'static str),
-    /// The case is about HTTP transport (method, framing, encodings), which a
-    /// verifier of captured requests does not see.
-    NotApplicable,
-}
-
-impl fmt::Display for VerifyOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            VerifyOutcome::Valid => f.write_str("valid"),
-            VerifyOutcome::Code(code) => f.write_str(code),
-            VerifyOutcome::NotApplicable => f.write_str("not applicable"),
-        }
-    }
-}
-
-/// How a replay case sends its request more than once.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Replay {
-    /// How many copies are sent, the first one included.
-    pub copies: usize,
-    /// Sent all at once (each on its own connection) rather than one after another.
-    pub concurrent: bool,
-    /// For the copies after the first, the target relative to the base path (such
-    /// as `elsewhere`), instead of the case's own.
-    pub retarget: Option<&'static str>,
-    /// What every copy after the first is answered (when concurrent, no copy is
-    /// "first": every copy gets [`Case::server`] or this, and both are the same).
-    pub later: ServerOutcome,
-    /// How many times the receiver's handler should run for all copies together.
-    /// Only observable on a receiver whose handler one can watch, such as our own.
-    pub handler_calls: usize,
-}
-
-/// One hostile request and its expected outcomes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Case {
-    /// A stable snake_case name that starts with its group, such as `digest_md5`.
-    pub name: &'static str,
-    /// What the case attacks.
-    pub group: Group,
-    /// What the request is, in one line.
-    pub summary: &'static str,
-    /// What `dronehook serve` answers (for a replay, the first copy).
-    pub server: ServerOutcome,
-    /// What `dronehook verify` says.
-    pub verify: VerifyOutcome,
-    /// What Drone's reference receiver (drone-go `plugin/webhook`, which checks only
-    /// the signature) does with the request, in one line.
-    pub reference: &'static str,
-    /// The request.
-    pub request: Template,
-    /// Set for cases that send the request more than once.
-    pub replay: Option<Replay>,
-}
-
-/// A request template: rendered with a secret and a time into exact bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Template {
-    /// The method.
-    pub method: &'static str,
-    /// The target relative to the base path: empty for the base path itself,
-    /// `?x=1` for a query, `elsewhere` for another path below it.
-    pub target: &'static str,
-    /// Header lines in order (after `Host`, before the signature). A name may repeat.
-    pub headers: Vec<(&'static str, Value)>,
-    /// The body; [`NONCE_MARKER`] in it is replaced when rendering.
-    pub body: Vec<u8>,
-    /// How the request is signed; `None` sends no signature at all.
-    pub sign: Option<Sign>,
-    /// What is done to the request after it is signed.
-    pub damage: Vec<Damage>,
-    /// How the body is framed.
-    pub framing: Framing,
-}
-
-/// A header value in a template.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Value {
-    /// This exact text.
-    Text(String),
-    /// A date relative to the rendering time.
-    Date(DateSpec),
-    /// A digest of the body (as it is when signed).
-    Digest(DigestSpec),
-}
-
-/// A `Date` header value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DateSpec {
-    /// An IMF-fixdate (what Drone sends) this many seconds from now.
-    Offset(i64),
-    /// The obsolete RFC 850 form (`Monday, 23-Nov-26 05:14:59 GMT`), this many
-    /// seconds from now.
-    Rfc850(i64),
-    /// The obsolete asctime form (`Mon Nov 23 05:14:59 2026`), this many seconds
-    /// from now.
-    Asctime(i64),
-    /// This exact text.
-    Literal(&'static str),
-}
-
-/// A `Digest` header value, computed from the body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DigestSpec {
-    /// `SHA-256=<base64>`, as Drone sends it.
-    Sha256,
-    /// `sha-256=<base64>`: the algorithm name in lower case.
-    Sha256LowerCase,
-    /// `SHA-512=<base64>` alone.
-    Sha512,
-    /// The right `SHA-256` value and a wrong `SHA-512` value in one header.
-    Sha256AndWrongSha512,
-    /// `SHA-256=` of other bytes.
-    Sha256Of(&'static [u8]),
-    /// `SHA-256=` and the digest in hex instead of base64.
-    Sha256Hex,
-    /// A weak algorithm's name with a value of its length (`MD5`, 16 bytes; `SHA`,
-    /// 20 bytes). The value is not that algorithm's digest: a receiver must refuse
-    /// the algorithm before it looks at the value.
-    Weak(&'static str, usize),
-    /// This exact text.
-    Literal(&'static str),
-}
-
-/// How a template is signed: the parameters written and the key used.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Sign {
-    /// The `keyId` parameter; `None` leaves it out.
-    pub key_id: Option<&'static str>,
-    /// The `algorithm` parameter; `None` leaves it out. The signature is always
-    /// HMAC-SHA256, whatever this claims.
-    pub algorithm: Option<&'static str>,
-    /// The `headers` parameter, space-separated as written; `None` leaves it out
-    /// (the draft then means `date` alone, and that is what is signed).
-    pub headers: Option<&'static str>,
-    /// The key.
-    pub secret: Key,
-    /// The header the parameters go in.
-    pub carrier: Carrier,
-}
-
-impl Sign {
-    /// Drone's: `keyId="hmac-key",algorithm="hmac-sha256",headers="date digest"`,
-    /// the right secret, in a `Signature` header.
-    pub fn drone() -> Self {
-        Sign {
-            key_id: Some(crate::DRONE_KEY_ID),
-            algorithm: Some(crate::ALGORITHM),
-            headers: Some("date digest"),
-            secret: Key::Right,
-            carrier: Carrier::Signature,
-        }
-    }
-}
-
-/// Which secret signs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Key {
-    /// The receiver's secret ([`RenderContext::secret`]).
-    Right,
-    /// Another secret (the right one with `-wrong` appended).
-    Wrong,
-}
-
-/// Where the signature parameters are sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Carrier {
-    /// `Signature: keyId=...`, as Drone sends them.
-    Signature,
-    /// `Authorization: Signature keyId=...`, the draft's other form.
-    Authorization,
-}
-
-/// Something done to a request after it is signed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Damage {
-    /// The body is replaced; the signed `Digest` still describes the old one. This is
-    /// a forgery under a captured header set.
-    ReplaceBody(Vec<u8>),
-    /// The parameters are sent again in `Authorization: Signature ...`.
-    CopyToAuthorization,
-    /// The signature header is sent twice.
-    SignatureTwice,
-    /// Text is appended to the signature header's value (for `Authorization`, the
-    /// whole value, `Signature ` included; the same for the edits below).
-    AppendToSignature(String),
-    /// The last bytes of the signature header's value are cut off.
-    TruncateSignature(usize),
-    /// The first occurrence of a text in the signature header's value is replaced.
-    ReplaceInSignature(&'static str, String),
-    /// The `signature` parameter's value is replaced by this text.
-    SignatureValue(&'static str),
-}
-
-impl Damage {
-    /// Whether this changes the text of the signature header's value.
-    fn edits_value(&self) -> bool {
-        matches!(
-            self,
-            Damage::AppendToSignature(_)
-                | Damage::TruncateSignature(_)
-                | Damage::ReplaceInSignature(..)
-                | Damage::SignatureValue(_)
-        )
-    }
-}
-
-/// How the body is framed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Framing {
-    /// `Content-Length` and the body, as Drone sends it.
-    ContentLength,
-    /// `Content-Length` with this value and no body bytes at all: a claim a receiver
-    /// should refuse from the head alone.
-    DeclaredOnly(u64),
-    /// `Transfer-Encoding: chunked`, chunks of this size.
-    Chunked(usize),
-    /// `Transfer-Encoding: chunked` (chunks of this size) and a `Content-Length`
-    /// too: two framings, the stuff of request smuggling.
-    ChunkedAndLength(usize),
-}
+use crate::catalog::{
+    Carrier, Case, Damage, DateSpec, DigestSpec, Framing, Key, NONCE_MARKER, Sign, Template, Value,
+};
 
 /// What a rendering needs: the secret, the time, and where the receiver is.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct RenderContext {
     /// The receiver's secret.
-    pub secret: crate::Secret,
+    pub secret: Secret,
     /// The send time (the `Date` header and the signature are computed for it).
     pub now: SystemTime,
     /// The `Host` header.
@@ -420,7 +32,7 @@ pub struct RenderContext {
 
 impl RenderContext {
     /// A context with host `localhost`, base path `/` and nonce `0`.
-    pub fn new(secret: impl Into<crate::Secret>, now: SystemTime) -> Self {
+    pub fn new(secret: impl Into<Secret>, now: SystemTime) -> Self {
         RenderContext {
             secret: secret.into(),
             now,
@@ -456,31 +68,29 @@ impl Case {
         self.request.build(&Mode::Live(ctx), self.request.target)
     }
 
-    /// Every copy to send: one for most cases, [`Replay::copies`] for a replay. The
-    /// copies are signed once and are identical but for a [`Replay::retarget`].
+    /// Every copy to send: one for most cases, [`Replay::copies`](crate::Replay::copies) for a replay. The
+    /// copies are signed once and are identical but for a [`Replay::retarget`](crate::Replay::retarget).
     pub fn render_copies(&self, ctx: &RenderContext) -> Vec<Vec<u8>> {
         let first = self.render(ctx);
         let Some(replay) = &self.replay else {
             return vec![first];
         };
         let mut out = Vec::with_capacity(replay.copies);
-        for i in 0..replay.copies {
-            match replay.retarget {
-                Some(target) if i > 0 => {
-                    out.push(self.request.build(&Mode::Live(ctx), target));
-                }
-                _ => out.push(first.clone()),
-            }
+        let later = if replay.retarget.is_none() && replay.later_damage.is_empty() {
+            first.clone()
+        } else {
+            let mut template = self.request.clone();
+            template.damage.extend(replay.later_damage.iter().cloned());
+            template.build(
+                &Mode::Live(ctx),
+                replay.retarget.unwrap_or(self.request.target),
+            )
+        };
+        out.push(first);
+        for _ in 1..replay.copies {
+            out.push(later.clone());
         }
         out
-    }
-
-    /// What copy `index` (0-based) of the request is answered.
-    pub fn expected_for_copy(&self, index: usize) -> ServerOutcome {
-        match &self.replay {
-            Some(replay) if index > 0 && !replay.concurrent => replay.later,
-            _ => self.server,
-        }
     }
 
     /// The request as a template for `fixtures/hostile/NAME.http`, in the placeholder
@@ -529,7 +139,7 @@ fn date_value(spec: DateSpec, mode: &Mode<'_>) -> String {
         (DateSpec::Asctime(n), Mode::Template) => {
             format!("{{{{date-asctime{}}}}}", offset_arg(n))
         }
-        (DateSpec::Offset(n), Mode::Live(_)) => crate::http_date(at(n)),
+        (DateSpec::Offset(n), Mode::Live(_)) => dronehook_protocol::http_date(at(n)),
         (DateSpec::Rfc850(n), Mode::Live(_)) => rfc850_date(at(n)),
         (DateSpec::Asctime(n), Mode::Live(_)) => asctime_date(at(n)),
     }
@@ -538,7 +148,7 @@ fn date_value(spec: DateSpec, mode: &Mode<'_>) -> String {
 /// The parts of an IMF-fixdate (`Wed, 01 Jan 2020 00:00:00 GMT`): weekday, day,
 /// month, year, time.
 fn imf_parts(t: SystemTime) -> (String, String, String, String, String) {
-    let imf = crate::http_date(t);
+    let imf = dronehook_protocol::http_date(t);
     let mut words = imf.split([' ', ',']).filter(|w| !w.is_empty());
     let mut next = || words.next().unwrap_or_default().to_owned();
     (next(), next(), next(), next(), next())
@@ -578,6 +188,11 @@ fn digest_value(spec: DigestSpec, body: &[u8]) -> String {
             "{},SHA-512={}",
             sha256.header_value(),
             b64(&Sha512::digest(b"not the body"))
+        ),
+        DigestSpec::WrongSha512AndSha256 => format!(
+            "SHA-512={},{}",
+            b64(&Sha512::digest(b"not the body")),
+            sha256.header_value()
         ),
         DigestSpec::Sha256Of(other) => BodyDigest::of(other).header_value(),
         DigestSpec::Sha256Hex => format!("SHA-256={}", sha256.to_hex()),
@@ -623,6 +238,29 @@ fn hmac_b64(
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
     mac.update(lines.join("\n").as_bytes());
     STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The same base64 with the unused low bits of its last character set: a strict
+/// decoder refuses it, a lenient one reads the same bytes. Unchanged when the text has
+/// no unused bits (no padding).
+pub(crate) fn non_canonical(b64: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let data = b64.trim_end_matches('=');
+    let padding = b64.len() - data.len();
+    let unused_bit = match padding {
+        1 | 2 => 1,
+        _ => return b64.to_owned(),
+    };
+    let Some(last) = data.bytes().last() else {
+        return b64.to_owned();
+    };
+    let Some(index) = ALPHABET.iter().position(|&c| c == last) else {
+        return b64.to_owned();
+    };
+    let mut out = data[..data.len() - 1].to_owned();
+    out.push(char::from(ALPHABET[index | unused_bit]));
+    out.push_str(&b64[data.len()..]);
+    out
 }
 
 /// A value no secret gives in practice, for wrong-secret signatures in templates.
@@ -694,8 +332,15 @@ impl Template {
 
         if let Some(sign) = &self.sign {
             let names = sign.headers.unwrap_or("date");
-            let drone_params = sign.key_id == Some(crate::DRONE_KEY_ID)
-                && sign.algorithm == Some(crate::ALGORITHM)
+            let noncanonical = self.damage.contains(&Damage::NonCanonicalSignature);
+            let reversed = self.damage.contains(&Damage::ReorderParameters);
+            let carrier = if self.damage.contains(&Damage::MoveToAuthorization) {
+                Carrier::Authorization
+            } else {
+                sign.carrier
+            };
+            let drone_params = sign.key_id == Some(dronehook_protocol::DRONE_KEY_ID)
+                && sign.algorithm == Some(dronehook_protocol::ALGORITHM)
                 && sign.headers == Some("date digest")
                 && sign.secret == Key::Right;
             let signature = match (mode, sign.secret) {
@@ -707,8 +352,15 @@ impl Template {
                     wrong.extend_from_slice(b"-wrong");
                     hmac_b64(&wrong, names, self.method, &target, &headers)
                 }
+                (Mode::Template, Key::Right) if noncanonical => {
+                    format!("{{{{signature-b64-noncanonical:{names}}}}}")
+                }
                 (Mode::Template, Key::Right) => format!("{{{{signature-b64:{names}}}}}"),
                 (Mode::Template, Key::Wrong) => WRONG_SIGNATURE_TEXT.to_owned(),
+            };
+            let signature = match mode {
+                Mode::Live(_) if noncanonical => non_canonical(&signature),
+                _ => signature,
             };
             let signature = self
                 .damage
@@ -724,9 +376,9 @@ impl Template {
                 Mode::Template if drone_params && !self.damage.iter().any(Damage::edits_value) => {
                     "{{signature}}".to_owned()
                 }
-                _ => render_params(sign, &signature),
+                _ => render_params(sign, &signature, reversed),
             };
-            let (name, mut value) = match sign.carrier {
+            let (name, mut value) = match carrier {
                 Carrier::Signature => ("Signature", params),
                 Carrier::Authorization => ("Authorization", format!("Signature {params}")),
             };
@@ -777,6 +429,25 @@ impl Template {
                 headers.push(("Content-Length".into(), body.len().to_string()));
                 payload = chunk(&body, size);
             }
+            Framing::Codings(values, size) => {
+                for value in values {
+                    headers.push(("Transfer-Encoding".into(), (*value).to_owned()));
+                }
+                payload = chunk(&body, size);
+            }
+            Framing::TwoLengths => {
+                headers.push(("Content-Length".into(), body.len().to_string()));
+                headers.push(("Content-Length".into(), (body.len() + 1).to_string()));
+            }
+            Framing::SignedLength => {
+                headers.push(("Content-Length".into(), format!("+{}", body.len())));
+            }
+            Framing::ChunkSizeOverflow => {
+                headers.push(("Transfer-Encoding".into(), "chunked".into()));
+                payload = b"10000000000000000\r\n".to_vec();
+                payload.extend_from_slice(&body);
+                payload.extend_from_slice(b"\r\n0\r\n\r\n");
+            }
         }
         // One request per connection keeps every reader simple, ours and the fixture
         // runner's: the response ends when the connection does.
@@ -797,8 +468,9 @@ impl Template {
     }
 }
 
-/// Writes the parameters in Drone's order: `keyId`, `algorithm`, `signature`, `headers`.
-fn render_params(sign: &Sign, signature: &str) -> String {
+/// Writes the parameters in Drone's order: `keyId`, `algorithm`, `signature`,
+/// `headers` (or in the reverse order).
+fn render_params(sign: &Sign, signature: &str, reversed: bool) -> String {
     let mut parts = Vec::with_capacity(4);
     if let Some(id) = sign.key_id {
         parts.push(format!("keyId=\"{id}\""));
@@ -809,6 +481,9 @@ fn render_params(sign: &Sign, signature: &str) -> String {
     parts.push(format!("signature=\"{signature}\""));
     if let Some(list) = sign.headers {
         parts.push(format!("headers=\"{list}\""));
+    }
+    if reversed {
+        parts.reverse();
     }
     parts.join(",")
 }
@@ -856,6 +531,24 @@ mod tests {
             b"2\r\nab\r\n2\r\ncd\r\n1\r\ne\r\n0\r\n\r\n"
         );
         assert_eq!(chunk(b"", 2), b"0\r\n\r\n");
+    }
+
+    #[test]
+    fn non_canonical_base64_decodes_leniently_to_the_same_bytes() {
+        use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+        let canonical = STANDARD.encode([7u8; 32]);
+        let loose = non_canonical(&canonical);
+        assert_ne!(loose, canonical);
+        assert_eq!(loose.len(), canonical.len());
+        assert!(STANDARD.decode(&loose).is_err());
+        let lenient = GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            GeneralPurposeConfig::new()
+                .with_decode_allow_trailing_bits(true)
+                .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+        );
+        assert_eq!(lenient.decode(&loose).unwrap(), [7u8; 32]);
+        assert_eq!(non_canonical("AAAA"), "AAAA");
     }
 
     #[test]
