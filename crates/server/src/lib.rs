@@ -40,9 +40,11 @@
 //! # Ok(()) }
 //! ```
 
+mod closing;
 mod config;
 mod dispatch;
 mod error;
+mod framing;
 mod handler;
 mod journal;
 mod metrics;
