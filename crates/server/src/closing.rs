@@ -34,11 +34,11 @@ use crate::sniff::Sniff;
 /// request body several times the default `max_body` (1 MiB) that a client writes
 /// whole before it reads the answer. A client still sending after that is cut off
 /// (the connection is reset).
-pub(crate) const LINGER_BYTES: u64 = 4 * 1024 * 1024;
+pub const LINGER_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The longest a lingering close waits for the client to finish sending and close its
 /// side; then the socket is closed whatever is still coming.
-pub(crate) const LINGER_TIME: Duration = Duration::from_secs(2);
+pub const LINGER_TIME: Duration = Duration::from_secs(2);
 
 /// The lingering close: shut down the write side, read and discard up to
 /// [`LINGER_BYTES`] for up to [`LINGER_TIME`] (or until the client closes, the stream

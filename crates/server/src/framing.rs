@@ -26,12 +26,12 @@ use http::{HeaderMap, StatusCode};
 
 /// The most header lines a request head may have (hyper's default, set explicitly so
 /// that an upgrade cannot change it unnoticed); more is 431 `headers.too_large`.
-pub(crate) const MAX_HEADERS: usize = 100;
+pub const MAX_HEADERS: usize = 100;
 
 /// The most bytes hyper buffers while it reads a request head (hyper's default, 8 KiB
 /// plus 4 KiB per header line allowed); a head still unfinished then is 431
 /// `headers.too_large`. Drone's heads are under 1 KB.
-pub(crate) const MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
+pub const MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
 
 /// A coding other than `chunked`.
 const UNSUPPORTED: (StatusCode, &str) =

@@ -54,12 +54,14 @@ mod service;
 mod sniff;
 mod tls;
 
+pub use closing::{LINGER_BYTES, LINGER_TIME};
 pub use config::{
     Config, DEFAULT_ADDR, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_PATH, DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX, DEFAULT_SHUTDOWN_GRACE, DEFAULT_WORKERS, TlsFiles,
 };
 pub use error::{Error, Result};
+pub use framing::{MAX_HEAD_BYTES, MAX_HEADERS};
 pub use handler::{
     Delivery, FALLBACK_NAME, Handler, HandlerError, HandlerFuture, HandlerRecord, Observation,
     RequestRecord, Router,

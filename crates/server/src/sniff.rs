@@ -675,7 +675,10 @@ mod tests {
             ("transfer-encoding:Chunked", false),
             ("Transfer-Encoding: \t chunked \t", false),
             ("Transfer-Encoding: chunked, chunked", false),
-            ("Transfer-Encoding: chunked, chunked, chunked, chunked, chunked", false),
+            (
+                "Transfer-Encoding: chunked, chunked, chunked, chunked, chunked",
+                false,
+            ),
             ("Transfer-Encoding: ,chunked,", false),
             ("Transfer-Encoding: gzip, chunked", true),
             ("Transfer-Encoding: gzip", true),
@@ -683,8 +686,14 @@ mod tests {
             ("Transfer-Encoding: chunkedx", true),
             ("Transfer-Encoding: chunk", true),
             ("Transfer-Encoding: chunked;x=1", true),
-            ("Transfer-Encoding: chunked, chunked, chunked, chunked, gzip", true),
-            ("Transfer-Encoding: chunked\r\nTransfer-Encoding: identity", true),
+            (
+                "Transfer-Encoding: chunked, chunked, chunked, chunked, gzip",
+                true,
+            ),
+            (
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity",
+                true,
+            ),
             ("X-Transfer-Encoding: gzip", false),
             // Both framings: noted as that instead.
             ("Transfer-Encoding: gzip\r\nContent-Length: 0", false),

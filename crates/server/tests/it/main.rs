@@ -12,4 +12,5 @@ mod replay;
 mod statuses;
 mod timeouts;
 mod tls;
+mod transport;
 mod util;
