@@ -14,6 +14,9 @@
 //! | not authentic | 401 + `WWW-Authenticate` | the error code, e.g. `digest.mismatch` |
 //! | other path / method | 404 / 405 + `Allow: POST` | `not_found` / `method_not_allowed` |
 //! | body over the limit | 413 | `body.too_large` |
+//! | malformed head or framing; `chunked` twice | 400 | `transport.malformed` |
+//! | a `Transfer-Encoding` other than one `chunked` | 501 | `transfer_encoding.unsupported` |
+//! | head over [`MAX_HEADERS`] lines or [`MAX_HEAD_BYTES`]; target over 64 KiB | 431; 414 | `headers.too_large`; `uri.too_long` |
 //! | compressed body / not JSON | 415 | `encoding.unsupported` / `content_type.unsupported` |
 //! | journal commit failed | 503 | `journal.unavailable` |
 //! | handler failed (no journal) | 500 | the handler's message |

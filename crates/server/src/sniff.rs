@@ -1,12 +1,19 @@
 //! The connection's reader: a byte-level watch on request heads for
-//! `Transfer-Encoding` together with `Content-Length`, and the header-read and idle
-//! deadlines.
+//! `Transfer-Encoding` together with `Content-Length` and for the codings
+//! `Transfer-Encoding` names, hyper's own answers held back, and the header-read and
+//! idle deadlines.
 //!
 //! hyper 1.x accepts a request with both headers (chunked wins, as RFC 9112 allows),
 //! drops the `Content-Length` header and closes the connection after answering, so the
 //! service cannot see that both were sent. Two framings for one body are how requests
 //! are smuggled past proxies, so the receiver refuses them with 400: this reader notes,
 //! per connection, that a head carried both, and the service checks the note.
+//!
+//! The codings are read for heads hyper refuses itself (a `Transfer-Encoding` whose
+//! last coding is not `chunked`): hyper answers those with an empty 400 before the
+//! service sees them. Every answer hyper makes by itself (400, 414, 431, to a head it
+//! cannot parse) is held back here and replaced by one with the refusal's code
+//! (`framing.rs`, `closing.rs`): see [`Sniff::refusal`].
 //!
 //! The deadlines live here because hyper 1.x has only one timer for both: its
 //! `header_read_timeout` starts when it begins waiting for a head, so on a keep-alive
