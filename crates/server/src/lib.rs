@@ -14,6 +14,9 @@
 //! | not authentic | 401 + `WWW-Authenticate` | the error code, e.g. `digest.mismatch` |
 //! | other path / method | 404 / 405 + `Allow: POST` | `not_found` / `method_not_allowed` |
 //! | body over the limit | 413 | `body.too_large` |
+//! | malformed head or framing; `chunked` twice | 400 | `transport.malformed` |
+//! | a `Transfer-Encoding` other than one `chunked` | 501 | `transfer_encoding.unsupported` |
+//! | head over [`MAX_HEADERS`] lines or [`MAX_HEAD_BYTES`]; target over 64 KiB | 431; 414 | `headers.too_large`; `uri.too_long` |
 //! | compressed body / not JSON | 415 | `encoding.unsupported` / `content_type.unsupported` |
 //! | journal commit failed | 503 | `journal.unavailable` |
 //! | handler failed (no journal) | 500 | the handler's message |
@@ -41,9 +44,11 @@
 //! # Ok(()) }
 //! ```
 
+mod closing;
 mod config;
 mod dispatch;
 mod error;
+mod framing;
 mod handler;
 mod journal;
 mod metrics;
@@ -54,6 +59,7 @@ mod shutdown;
 mod sniff;
 mod tls;
 
+pub use closing::{LINGER_BYTES, LINGER_TIME};
 pub use config::{
     Config, ConfigBuilder, DEFAULT_ADDR, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_PATH,
@@ -61,6 +67,7 @@ pub use config::{
     DEFAULT_SHUTDOWN_GRACE, DEFAULT_WORKERS, TlsFiles,
 };
 pub use error::{Error, Result};
+pub use framing::{MAX_HEAD_BYTES, MAX_HEADERS};
 pub use handler::{
     Delivery, FALLBACK_NAME, Handler, HandlerError, HandlerFuture, HandlerRecord, Observation,
     RequestRecord, Router,

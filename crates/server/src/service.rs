@@ -276,6 +276,9 @@ fn check_head(config: &Config, req: &Request<Incoming>, smuggled: bool) -> Resul
         return Err(Refusal::new(StatusCode::BAD_REQUEST, "transport.malformed")
             .header(CONNECTION, "close"));
     }
+    if let Some((status, code)) = crate::framing::transfer_coding_refusal(headers) {
+        return Outcome::error(status, code).header(CONNECTION, "close");
+    }
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -13,4 +13,5 @@ mod replay;
 mod statuses;
 mod timeouts;
 mod tls;
+mod transport;
 mod util;
