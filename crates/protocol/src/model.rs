@@ -13,20 +13,16 @@ use compact_str::CompactString;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::check::fast::{FieldSpec, Kind, Scanner};
-use crate::check::{AnyValue, Seq, Str, StrMap};
 use crate::enums::{Action, Event, Status};
 use crate::gojson;
+use crate::json::{FieldSpec, Kind, Record, Scanner, fits_mask, index_of};
 
 /// A value that can be a field of a model: written the Go way, with Go's notion of zero.
 pub(crate) trait Field: Default {
-    /// What the checking pass reads in its place (see `check.rs`): the same grammar,
-    /// nothing allocated.
-    type Light<'de>: Deserialize<'de> + Default;
-    /// What the fast checking pass expects in its place (see `check/fast.rs`).
+    /// What the scanner expects in its place (see `json/schema.rs`).
     const KIND: Kind;
     /// Reads the value at the scanner's cursor on the fast decoding path (see
-    /// `check/fast.rs`); `None` declines.
+    /// `json/scanner.rs`); `None` declines.
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self>;
     /// [`Field::fast_read`] into a model's field, out of line: one copy per type
     /// rather than one per field keeps each model's dispatch small enough that the
@@ -44,7 +40,6 @@ pub(crate) trait Field: Default {
 
 impl Field for i64 {
     const KIND: Kind = Kind::Int;
-    type Light<'de> = i64;
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         s.read_i64()
     }
@@ -58,7 +53,6 @@ impl Field for i64 {
 
 impl Field for bool {
     const KIND: Kind = Kind::Bool;
-    type Light<'de> = bool;
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         s.read_bool()
     }
@@ -72,7 +66,6 @@ impl Field for bool {
 
 impl Field for CompactString {
     const KIND: Kind = Kind::Str;
-    type Light<'de> = Str<'de>;
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_str(out, self);
     }
@@ -90,7 +83,6 @@ macro_rules! enum_field {
     ($($t:ty),*) => {$(
         impl Field for $t {
             const KIND: Kind = Kind::Str;
-            type Light<'de> = Str<'de>;
             fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
                 s.read_str().map(|v| <$t>::parse(&v))
             }
@@ -107,7 +99,6 @@ enum_field!(Event, Action, Status);
 
 impl Field for BTreeMap<String, String> {
     const KIND: Kind = Kind::StrMap;
-    type Light<'de> = StrMap;
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         s.read_str_map()
     }
@@ -121,7 +112,6 @@ impl Field for BTreeMap<String, String> {
 
 impl Field for Vec<String> {
     const KIND: Kind = Kind::StrList;
-    type Light<'de> = Seq<Str<'de>>;
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         s.read_str_list()
     }
@@ -140,23 +130,14 @@ impl Field for Vec<String> {
     }
 }
 
-/// A model struct: encodes itself as a Go JSON object.
-pub(crate) trait Object: Default {
-    /// The model's twin for the checking pass.
-    type Check<'de>: Deserialize<'de> + Default;
-    /// The model's fields for the fast checking pass, in declaration (Drone's) order.
-    const SCHEMA: &'static [FieldSpec];
-    /// Reads the value of field `index` (a position in `SCHEMA`) on the fast decoding
-    /// path; `None` declines.
-    fn fast_field(&mut self, s: &mut Scanner<'_>, index: usize) -> Option<()>;
-    /// The fields the model does not name.
-    fn extra_mut(&mut self) -> &mut Extra;
+/// A model struct: read by the scanner through its [`Record`] table, and encodes
+/// itself as a Go JSON object.
+pub(crate) trait Object: Record {
     fn write_object(&self, out: &mut Vec<u8>);
 }
 
 impl<T: Object> Field for Vec<T> {
     const KIND: Kind = Kind::ObjList(T::SCHEMA);
-    type Light<'de> = Seq<T::Check<'de>>;
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         s.read_obj_list()
     }
@@ -177,7 +158,6 @@ impl<T: Object> Field for Vec<T> {
 
 impl<T: Object> Field for Option<Box<T>> {
     const KIND: Kind = Kind::Obj(T::SCHEMA);
-    type Light<'de> = Option<T::Check<'de>>;
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         let mut slot = None;
         s.read_obj(&mut slot)?;
@@ -286,27 +266,6 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// Compile-time position of a field name in a list, for the duplicate-key bitmaps (of
-/// the models' `Deserialize` and of the checking passes).
-pub(crate) const fn index_of(fields: &[&str], key: &str) -> usize {
-    let mut i = 0;
-    while i < fields.len() {
-        let a = fields[i].as_bytes();
-        let b = key.as_bytes();
-        if a.len() == b.len() {
-            let mut j = 0;
-            while j < a.len() && a[j] == b[j] {
-                j += 1;
-            }
-            if j == a.len() {
-                return i;
-            }
-        }
-        i += 1;
-    }
-    panic!("field is not in the model's list")
-}
-
 /// Reads one field's value: `null` reads as the zero value, as Go's decoder leaves it.
 fn next_field<'de, A: MapAccess<'de>, T: Deserialize<'de> + Default>(
     map: &mut A,
@@ -336,7 +295,7 @@ macro_rules! alias {
 macro_rules! model {
     (
         $(#[$meta:meta])*
-        pub struct $name:ident as $check:ident {
+        pub struct $name:ident {
             $(
                 $(#[doc = $doc:literal])*
                 $omit:ident $field:ident : $ty:ty = $key:literal $(| $alias:literal)? ;
@@ -364,66 +323,12 @@ macro_rules! model {
             }
         }
 
-        /// The model's twin for the checking pass (see `check.rs`).
-        #[derive(Default)]
-        #[allow(dead_code, reason = "the pass reads every field to check it; only a few are read back")]
-        pub(crate) struct $check<'de> {
-            $( pub(crate) $field: <$ty as Field>::Light<'de>, )*
-        }
-
-        impl<'de> Deserialize<'de> for $check<'de> {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> Visitor<'de> for V {
-                    type Value = $check<'de>;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str(concat!("a JSON object (", stringify!($name), ")"))
-                    }
-                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$check<'de>, A::Error> {
-                        let mut out = $check::default();
-                        let mut seen = [false; $name::FIELDS.len()];
-                        // Unknown keys, for the duplicate check; empty (no allocation)
-                        // for payloads with none.
-                        let mut unknown: Vec<Key<'de>> = Vec::new();
-                        while let Some(key) = map.next_key::<Key<'de>>()? {
-                            let mut is_unknown = false;
-                            match key.as_str() {
-                                $(
-                                    $key $(| $alias)? => {
-                                        const I: usize = index_of($name::FIELDS, $key);
-                                        if std::mem::replace(&mut seen[I], true) {
-                                            return Err(de::Error::custom("duplicate field"));
-                                        }
-                                        out.$field = next_field(&mut map)?;
-                                    }
-                                )*
-                                other => {
-                                    if unknown.iter().any(|k| k.as_str() == other) {
-                                        return Err(de::Error::custom("duplicate field"));
-                                    }
-                                    map.next_value::<AnyValue>()?;
-                                    is_unknown = true;
-                                }
-                            }
-                            if is_unknown {
-                                unknown.push(key);
-                            }
-                        }
-                        Ok(out)
-                    }
-                }
-                d.deserialize_map(V)
-            }
-        }
-
-        impl Object for $name {
-            type Check<'de> = $check<'de>;
-
+        impl Record for $name {
             const SCHEMA: &'static [FieldSpec] = &[$(
                 FieldSpec::new($key, concat!($key, "\":"), alias!($($alias)?), <$ty as Field>::KIND),
             )*];
 
-            fn fast_field(&mut self, s: &mut Scanner<'_>, index: usize) -> Option<()> {
+            fn read_field(&mut self, s: &mut Scanner<'_>, index: usize) -> Option<()> {
                 // A chain of comparisons with constants, which the compiler turns into
                 // one jump.
                 $(
@@ -434,9 +339,20 @@ macro_rules! model {
                 None
             }
 
-            fn extra_mut(&mut self) -> &mut Extra {
-                &mut self.extra
+            fn unknown_len(&self) -> usize {
+                self.extra.len()
             }
+
+            fn has_unknown(&self, key: &str) -> bool {
+                self.extra.contains(key)
+            }
+
+            fn push_unknown(&mut self, key: String, value: Value) {
+                self.extra.push(key, value);
+            }
+        }
+
+        impl Object for $name {
 
             fn write_object(&self, out: &mut Vec<u8>) {
                 out.push(b'{');
@@ -505,7 +421,7 @@ macro_rules! model {
 
 model! {
     /// The envelope Drone POSTs: what happened (`event`, `action`) and the objects involved.
-    pub struct Envelope as EnvelopeCheck {
+    pub struct Envelope {
         /// The kind of object: `user`, `repo` or `build`.
         keep event: Event = "event";
         /// What happened: `created`, `updated`, `deleted`, `enabled` or `disabled`.
@@ -523,7 +439,7 @@ model! {
 
 model! {
     /// A Drone user account.
-    pub struct User as UserCheck {
+    pub struct User {
         /// Drone's id of the user.
         keep id: i64 = "id";
         /// The login name at the source-code host.
@@ -553,7 +469,7 @@ model! {
 
 model! {
     /// A repository known to Drone.
-    pub struct Repo as RepoCheck {
+    pub struct Repo {
         /// Drone's id of the repository.
         keep id: i64 = "id";
         /// The source-code host's id of the repository.
@@ -621,7 +537,7 @@ model! {
 
 model! {
     /// A user's permissions on a repository.
-    pub struct Perm as PermCheck {
+    pub struct Perm {
         /// May read.
         keep read: bool = "read";
         /// May write.
@@ -633,7 +549,7 @@ model! {
 
 model! {
     /// A build.
-    pub struct Build as BuildCheck {
+    pub struct Build {
         /// Drone's id of the build.
         keep id: i64 = "id";
         /// The repository's id.
@@ -709,7 +625,7 @@ model! {
 
 model! {
     /// A stage: one pipeline of a build.
-    pub struct Stage as StageCheck {
+    pub struct Stage {
         /// Drone's id of the stage.
         keep id: i64 = "id";
         /// The repository's id.
@@ -771,7 +687,7 @@ model! {
 
 model! {
     /// A step of a stage.
-    pub struct Step as StepCheck {
+    pub struct Step {
         /// Drone's id of the step.
         keep id: i64 = "id";
         /// The stage's id (Drone names it `step_id`).
@@ -805,7 +721,7 @@ model! {
 
 model! {
     /// The Drone server that sent the event.
-    pub struct System as SystemCheck {
+    pub struct System {
         /// `http` or `https`.
         omit proto: CompactString = "proto";
         /// The server's host name.
@@ -816,3 +732,14 @@ model! {
         omit version: CompactString = "version";
     }
 }
+
+const _: () = assert!(fits_mask(&[
+    Envelope::SCHEMA,
+    User::SCHEMA,
+    Repo::SCHEMA,
+    Perm::SCHEMA,
+    Build::SCHEMA,
+    Stage::SCHEMA,
+    Step::SCHEMA,
+    System::SCHEMA,
+]));

@@ -10,13 +10,13 @@ use crate::repo_root;
 
 /// Both ways, compared; returns the shared result for further assertions.
 ///
-/// The decoder itself is compared with its serde-only twin too: its fast path must
+/// The decoder itself is compared with serde alone too: its fast path must
 /// build the same envelope, or decline.
 fn check(body: &[u8], header: Option<&str>) -> Result<Outline, String> {
     let full = Envelope::decode_with_header(body, header);
     assert_eq!(
         full,
-        Envelope::decode_with_header_serde(body, header),
+        dronehook_protocol::__private::decode_with_header_serde(body, header),
         "the fast decoder and serde disagree on {:?} (header {header:?})",
         String::from_utf8_lossy(body)
     );
