@@ -9,13 +9,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use compact_str::CompactString;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
 use crate::enums::{Action, Event, Status};
 use crate::gojson;
 use crate::json::{FieldSpec, Kind, Record, Scanner, fits_mask, index_of};
+use crate::text::Text;
 
 /// A value that can be a field of a model: written the Go way, with Go's notion of zero.
 pub(crate) trait Field: Default {
@@ -64,7 +64,7 @@ impl Field for bool {
     }
 }
 
-impl Field for CompactString {
+impl Field for Text {
     const KIND: Kind = Kind::Str;
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_str(out, self);
@@ -72,7 +72,7 @@ impl Field for CompactString {
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         // Strings of up to 24 bytes, most of a Drone payload's, are stored inline;
         // an unescaped copy made for a longer one is kept without another copy.
-        s.read_str().map(CompactString::from)
+        s.read_str().map(Text::from)
     }
     fn is_zero(&self) -> bool {
         self.is_empty()
@@ -443,9 +443,9 @@ model! {
         /// Drone's id of the user.
         keep id: i64 = "id";
         /// The login name at the source-code host.
-        keep login: CompactString = "login";
+        keep login: Text = "login";
         /// The e-mail address.
-        keep email: CompactString = "email";
+        keep email: Text = "email";
         /// Whether this is a machine (robot) account.
         keep machine: bool = "machine";
         /// Whether the user is a Drone administrator.
@@ -453,7 +453,7 @@ model! {
         /// Whether the account is active.
         keep active: bool = "active";
         /// The avatar URL; drone-go's client copy names it `avatar_url`, accepted on input.
-        keep avatar: CompactString = "avatar" | "avatar_url";
+        keep avatar: Text = "avatar" | "avatar_url";
         /// Whether the user's repository list is being synchronised.
         keep syncing: bool = "syncing";
         /// When the repository list was last synchronised (Unix seconds).
@@ -473,33 +473,33 @@ model! {
         /// Drone's id of the repository.
         keep id: i64 = "id";
         /// The source-code host's id of the repository.
-        keep uid: CompactString = "uid";
+        keep uid: Text = "uid";
         /// The id of the user who activated it.
         keep user_id: i64 = "user_id";
         /// The owner or organisation.
-        keep namespace: CompactString = "namespace";
+        keep namespace: Text = "namespace";
         /// The repository name.
-        keep name: CompactString = "name";
+        keep name: Text = "name";
         /// `namespace/name`.
-        keep slug: CompactString = "slug";
+        keep slug: Text = "slug";
         /// The version-control system (`git`, often empty).
-        keep scm: CompactString = "scm";
+        keep scm: Text = "scm";
         /// The HTTP clone URL.
-        keep git_http_url: CompactString = "git_http_url";
+        keep git_http_url: Text = "git_http_url";
         /// The SSH clone URL.
-        keep git_ssh_url: CompactString = "git_ssh_url";
+        keep git_ssh_url: Text = "git_ssh_url";
         /// The repository's web page.
-        keep link: CompactString = "link";
+        keep link: Text = "link";
         /// The default branch.
-        keep default_branch: CompactString = "default_branch";
+        keep default_branch: Text = "default_branch";
         /// Whether the repository is private at the host.
         keep private: bool = "private";
         /// `public`, `private` or `internal`.
-        keep visibility: CompactString = "visibility";
+        keep visibility: Text = "visibility";
         /// Whether Drone builds it.
         keep active: bool = "active";
         /// The path of the pipeline file.
-        keep config_path: CompactString = "config_path";
+        keep config_path: Text = "config_path";
         /// Whether pipelines may run privileged containers.
         keep trusted: bool = "trusted";
         /// Whether builds need approval.
@@ -555,7 +555,7 @@ model! {
         /// The repository's id.
         keep repo_id: i64 = "repo_id";
         /// Who or what triggered it (a login, `@cron`, `@hook`).
-        keep trigger: CompactString = "trigger";
+        keep trigger: Text = "trigger";
         /// The build number within the repository.
         keep number: i64 = "number";
         /// The build this one was promoted or rolled back from.
@@ -563,47 +563,47 @@ model! {
         /// The state.
         keep status: Status = "status";
         /// Why it could not run.
-        omit error: CompactString = "error";
+        omit error: Text = "error";
         /// The triggering event: `push`, `pull_request`, `tag`, `promote`, `rollback`, `cron`, `custom`.
-        keep event: CompactString = "event";
+        keep event: Text = "event";
         /// The host's action for the event (`sync`, `opened`), often empty.
-        keep action: CompactString = "action";
+        keep action: Text = "action";
         /// The commit or compare page.
-        keep link: CompactString = "link";
+        keep link: Text = "link";
         /// The commit time (Unix seconds).
         keep timestamp: i64 = "timestamp";
         /// The pull-request title.
-        omit title: CompactString = "title";
+        omit title: Text = "title";
         /// The commit message.
-        keep message: CompactString = "message";
+        keep message: Text = "message";
         /// The commit before the change.
-        keep before: CompactString = "before";
+        keep before: Text = "before";
         /// The commit built.
-        keep after: CompactString = "after";
+        keep after: Text = "after";
         /// The git reference.
-        keep r#ref: CompactString = "ref";
+        keep r#ref: Text = "ref";
         /// The fork a pull request comes from.
-        keep source_repo: CompactString = "source_repo";
+        keep source_repo: Text = "source_repo";
         /// The source branch.
-        keep source: CompactString = "source";
+        keep source: Text = "source";
         /// The target branch.
-        keep target: CompactString = "target";
+        keep target: Text = "target";
         /// The commit author's login.
-        keep author_login: CompactString = "author_login";
+        keep author_login: Text = "author_login";
         /// The commit author's name.
-        keep author_name: CompactString = "author_name";
+        keep author_name: Text = "author_name";
         /// The commit author's e-mail.
-        keep author_email: CompactString = "author_email";
+        keep author_email: Text = "author_email";
         /// The commit author's avatar URL.
-        keep author_avatar: CompactString = "author_avatar";
+        keep author_avatar: Text = "author_avatar";
         /// Who sent the hook.
-        keep sender: CompactString = "sender";
+        keep sender: Text = "sender";
         /// Custom build parameters.
         omit params: BTreeMap<String, String> = "params";
         /// The cron job's name.
-        omit cron: CompactString = "cron";
+        omit cron: Text = "cron";
         /// The deployment target.
-        omit deploy_to: CompactString = "deploy_to";
+        omit deploy_to: Text = "deploy_to";
         /// The deployment id.
         omit deploy_id: i64 = "deploy_id";
         /// Whether debug mode is on.
@@ -635,29 +635,29 @@ model! {
         /// The stage number within the build.
         keep number: i64 = "number";
         /// The pipeline name.
-        keep name: CompactString = "name";
+        keep name: Text = "name";
         /// The resource kind (`pipeline`).
-        omit kind: CompactString = "kind";
+        omit kind: Text = "kind";
         /// The runner type (`docker`, `exec`, `kubernetes`).
-        omit r#type: CompactString = "type";
+        omit r#type: Text = "type";
         /// The state.
         keep status: Status = "status";
         /// Why it could not run.
-        omit error: CompactString = "error";
+        omit error: Text = "error";
         /// Whether failures are ignored.
         keep errignore: bool = "errignore";
         /// The exit code.
         keep exit_code: i64 = "exit_code";
         /// The runner's machine name.
-        omit machine: CompactString = "machine";
+        omit machine: Text = "machine";
         /// The operating system.
-        keep os: CompactString = "os";
+        keep os: Text = "os";
         /// The architecture.
-        keep arch: CompactString = "arch";
+        keep arch: Text = "arch";
         /// The architecture variant.
-        omit variant: CompactString = "variant";
+        omit variant: Text = "variant";
         /// The kernel version.
-        omit kernel: CompactString = "kernel";
+        omit kernel: Text = "kernel";
         /// The concurrency limit.
         omit limit: i64 = "limit";
         /// The throttle.
@@ -695,11 +695,11 @@ model! {
         /// The step number within the stage.
         keep number: i64 = "number";
         /// The step name.
-        keep name: CompactString = "name";
+        keep name: Text = "name";
         /// The state.
         keep status: Status = "status";
         /// Why it could not run.
-        omit error: CompactString = "error";
+        omit error: Text = "error";
         /// Whether failures are ignored.
         omit errignore: bool = "errignore";
         /// The exit code.
@@ -713,7 +713,7 @@ model! {
         /// The steps it waits for.
         omit depends_on: Vec<String> = "depends_on";
         /// The container image.
-        omit image: CompactString = "image";
+        omit image: Text = "image";
         /// Whether it runs detached.
         omit detached: bool = "detached";
     }
@@ -723,13 +723,13 @@ model! {
     /// The Drone server that sent the event.
     pub struct System {
         /// `http` or `https`.
-        omit proto: CompactString = "proto";
+        omit proto: Text = "proto";
         /// The server's host name.
-        omit host: CompactString = "host";
+        omit host: Text = "host";
         /// The server's URL.
-        omit link: CompactString = "link";
+        omit link: Text = "link";
         /// The server's version.
-        omit version: CompactString = "version";
+        omit version: Text = "version";
     }
 }
 
