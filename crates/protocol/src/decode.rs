@@ -23,7 +23,7 @@ static OUTLINE: OutlineFields = OutlineFields {
 pub enum DecodeError {
     /// The body is not a single well-formed JSON object of the expected shape:
     /// a syntax error, invalid UTF-8, a lone surrogate, trailing bytes, nesting too
-    /// deep, a duplicate key, a number out of range or a value of the wrong type.
+    /// deep, a number out of range or a value of the wrong type.
     Invalid {
         /// What is wrong.
         message: String,
@@ -32,8 +32,22 @@ pub enum DecodeError {
         /// The 1-based column where it was found.
         column: usize,
     },
+    /// An object of the body, at any depth, has the same key twice (after
+    /// unescaping; a field and its alias count as one key). Readers disagree on which
+    /// one counts, so such a body means different things to different readers.
+    DuplicateKey {
+        /// Which key, and where in the model.
+        message: String,
+        /// The 1-based line where it was found.
+        line: usize,
+        /// The 1-based column where it was found.
+        column: usize,
+    },
     /// Neither the body nor the `X-Drone-Event` header names the event.
     EventMissing,
+    /// The request has more than one `X-Drone-Event` header: which one names the
+    /// event would depend on the reader.
+    EventRepeated,
     /// The body's `event` differs from the `X-Drone-Event` header. The header is not
     /// signed and the body is, so a disagreement means someone changed one of them.
     EventMismatch {
@@ -49,7 +63,9 @@ impl DecodeError {
     pub fn code(&self) -> &'static str {
         match self {
             DecodeError::Invalid { .. } => "payload.invalid",
+            DecodeError::DuplicateKey { .. } => "payload.duplicate_key",
             DecodeError::EventMissing => "payload.event_missing",
+            DecodeError::EventRepeated => "payload.event_repeated",
             DecodeError::EventMismatch { .. } => "payload.event_mismatch",
         }
     }
@@ -62,10 +78,20 @@ impl DecodeError {
             Some(i) if err.line() > 0 => full[..i].to_owned(),
             _ => full,
         };
+        let (line, column) = (err.line(), err.column());
+        // The models' and `json::unique`'s own error for a repeated key; serde_json's
+        // messages never start this way.
+        if err.is_data() && message.starts_with(json::unique::DUPLICATE) {
+            return DecodeError::DuplicateKey {
+                message,
+                line,
+                column,
+            };
+        }
         DecodeError::Invalid {
             message,
-            line: err.line(),
-            column: err.column(),
+            line,
+            column,
         }
     }
 }
@@ -77,6 +103,11 @@ impl fmt::Display for DecodeError {
                 message,
                 line,
                 column,
+            }
+            | DecodeError::DuplicateKey {
+                message,
+                line,
+                column,
             } => {
                 write!(
                     f,
@@ -85,6 +116,9 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::EventMissing => {
                 f.write_str("the payload has no `event` and no X-Drone-Event header names one")
+            }
+            DecodeError::EventRepeated => {
+                f.write_str("the request has more than one X-Drone-Event header")
             }
             DecodeError::EventMismatch { header, body } => write!(
                 f,
@@ -135,6 +169,35 @@ impl Outline {
     pub fn filter_name(&self) -> String {
         crate::filter::filter_name(self.event.as_str(), self.action.as_str())
     }
+}
+
+/// The `X-Drone-Event` header of a request: `None` when there is none (or its value is
+/// not visible ASCII, as if absent), and [`DecodeError::EventRepeated`] when there are
+/// two or more, whatever their values.
+///
+/// This is the one reading of the header: [`RequestParts::header_event`] and every
+/// receiver use it, so that no two of them pick different headers of one request.
+///
+/// ```
+/// use dronehook_protocol::{DecodeError, event_header};
+/// use dronehook_protocol::http::{HeaderMap, HeaderValue};
+///
+/// let mut headers = HeaderMap::new();
+/// assert_eq!(event_header(&headers), Ok(None));
+/// headers.insert("x-drone-event", HeaderValue::from_static("build"));
+/// assert_eq!(event_header(&headers), Ok(Some("build")));
+/// headers.append("x-drone-event", HeaderValue::from_static("build"));
+/// assert_eq!(event_header(&headers), Err(DecodeError::EventRepeated));
+/// ```
+///
+/// [`RequestParts::header_event`]: crate::RequestParts::header_event
+pub fn event_header(headers: &http::HeaderMap) -> Result<Option<&str>, DecodeError> {
+    let mut values = headers.get_all("x-drone-event").iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(DecodeError::EventRepeated);
+    }
+    Ok(first.and_then(|v| v.to_str().ok()))
 }
 
 /// The `X-Drone-Event` rule, for the body's `event` (empty when it has none) and the
@@ -396,13 +459,14 @@ mod tests {
             r#"{"event":"build","user":{"id":null,"login":null,"admin":null}}"#,
             r#"{"event":"build","build":{"stages":null,"params":null}}"#,
             r#"{"event":"build","build":{"stages":[],"params":{}}}"#,
-            r#"{"event":"build","build":{"params":{"a":"1","a":"2","\u0041":"\n"}}}"#,
+            r#"{"event":"build","build":{"params":{"a":"1","b":"2","A":"\n"}}}"#,
+            r#"{"event":"build","build":{"params":{"\u0041":"\n"}}}"#,
             r#"{"event":"build","build":{"stages":[{"depends_on":["a","b\"c"],"steps":[{}]}]}}"#,
             r#"{"event":"build","repo":{"link":"\u003c\u003e\u0026\/\b\f\n\r\t\\"}}"#,
             r#"{"event":"build","repo":{"name":"\ud83d\ude00 \uD83D\uDE00"}}"#,
             r#"{"event":"build","repo":{"id":0,"timeout":-1,"counter":999999999999999999}}"#,
             r#"{"event":"build","repo":{"id":-999999999999999999}}"#,
-            r#"{"event":"build","x":"s","y":true,"z":false,"n":null,"i":-3,"a":[1,[],{}],"o":{"k":{"k":[null]},"k":1}}"#,
+            r#"{"event":"build","x":"s","y":true,"z":false,"n":null,"i":-3,"a":[1,[],{}],"o":{"k":{"k":[null]},"j":1}}"#,
             r#"{"event":"build","x":{"\u0041":"\ud800\udc00"}}"#,
             "{\"event\":\"héllo ü 日本\",\"x\":\"😀\"}",
         ];
@@ -452,6 +516,16 @@ mod tests {
             r#"{"event":null,"event":"build"}"#,
             r#"{"user":{"avatar":"a","avatar_url":"b"}}"#,
             r#"{"x":1,"x":1}"#,
+            // Repeated keys inside unknown objects and string maps, at any depth, and
+            // escaped keys that might repeat another.
+            r#"{"x":{"a":1,"a":1}}"#,
+            r#"{"x":[{"a":1,"b":{"c":[{"d":1,"d":2}]}}]}"#,
+            r#"{"x":{"a":1,"\u0061":1}}"#,
+            r#"{"x":{"\u0061":1,"b":1}}"#,
+            r#"{"build":{"params":{"a":"1","a":"2"}}}"#,
+            r#"{"build":{"params":{"a":"1","\u0061":"2"}}}"#,
+            r#"{"build":{"stages":[{"labels":{"k":"v","k":"v"}}]}}"#,
+            r#"{"x":{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8}}"#,
             // Keys and outline fields with escapes.
             r#"{"\u0065vent":"build"}"#,
             r#"{"x\n":1}"#,

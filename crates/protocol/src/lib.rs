@@ -62,7 +62,7 @@ pub mod samples;
 mod signature;
 mod text;
 
-pub use decode::{DecodeError, Outline};
+pub use decode::{DecodeError, Outline, event_header};
 pub use enums::{Action, Event, Status};
 pub use filter::{BadPattern, EventFilter};
 pub use model::{Build, Envelope, Extra, Perm, Repo, Stage, Step, System, User};

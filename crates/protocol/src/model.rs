@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::enums::{Action, Event, Status};
 use crate::gojson;
+use crate::json::unique::{UniqueStrMap, UniqueValue};
 use crate::json::{FieldSpec, Kind, Record, Scanner, fits_mask, index_of};
 use crate::text::Text;
 
@@ -31,6 +32,14 @@ pub(crate) trait Field: Default {
     fn fast_read_into(&mut self, s: &mut Scanner<'_>) -> Option<()> {
         *self = Self::fast_read(s)?;
         Some(())
+    }
+    /// Reads the value of a member with serde: `null` reads as the zero value, as Go's
+    /// decoder leaves it.
+    fn read_value<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Self, A::Error>
+    where
+        Self: Deserialize<'de>,
+    {
+        Ok(map.next_value::<Option<Self>>()?.unwrap_or_default())
     }
     /// Appends the value's Go JSON encoding.
     fn write(&self, out: &mut Vec<u8>);
@@ -101,6 +110,13 @@ impl Field for BTreeMap<String, String> {
     const KIND: Kind = Kind::StrMap;
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         s.read_str_map()
+    }
+    fn read_value<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Self, A::Error> {
+        // A repeated key is an error, where a `BTreeMap` would keep the last value.
+        Ok(map
+            .next_value::<Option<UniqueStrMap>>()?
+            .map(|m| m.0)
+            .unwrap_or_default())
     }
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_string_map(out, self);
@@ -266,13 +282,6 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// Reads one field's value: `null` reads as the zero value, as Go's decoder leaves it.
-fn next_field<'de, A: MapAccess<'de>, T: Deserialize<'de> + Default>(
-    map: &mut A,
-) -> Result<T, A::Error> {
-    Ok(map.next_value::<Option<T>>()?.unwrap_or_default())
-}
-
 macro_rules! omit {
     (keep) => {
         false
@@ -396,7 +405,7 @@ macro_rules! model {
                                                 "duplicate field `{}` in {}", key.as_str(), stringify!($name)
                                             )));
                                         }
-                                        out.$field = next_field(&mut map)?;
+                                        out.$field = <$ty as Field>::read_value(&mut map)?;
                                     }
                                 )*
                                 other => {
@@ -405,7 +414,7 @@ macro_rules! model {
                                             "duplicate field `{}` in {}", other, stringify!($name)
                                         )));
                                     }
-                                    let value: Value = map.next_value()?;
+                                    let UniqueValue(value) = map.next_value()?;
                                     out.extra.push(other.to_owned(), value);
                                 }
                             }

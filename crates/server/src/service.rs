@@ -319,7 +319,10 @@ async fn webhook(
     let delivery = if routes.is_empty() {
         None
     } else {
-        match Envelope::decode_with_header(&body, request.header_event()) {
+        match request
+            .header_event()
+            .and_then(|event| Envelope::decode_with_header(&body, event))
+        {
             Ok(envelope) => Some(Delivery {
                 id: None,
                 envelope: Arc::new(envelope),

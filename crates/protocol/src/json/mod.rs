@@ -15,6 +15,7 @@
 pub(crate) mod bytes;
 pub(crate) mod scanner;
 pub(crate) mod schema;
+pub(crate) mod unique;
 
 #[cfg(test)]
 pub(crate) use scanner::FastOutline;

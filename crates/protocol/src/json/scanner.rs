@@ -21,6 +21,9 @@
 //!   their values are read by a generic skipper that accepts strings, literals,
 //!   integers of at most 18 digits, arrays and objects, nested at most
 //!   [`MAX_ANY_DEPTH`] deep, so serde_json's recursion limit of 128 is never reached;
+//! - a repeated key declines at any depth: in the models' objects, in string maps
+//!   and in unknown objects (whose keys are kept the same way, and where an escaped
+//!   key declines unless it is the object's only one), since the decoder refuses it;
 //! - `null` is accepted for every field (Go's zero value);
 //! - integers are `-?(0|[1-9][0-9]*)` with at most 18 digits, so they always fit an
 //!   `i64`; `-0` declines, because serde_json reads it as a float;
@@ -163,6 +166,39 @@ fn whole_object<'a, T>(
     match s.ws() {
         None => Some(out),
         Some(_) => None,
+    }
+}
+
+/// The keys of an object the models do not describe (an unknown value's, or a map's),
+/// kept to decline a repeated one: up to [`MAX_UNKNOWN`] of them, compared as
+/// written. A key with escapes could equal another written differently, so an object
+/// with one is accepted only when it has a single key.
+#[derive(Default)]
+struct Keys<'a> {
+    seen: [&'a [u8]; MAX_UNKNOWN],
+    count: usize,
+    escaped: bool,
+}
+
+impl<'a> Keys<'a> {
+    /// Reads the next key (the cursor before it, maybe on whitespace) and declines it
+    /// if it repeats one, or might.
+    #[inline(always)]
+    fn next(&mut self, s: &mut Scanner<'a>) -> Option<()> {
+        s.ws()?;
+        let start = s.pos + 1;
+        self.escaped |= s.string()?;
+        let bytes = s.bytes;
+        let key = bytes.get(start..s.pos - 1)?;
+        if self.count == MAX_UNKNOWN
+            || (self.escaped && self.count > 0)
+            || self.seen[..self.count].contains(&key)
+        {
+            return None;
+        }
+        self.seen[self.count] = key;
+        self.count += 1;
+        Some(())
     }
 }
 
@@ -613,8 +649,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A map of strings to strings; a repeated key keeps its last value, as a
-    /// `BTreeMap` does when serde inserts into it.
+    /// A map of strings to strings; a repeated key (compared unescaped) declines.
     pub(crate) fn read_str_map(&mut self) -> Option<BTreeMap<String, String>> {
         let mut map = BTreeMap::new();
         if !self.null()? {
@@ -624,8 +659,10 @@ impl<'a> Scanner<'a> {
                 let key = s.string_value()?.into_owned();
                 s.expect(b':')?;
                 s.ws()?;
-                map.insert(key, s.string_value()?.into_owned());
-                Some(())
+                match map.insert(key, s.string_value()?.into_owned()) {
+                    None => Some(()),
+                    Some(_) => None,
+                }
             })?;
         }
         Some(map)
@@ -752,13 +789,12 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
-    /// Reads a map of strings to strings; repeated keys are allowed, as in a
-    /// `BTreeMap` (the last one wins).
+    /// Reads a map of strings to strings; a repeated key declines.
     fn str_map(&mut self) -> Option<()> {
         self.expect(b'{')?;
+        let mut keys = Keys::default();
         self.sequence(b'}', |s| {
-            s.ws()?;
-            s.string()?;
+            keys.next(s)?;
             s.expect(b':')?;
             s.ws()?;
             s.string().map(drop)
@@ -808,10 +844,9 @@ impl<'a> Scanner<'a> {
                     return None;
                 }
                 self.pos += 1;
-                // A `Value` map takes any keys, repeated ones included (the last wins).
+                let mut keys = Keys::default();
                 self.sequence(b'}', |s| {
-                    s.ws()?;
-                    s.string()?;
+                    keys.next(s)?;
                     s.expect(b':')?;
                     s.any(depth + 1)
                 })?;

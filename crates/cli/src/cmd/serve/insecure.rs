@@ -101,11 +101,9 @@ async fn handle(
         return Ok(answer(StatusCode::PAYLOAD_TOO_LARGE, "body.too_large"));
     };
     let body = collected.to_bytes();
-    let header_event = parts
-        .headers
-        .get("x-drone-event")
-        .and_then(|v| v.to_str().ok());
-    let envelope = match Envelope::decode_with_header(&body, header_event) {
+    let decoded = dronehook_protocol::event_header(&parts.headers)
+        .and_then(|event| Envelope::decode_with_header(&body, event));
+    let envelope = match decoded {
         Ok(envelope) => envelope,
         Err(e) => {
             output::err_line(&format!(
