@@ -390,8 +390,8 @@ impl<'a> RequestParts<'a> {
     }
 
     /// The `X-Drone-Event` header, which names the event when the body does not;
-    /// [`DecodeError::EventRepeated`] when the request has two or more (see
-    /// [`event_header`](crate::event_header)).
+    /// [`EventRepeated`](crate::DecodeError::EventRepeated) when the request has two or
+    /// more (see [`event_header`](crate::event_header)).
     pub fn header_event(&self) -> Result<Option<&'a str>, crate::DecodeError> {
         crate::event_header(self.headers)
     }
