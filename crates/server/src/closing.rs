@@ -63,7 +63,7 @@ where
     };
     tokio::select! {
         _ = tokio::time::timeout(LINGER_TIME, drain) => {}
-        () = crate::server::stopped(shutdown) => {}
+        () = crate::shutdown::stopped(shutdown) => {}
     }
 }
 

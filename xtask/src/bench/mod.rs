@@ -724,7 +724,7 @@ fn sized_template(envelope: &Envelope, size: usize) -> anyhow::Result<Template> 
     let mut e = envelope.clone();
     if let Some(build) = e.build.as_mut() {
         build.stages.clear();
-        build.message.clear();
+        build.message = dronehook_protocol::Text::default();
     }
     let mut base = Template::from_build(&e)?.body_len();
     if base > size {
