@@ -445,23 +445,23 @@ impl Conn<'_> {
                 // hyper is done with the connection: it was parked, or it is closing.
                 let parts = Pin::into_inner(conn).into_parts();
                 let mut sniff = parts.io.into_inner();
-                if let Err(e) = result {
+                if let Some(refusal) = sniff.refusal() {
+                    // A head hyper could not parse: its answer was held back, the
+                    // connection gives the coded one (closing.rs).
                     drop(parts.read_buf);
-                    if let Some(refusal) = sniff.refusal() {
-                        // A head hyper could not parse: its answer was held back, the
-                        // connection gives the coded one (closing.rs).
-                        Box::pin(crate::closing::refuse_head(
-                            &shared,
-                            sniff,
-                            refusal,
-                            &mut shutdown,
-                        ))
-                        .await;
-                    } else {
-                        // Another error (a late head, a broken stream) ends the
-                        // connection without a shutdown, as hyper does.
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
+                    Box::pin(crate::closing::refuse_head(
+                        &shared,
+                        sniff,
+                        refusal,
+                        &mut shutdown,
+                    ))
+                    .await;
+                    return;
+                }
+                if let Err(e) = result {
+                    // Another error (a late head, a broken stream) ends the connection
+                    // without a shutdown, as hyper does.
+                    tracing::debug!(error = %e, "connection ended with an error");
                     return;
                 }
                 // The read buffer goes now: even empty, it holds hyper's 8 KiB.

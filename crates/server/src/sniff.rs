@@ -195,7 +195,7 @@ pub(crate) struct Sniff<T> {
     /// Body bytes still to pass over unread (the head gave a Content-Length).
     skip: u64,
     /// The status of an answer hyper wrote by itself, to a head it could not parse
-    /// (see [`Sniff::refused`]); the answer was held back.
+    /// (see [`Sniff::holds_back`]); the answer was held back.
     refused: Option<u16>,
 }
 
@@ -249,7 +249,7 @@ impl<T> Sniff<T> {
     /// connection is not at a request boundary (a body of announced length not all
     /// read, a head cut short, a chunked request seen on it). Closing then could reset
     /// the connection and destroy the answer in the client's receive buffer, so the
-    /// close lingers (see `linger.rs`).
+    /// close lingers (see `closing.rs`).
     pub(crate) fn unsettled(&self) -> bool {
         self.unframed
             || self.skip > 0
@@ -259,10 +259,10 @@ impl<T> Sniff<T> {
             || self.cl.is_some()
     }
 
-    /// The status of the answer hyper made by itself to a head it could not parse
-    /// (400, 414 or 431, with an empty body), if it made one. That answer never
-    /// reaches the stream: the connection answers instead, with the refusal's code
-    /// in the body as every other refusal has it (`framing.rs`).
+    /// Whether a write is hyper's own answer to a head it could not parse (400, 414 or
+    /// 431, with an empty body); if so, its status is noted. That answer never reaches
+    /// the stream: the connection answers instead, with the refusal's code in the
+    /// body as every other refusal has it ([`Sniff::refusal`], `framing.rs`).
     ///
     /// It is told from the service's answers by when it is written: hyper parses a
     /// head only once the previous answer is flushed, so an answer written while no

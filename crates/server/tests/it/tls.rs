@@ -55,6 +55,40 @@ async fn a_signed_request_over_tls_is_delivered() {
     assert_eq!(raw_body(&text), "");
     assert_eq!(calls.len(), 1);
 
+    // Over TLS too, a head hyper refuses gets its code, and an early 413 reaches a
+    // client that writes its whole 2 MiB body before reading.
+    let big = vec![b' '; 2 * 1024 * 1024];
+    let mut oversized = crate::util::signed_head(&big, &[]).into_bytes();
+    oversized.extend_from_slice(&big);
+    for (request, status, code) in [
+        (
+            b"GARBAGE\r\n\r\n".to_vec(),
+            "HTTP/1.1 400 Bad Request",
+            "transport.malformed\n",
+        ),
+        (
+            oversized,
+            "HTTP/1.1 413 Payload Too Large",
+            "body.too_large\n",
+        ),
+    ] {
+        let tcp = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .unwrap();
+        let mut tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        tls.write_all(&request).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(PATIENCE, tls.read_to_end(&mut out))
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(status_line(&text), status, "{text}");
+        assert_eq!(raw_body(&text), code, "{text}");
+    }
+
     // Plain HTTP on the TLS port is not served.
     let plain = crate::util::raw(
         server.local_addr(),
