@@ -26,7 +26,7 @@ use crate::output::{self, Painter};
 use crate::{Outcome, usage};
 
 /// `dronehook audit URL --secret S`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub(crate) struct AuditArgs {
     /// The receiver's URL (http or https); its path is the webhook path.
     #[arg(value_name = "URL")]
@@ -46,6 +46,20 @@ pub(crate) struct AuditArgs {
     /// Print the results as one JSON object.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// Everything but the secret, which it only says is there.
+impl std::fmt::Debug for AuditArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditArgs")
+            .field("url", &self.url)
+            .field("secret", &crate::args::redacted(self.secret.as_ref()))
+            .field("path", &self.path)
+            .field("timeout", &self.timeout)
+            .field("ca_cert", &self.ca_cert)
+            .field("json", &self.json)
+            .finish()
+    }
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {

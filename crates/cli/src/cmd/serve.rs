@@ -227,7 +227,7 @@ fn forward_client(args: &ServeArgs, first: Option<&Secret>) -> anyhow::Result<Op
         parse_url(url)?;
     }
     let secret = match (&args.forward_secret, first) {
-        (Some(s), _) if !s.is_empty() => Secret::from(s.as_str()),
+        (Some(s), _) if !s.expose().is_empty() => s.clone(),
         (_, Some(first)) => first.clone(),
         _ => {
             return Err(usage(
