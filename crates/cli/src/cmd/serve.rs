@@ -253,7 +253,7 @@ async fn forward_one(client: &Client, d: Delivery) -> Result<(), HandlerError> {
             failed
                 .error
                 .as_ref()
-                .map_or_else(String::new, ToString::to_string)
+                .map_or_else(String::new, |e| super::send::hinted(&e.to_string()))
         ))),
     }
 }
