@@ -1,7 +1,8 @@
 //! Raw HTTP/1.1 messages, read with `httparse`: a captured request parsed into what a
 //! verifier needs ([`Request::parse`]), a request written ([`write_request`]), and a
 //! response read incrementally, sans-IO, as far as its status and code
-//! ([`read_response`]), plus a blocking [`exchange`] over TCP built on it.
+//! ([`read_response`], [`ResponseReader`] for a connection's successive reads), plus a
+//! blocking [`exchange`] over TCP built on them.
 //!
 //! Cases are sent as raw bytes because many of them are requests an HTTP client
 //! library would refuse to send: duplicated headers, two framings, a length with no
@@ -443,7 +444,7 @@ fn read_until_answered(
     deadline: Instant,
     timeout: Duration,
 ) -> Result<Response, ExchangeError> {
-    let mut buf = Vec::with_capacity(1024);
+    let mut answer = ResponseReader::new();
     let mut chunk = [0u8; 8192];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -451,8 +452,7 @@ fn read_until_answered(
             return Err(ExchangeError::Timeout(timeout));
         }
         let _ = stream.set_read_timeout(Some(left));
-        let (n, failure) = match stream.read(&mut chunk) {
-            Ok(n) => (n, None),
+        let read = match stream.read(&mut chunk) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e)
                 if matches!(
@@ -462,20 +462,51 @@ fn read_until_answered(
             {
                 return Err(ExchangeError::Timeout(timeout));
             }
-            Err(e) => (0, Some(e)),
+            read => read.map(|n| &chunk[..n]),
         };
-        buf.extend_from_slice(&chunk[..n]);
-        let closed = n == 0;
-        match read_response(&buf, closed) {
-            Ok(Some(response)) => return Ok(response),
-            Ok(None) => {}
-            // A reset before a whole answer is the reset's fault, not the answer's.
-            Err(_) if failure.is_some() => {
-                return Err(ExchangeError::Read(
-                    failure.unwrap_or_else(|| io::Error::other("the connection failed")),
-                ));
+        if let Some(result) = answer.feed(read) {
+            return result;
+        }
+    }
+}
+
+/// The reading side of an exchange, sans-IO: fed the outcome of each read of the
+/// connection, it says when the answer is decided and what it is. [`exchange`] drives
+/// it over a blocking TCP stream; another transport (an async TLS stream) drives it
+/// the same way, so that every exchange judges what it read alike.
+#[derive(Debug, Default)]
+pub struct ResponseReader {
+    buf: Vec<u8>,
+}
+
+impl ResponseReader {
+    /// A reader that has read nothing yet.
+    pub fn new() -> Self {
+        ResponseReader {
+            buf: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Takes one read's outcome: the bytes read (none at the end of the stream) or
+    /// the read's error, which ends the stream. `None` while the answer is not
+    /// complete (read again); else the response, or why there is none: a failed read
+    /// before a whole answer is [`ExchangeError::Read`] (a reset after a complete
+    /// answer still counts as that answer), bytes that are not a response
+    /// [`ExchangeError::Response`].
+    pub fn feed(&mut self, read: io::Result<&[u8]>) -> Option<Result<Response, ExchangeError>> {
+        let (closed, failure) = match read {
+            Ok(bytes) => {
+                self.buf.extend_from_slice(bytes);
+                (bytes.is_empty(), None)
             }
-            Err(e) => return Err(ExchangeError::Response(e)),
+            Err(e) => (true, Some(e)),
+        };
+        match (read_response(&self.buf, closed), failure) {
+            (Ok(Some(response)), _) => Some(Ok(response)),
+            (Ok(None), _) => None,
+            // A reset before a whole answer is the reset's fault, not the answer's.
+            (Err(_), Some(e)) => Some(Err(ExchangeError::Read(e))),
+            (Err(e), None) => Some(Err(ExchangeError::Response(e))),
         }
     }
 }
@@ -483,6 +514,32 @@ fn read_until_answered(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_response_reader_decides_on_what_each_read_gave() {
+        let answer =
+            b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 15\r\n\r\nbody.too_large\n";
+        // In two reads: undecided after the first, the answer after the second.
+        let mut reader = ResponseReader::new();
+        assert!(reader.feed(Ok(&answer[..20])).is_none());
+        let response = reader.feed(Ok(&answer[20..])).unwrap().unwrap();
+        assert_eq!((response.status, response.code()), (413, "body.too_large"));
+        // A reset after the whole answer: still that answer.
+        let mut reader = ResponseReader::new();
+        assert!(reader.feed(Ok(&answer[..])).is_some());
+        let mut reader = ResponseReader::new();
+        assert!(reader.feed(Ok(&answer[..40])).is_none());
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(
+            reader.feed(Err(reset)).unwrap().unwrap_err().to_string(),
+            "the connection failed before an answer: connection reset"
+        );
+        // The end of the stream before an answer: what was read is no response.
+        let mut reader = ResponseReader::new();
+        assert!(reader.feed(Ok(b"HTTP/1.1 2")).is_none());
+        let err = reader.feed(Ok(b"")).unwrap().unwrap_err();
+        assert!(matches!(err, ExchangeError::Response(_)), "{err:?}");
+    }
 
     #[test]
     fn chunked_and_sized_request_bodies() {

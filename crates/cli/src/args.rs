@@ -125,7 +125,7 @@ pub(crate) struct ServeArgs {
         hide_env_values = true,
         value_name = "SECRET"
     )]
-    pub(crate) forward_secret: Option<String>,
+    pub(crate) forward_secret: Option<Secret>,
     /// How to print each event.
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) output: OutputFormat,
@@ -190,7 +190,7 @@ pub(crate) struct SendArgs {
 }
 
 /// The secrets a receiver checks signatures with (`serve`, `verify`).
-#[derive(Args, Debug)]
+#[derive(Args)]
 pub(crate) struct ReceiverSecrets {
     /// A shared secret; repeat it or separate values with commas for several (key
     /// rotation). Falls back to DRONE_WEBHOOK_SECRET.
@@ -206,6 +206,16 @@ pub(crate) struct ReceiverSecrets {
     pub(crate) secret_file: Vec<PathBuf>,
 }
 
+/// Counts the secrets, never shows them.
+impl std::fmt::Debug for ReceiverSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiverSecrets")
+            .field("secret", &format_args!("<{} redacted>", self.secret.len()))
+            .field("secret_file", &self.secret_file)
+            .finish()
+    }
+}
+
 impl ReceiverSecrets {
     /// Every secret given (see [`crate::secrets::gather`]); none is not an error here.
     pub(crate) fn gather(&self) -> anyhow::Result<Vec<Secret>> {
@@ -214,11 +224,28 @@ impl ReceiverSecrets {
 }
 
 /// The one secret a sender signs with (`send`, `sign`), as Drone's sender takes it.
-#[derive(Args, Debug)]
+#[derive(Args)]
 pub(crate) struct SenderSecret {
     /// The shared secret.
     #[arg(long, env = "DRONE_WEBHOOK_SECRET", hide_env_values = true)]
     pub(crate) secret: Option<String>,
+}
+
+/// Says whether there is a secret, never shows it.
+impl std::fmt::Debug for SenderSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SenderSecret")
+            .field("secret", &redacted(self.secret.as_ref()))
+            .finish()
+    }
+}
+
+/// How a `Debug` impl shows an optional secret: whether it is there, not what it is.
+pub(crate) fn redacted<T>(secret: Option<&T>) -> std::fmt::Arguments<'static> {
+    match secret {
+        Some(_) => format_args!("Some(<redacted>)"),
+        None => format_args!("None"),
+    }
 }
 
 impl SenderSecret {
@@ -448,6 +475,42 @@ mod tests {
         assert_eq!(parse_size("17"), Ok(17));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        const SECRET: &str = "sekrit-one";
+        const OTHER: &str = "sekrit-two";
+        for line in [
+            vec!["serve", "--secret", SECRET, "--secret", OTHER],
+            vec![
+                "serve",
+                "--secret",
+                SECRET,
+                "--forward",
+                "http://x/",
+                "--forward-secret",
+                OTHER,
+            ],
+            vec![
+                "verify",
+                "--secret",
+                &format!("{SECRET},{OTHER}"),
+                "request.http",
+            ],
+            vec!["send", "--secret", SECRET, "http://x/"],
+            vec!["sign", "--secret", SECRET],
+            vec!["audit", "http://x/", "--secret", SECRET],
+        ] {
+            let cli = Cli::try_parse_from(std::iter::once("dronehook").chain(line.iter().copied()))
+                .unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            let debug = format!("{cli:?}");
+            assert!(
+                !debug.contains("sekrit"),
+                "{line:?} shows a secret: {debug}"
+            );
+            assert!(debug.contains("redacted"), "{line:?}: {debug}");
+        }
     }
 
     #[test]

@@ -147,8 +147,7 @@ impl fmt::Display for Error {
                 return f.write_str(
                     "TLS handshake failed: the server's certificate is a CA certificate (as \
                      `openssl req -x509` makes), which cannot identify a server; serve a \
-                     certificate issued by a CA and trust that CA (`dronehook cert --out DIR` \
-                     makes both)",
+                     certificate issued by a CA and trust that CA",
                 );
             }
             Kind::Tls {

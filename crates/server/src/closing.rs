@@ -78,7 +78,10 @@ pub(crate) async fn refuse_head<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    shared.metrics.request(code, Duration::ZERO);
+    // From the head's start when the reader knows it; otherwise the refusal is
+    // counted without a duration sample rather than with a made-up zero.
+    let latency = sniff.head_started().map(|started| started.elapsed());
+    shared.metrics.request_maybe_timed(code, latency);
     tracing::info!(
         target: "dronehook_server::request",
         status = status.as_u16(),
@@ -88,7 +91,7 @@ pub(crate) async fn refuse_head<S>(
         repo = "",
         build = None::<i64>,
         id = None::<i64>,
-        latency_us = 0u64,
+        latency_us = latency.map(|l| u64::try_from(l.as_micros()).unwrap_or(u64::MAX)),
         "request"
     );
     shared.router.emit(&Observation::Request(RequestRecord {
@@ -99,7 +102,7 @@ pub(crate) async fn refuse_head<S>(
         repo: None,
         build: None,
         delivery_id: None,
-        latency: Duration::ZERO,
+        latency: latency.unwrap_or_default(),
     }));
     let answer = crate::framing::answer(status, code);
     let stream = sniff.inner_mut();

@@ -169,47 +169,67 @@ impl Dispatcher {
         let loaded = tokio::task::spawn_blocking(move || {
             let runs = journal.pending_runs()?;
             let mut out = Vec::with_capacity(runs.len());
-            let mut last: Option<(i64, Delivery)> = None;
+            // Entries that cannot be resumed, logged on the caller's side (where the
+            // server's subscriber is): the id and why, never the headers or body.
+            let mut unreadable = Vec::new();
+            let mut last: Option<(i64, Option<Delivery>)> = None;
             for run in runs {
                 let delivery = match &last {
                     Some((id, d)) if *id == run.delivery_id => d.clone(),
                     _ => {
-                        let Some(entry) = journal.entry(run.delivery_id)? else {
-                            continue;
+                        let delivery = match journal.entry(run.delivery_id)? {
+                            None => {
+                                unreadable.push((run.delivery_id, "no such entry".to_owned()));
+                                None
+                            }
+                            Some(entry) => {
+                                let headers = header_map(&entry.headers);
+                                match dronehook_protocol::event_header(&headers).and_then(|event| {
+                                    Envelope::decode_with_header(&entry.body, event)
+                                }) {
+                                    Ok(envelope) => {
+                                        let mut d = Delivery::new(
+                                            envelope,
+                                            Bytes::from(entry.body),
+                                            headers,
+                                            entry.received_at,
+                                        );
+                                        d.id = Some(entry.id);
+                                        Some(d)
+                                    }
+                                    Err(e) => {
+                                        unreadable.push((entry.id, e.to_string()));
+                                        None
+                                    }
+                                }
+                            }
                         };
-                        let header_event = entry
-                            .headers
-                            .iter()
-                            .find(|(n, _)| n.eq_ignore_ascii_case("x-drone-event"))
-                            .and_then(|(_, v)| std::str::from_utf8(v).ok());
-                        let Ok(envelope) = Envelope::decode_with_header(&entry.body, header_event)
-                        else {
-                            continue;
-                        };
-                        let mut d = Delivery::new(
-                            envelope,
-                            Bytes::from(entry.body),
-                            header_map(&entry.headers),
-                            entry.received_at,
-                        );
-                        d.id = Some(entry.id);
-                        last = Some((entry.id, d.clone()));
-                        d
+                        last = Some((run.delivery_id, delivery.clone()));
+                        delivery
                     }
                 };
-                out.push((run.handler, run.attempts, delivery));
+                if let Some(delivery) = delivery {
+                    out.push((run.handler, run.attempts, delivery));
+                }
             }
-            Ok::<_, crate::Error>(out)
+            Ok::<_, crate::Error>((out, unreadable))
         })
         .await;
-        let runs = match loaded {
-            Ok(Ok(runs)) => runs,
+        let (runs, unreadable) = match loaded {
+            Ok(Ok(loaded)) => loaded,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot read unfinished handler runs");
                 return;
             }
             Err(_) => return,
         };
+        for (id, error) in unreadable {
+            tracing::warn!(
+                entry = id,
+                %error,
+                "an unfinished run's journal entry cannot be decoded; it is not resumed"
+            );
+        }
         if !runs.is_empty() {
             tracing::info!(runs = runs.len(), "resuming unfinished handler runs");
         }

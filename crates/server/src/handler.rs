@@ -173,7 +173,9 @@ pub struct RequestRecord {
     pub build: Option<i64>,
     /// The journal id, when the request was journaled.
     pub delivery_id: Option<i64>,
-    /// Time from the request's headers to the answer.
+    /// Time from the request's headers to the answer; zero when it was not measured (a
+    /// head hyper refused, read whole on a kept-alive connection without a clock
+    /// reading).
     pub latency: Duration,
 }
 

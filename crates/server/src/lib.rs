@@ -14,6 +14,7 @@
 //! | not authentic | 401 + `WWW-Authenticate` | the error code, e.g. `digest.mismatch` |
 //! | other path / method | 404 / 405 + `Allow: POST` | `not_found` / `method_not_allowed` |
 //! | body over the limit | 413 | `body.too_large` |
+//! | body not complete within the request timeout | 408 | `request.timeout` |
 //! | malformed head or framing; `chunked` twice | 400 | `transport.malformed` |
 //! | a `Transfer-Encoding` other than one `chunked` | 501 | `transfer_encoding.unsupported` |
 //! | head over [`MAX_HEADERS`] lines or [`MAX_HEAD_BYTES`]; target over 64 KiB | 431; 414 | `headers.too_large`; `uri.too_long` |

@@ -116,7 +116,20 @@ impl Metrics {
         }
     }
 
+    /// Counts a request; adds a duration sample only when its latency is known.
+    pub(crate) fn request_maybe_timed(&self, code: &'static str, latency: Option<Duration>) {
+        match latency {
+            Some(latency) => self.request(code, latency),
+            None => self.count(code),
+        }
+    }
+
     pub(crate) fn request(&self, code: &'static str, latency: Duration) {
+        self.count(code);
+        self.request_seconds.observe(latency.as_secs_f64());
+    }
+
+    fn count(&self, code: &'static str) {
         // The success codes are counted through handles taken at start (a shared
         // atomic each); the family's read lock, label hashing and allocation are left
         // to the rare error codes.
@@ -130,7 +143,6 @@ impl Metrics {
                     .inc();
             }
         }
-        self.request_seconds.observe(latency.as_secs_f64());
     }
 
     pub(crate) fn commit(&self, took: Duration) {

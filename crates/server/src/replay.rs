@@ -61,8 +61,11 @@ impl std::fmt::Debug for ReplayCache {
 }
 
 struct Inner {
-    /// Whether the last new key was refused for want of room: the start of a full
-    /// spell is logged once, and so is its end.
+    /// Whether the map is in a full spell: set when a new key is refused for want of
+    /// room, cleared only once the map is well below its capacity again (see
+    /// [`ReplayCache::room_again`]). At capacity under steady load each expiring entry
+    /// makes room for one new key; without this margin every such key would end the
+    /// spell and the next refusal start another, each logged.
     full: bool,
     slots: HashMap<BodyDigest, Slot, BuildHasherDefault<DigestHasher>>,
     /// Accepted keys in the order they expire (the window is the same for all), so
@@ -199,7 +202,10 @@ impl ReplayCache {
                     }
                     _ => {
                         inner.slots.insert(key, Slot::Pending(None));
-                        let ends = std::mem::replace(&mut inner.full, false);
+                        let ends = inner.full && len < self.room_again();
+                        if ends {
+                            inner.full = false;
+                        }
                         drop(inner);
                         if ends {
                             tracing::info!("the replay map has room again");
@@ -214,6 +220,11 @@ impl ReplayCache {
             };
             notified.as_mut().await;
         }
+    }
+
+    /// Below this many entries a full spell is over: 90% of the capacity (at least 1).
+    fn room_again(&self) -> usize {
+        (self.capacity - self.capacity / 10).max(1)
     }
 
     #[cfg(test)]
@@ -299,6 +310,82 @@ mod tests {
                 "a waiting copy is a replay once the first is accepted"
             );
         }
+    }
+
+    /// Collects what a `tracing` subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_spell_is_logged_once_however_often_room_comes_and_goes() {
+        let log = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer({
+                let log = log.clone();
+                move || log.clone()
+            })
+            .with_ansi(false)
+            .without_time()
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let cache = ReplayCache::new(Duration::from_secs(60), 20);
+        let mut next = 0u32;
+        let mut fresh = || {
+            next += 1;
+            BodyDigest::of(&next.to_le_bytes())
+        };
+        for _ in 0..17 {
+            let Claim::Fresh(g) = cache.claim(fresh()).await else {
+                panic!("room for it");
+            };
+            g.accept();
+        }
+        let mut held = VecDeque::new();
+        for _ in 0..3 {
+            let key = fresh();
+            let Claim::Fresh(g) = cache.claim(key).await else {
+                panic!("room for it");
+            };
+            held.push_back(g);
+        }
+        // At capacity under steady load: one entry leaves, one new key takes its
+        // place, the next new key is refused, again and again.
+        for _ in 0..100 {
+            assert!(matches!(cache.claim(fresh()).await, Claim::Full(_)));
+            drop(held.pop_front());
+            let key = fresh();
+            let Claim::Fresh(g) = cache.claim(key).await else {
+                panic!("the room just made");
+            };
+            held.push_back(g);
+        }
+        assert!(matches!(cache.claim(fresh()).await, Claim::Full(_)));
+        // Well below capacity again (17 of 20, under 90%): the spell is over.
+        held.clear();
+        assert_eq!(cache.len(), 17);
+        assert!(matches!(cache.claim(fresh()).await, Claim::Fresh(_)));
+        let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = log.lines().map(str::trim).collect();
+        assert_eq!(
+            lines,
+            [
+                "WARN dronehook_server::replay: the replay map is full: new requests are \
+                 refused with 503 (or left to the journal) until its oldest entries expire \
+                 capacity=20",
+                "INFO dronehook_server::replay: the replay map has room again",
+            ]
+        );
     }
 
     #[tokio::test]

@@ -24,7 +24,6 @@ use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::replay::ReplayCache;
 use crate::service::Shared;
-// The connection code names the flag by this path.
 use crate::shutdown::{ShutdownHandle, shutdown_signal, stopped};
 use crate::sniff::{InFlight, Parkable, Progress, Sniff, Timeouts};
 
@@ -237,7 +236,7 @@ async fn accept_loop(
                 Ok(p) => p,
                 Err(_) => break,
             },
-            () = crate::server::stopped(&mut shutdown) => break,
+            () = stopped(&mut shutdown) => break,
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -250,7 +249,7 @@ async fn accept_loop(
                     continue;
                 }
             },
-            () = crate::server::stopped(&mut shutdown) => break,
+            () = stopped(&mut shutdown) => break,
         };
         let accepted = tokio::time::Instant::now();
         let _ = stream.set_nodelay(true);
@@ -425,7 +424,7 @@ impl Conn<'_> {
             loop {
                 let ended = tokio::select! {
                     result = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => Some(result),
-                    () = crate::server::stopped(&mut shutdown) => None,
+                    () = stopped(&mut shutdown) => None,
                 };
                 let Some(result) = ended else {
                     // Finish the request in flight, then close instead of keeping
@@ -483,7 +482,7 @@ impl Conn<'_> {
                 // only the stream and its reader.
                 let readable = tokio::select! {
                     readable = std::future::poll_fn(|cx| sniff.poll_parked(cx)) => readable,
-                    () = crate::server::stopped(&mut shutdown) => false,
+                    () = stopped(&mut shutdown) => false,
                 };
                 if !readable {
                     let _ = sniff.shutdown().await;

@@ -195,7 +195,7 @@ pub(crate) struct Sniff<T> {
     /// Body bytes still to pass over unread (the head gave a Content-Length).
     skip: u64,
     /// The status of an answer hyper wrote by itself, to a head it could not parse
-    /// (see [`Sniff::holds_back`]); the answer was held back.
+    /// (see [`Sniff::holds_back`] and [`Sniff::refusal`]); the answer was held back.
     refused: Option<u16>,
 }
 
@@ -243,6 +243,14 @@ impl<T> Sniff<T> {
     /// The stream.
     pub(crate) fn into_inner(self) -> T {
         self.inner
+    }
+
+    /// When the head being read began, as far as this reader read the clock: the
+    /// connection's start for its first head, or the first wait for the rest of a
+    /// later head. `None` when the clock was not read for this head (it arrived in
+    /// one read, see `Phase::HeadBegun`) or no head is being read.
+    pub(crate) fn head_started(&self) -> Option<Instant> {
+        (self.phase == Phase::Head).then(|| self.deadline - self.timeouts.header)
     }
 
     /// Whether input may remain that belongs to a request already answered: the

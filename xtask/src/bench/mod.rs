@@ -1068,16 +1068,14 @@ mod tests {
         // Request 5 is past the pool's end: it is signed on the spot, and says so.
         for (seq, inline) in [(0, false), (2, false), (5, true)] {
             assert_eq!(pool.write_for_test(seq, &mut out, &mut scratch), inline);
-            let text = String::from_utf8(out.clone()).expect("ascii request");
-            let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
-            let mut headers = dronehook_protocol::http::HeaderMap::new();
-            for line in head.lines().skip(1) {
-                let (name, value) = line.split_once(": ").expect("header line");
-                let name: dronehook_protocol::http::HeaderName = name.parse().expect("name");
-                headers.insert(name, value.parse().expect("value"));
-            }
-            assert_eq!(headers["content-length"], body.len().to_string().as_str());
-            let req = RequestParts::new("POST", "/", &headers, body.as_bytes());
+            let parsed = dronehook_audit::raw::Request::parse(&out).expect("a whole request");
+            // Content-Length frames exactly the body, with nothing after it.
+            assert_eq!(
+                parsed.headers["content-length"],
+                parsed.body.len().to_string().as_str()
+            );
+            assert!(out.ends_with(&parsed.body));
+            let req = RequestParts::new("POST", "/", &parsed.headers, &parsed.body);
             Policy::new(super::load::SECRET)
                 .verify_and_decode(&req, std::time::SystemTime::now())
                 .expect("a valid signed request");

@@ -350,6 +350,7 @@ fn signed_request(signer: &Signer, n: u64) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use dronehook_audit::raw;
     use dronehook_protocol::{Envelope, Policy, RequestParts, Signer};
 
     use super::signed_request;
@@ -359,23 +360,21 @@ mod tests {
         let signer = Signer::new(super::load::SECRET);
         let mut digests = Vec::new();
         for n in [0, 1, 12_345] {
-            let raw = signed_request(&signer, n);
-            let text = String::from_utf8(raw).expect("ascii request");
-            let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
-            let mut headers = dronehook_protocol::http::HeaderMap::new();
-            for line in head.lines().skip(1) {
-                let (name, value) = line.split_once(": ").expect("header line");
-                let name: dronehook_protocol::http::HeaderName = name.parse().expect("name");
-                headers.insert(name, value.parse().expect("value"));
-            }
-            assert_eq!(headers["content-length"], body.len().to_string().as_str());
-            let req = RequestParts::new("POST", "/", &headers, body.as_bytes());
+            let bytes = signed_request(&signer, n);
+            let parsed = raw::Request::parse(&bytes).expect("a whole request");
+            // Content-Length frames exactly the body, with nothing after it.
+            assert_eq!(
+                parsed.headers["content-length"],
+                parsed.body.len().to_string().as_str()
+            );
+            assert!(bytes.ends_with(&parsed.body));
+            let req = RequestParts::new("POST", "/", &parsed.headers, &parsed.body);
             let (_, envelope): (_, Envelope) = Policy::new(super::load::SECRET)
                 .verify_and_decode(&req, std::time::SystemTime::now())
                 .expect("a valid signed request");
             let login = envelope.user.expect("a user").login;
             assert_eq!(login.as_str(), format!("user{n}"));
-            digests.push(headers["digest"].clone());
+            digests.push(parsed.headers["digest"].clone());
         }
         digests.dedup();
         assert_eq!(digests.len(), 3);

@@ -410,11 +410,11 @@ mod tests {
     /// a fixed signature, as the catalog documents).
     #[test]
     fn the_protocol_catalog_templates_render_as_the_catalog_renders() {
-        use dronehook_audit::{self as hostile, Key, RenderContext};
+        use dronehook_audit::{Key, RenderContext};
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let ctx = RenderContext::new(SECRET, now);
         let mut checked = 0;
-        for case in hostile::all() {
+        for case in dronehook_audit::all() {
             if case
                 .request
                 .sign

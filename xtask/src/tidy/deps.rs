@@ -63,6 +63,18 @@ pub(crate) const RULES: &[Rule] = &[
     },
     Rule {
         from: "dronehook-server",
+        forbids: &["dronehook-audit"],
+        except: &[],
+        why: "the hostile catalog is for tests and tools, not shipped in a library",
+    },
+    Rule {
+        from: "dronehook-client",
+        forbids: &["dronehook-audit"],
+        except: &[],
+        why: "the hostile catalog is for tests and tools, not shipped in a library",
+    },
+    Rule {
+        from: "dronehook-server",
         forbids: &["dronehook-cli", "xtask"],
         except: &[],
         why: "a library never depends on the command line or the tools",
@@ -494,6 +506,24 @@ mod tests {
                 vec![format!(
                     "dronehook-audit depends on {dep} ({why}): dronehook-audit -> {dep}"
                 )],
+            );
+        }
+    }
+
+    #[test]
+    fn server_or_client_reaching_the_audit_crate_fails() {
+        let why = "the hostile catalog is for tests and tools, not shipped in a library";
+        for lib in ["dronehook-server", "dronehook-client"] {
+            assert_eq!(
+                check(&[(lib, "dronehook-audit", None)]),
+                vec![format!(
+                    "{lib} depends on dronehook-audit ({why}): {lib} -> dronehook-audit"
+                )],
+            );
+            // A test may use it.
+            assert_eq!(
+                check(&[(lib, "dronehook-audit", Some("dev"))]),
+                Vec::<String>::new()
             );
         }
     }

@@ -26,7 +26,7 @@ use crate::output::{self, Painter};
 use crate::{Outcome, usage};
 
 /// `dronehook audit URL --secret S`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub(crate) struct AuditArgs {
     /// The receiver's URL (http or https); its path is the webhook path.
     #[arg(value_name = "URL")]
@@ -46,6 +46,20 @@ pub(crate) struct AuditArgs {
     /// Print the results as one JSON object.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// Everything but the secret, which it only says is there.
+impl std::fmt::Debug for AuditArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditArgs")
+            .field("url", &self.url)
+            .field("secret", &crate::args::redacted(self.secret.as_ref()))
+            .field("path", &self.path)
+            .field("timeout", &self.timeout)
+            .field("ca_cert", &self.ca_cert)
+            .field("json", &self.json)
+            .finish()
+    }
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
@@ -272,31 +286,17 @@ async fn talk<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Reads a response as far as its status and code, with the audit crate's reader.
+/// Reads a response as far as its status and code: the audit crate's reader decides,
+/// this only feeds it the async stream's reads.
 async fn read_response<R: AsyncRead + Unpin>(reader: &mut R) -> Result<(u16, String), String> {
-    let mut buf = Vec::with_capacity(1024);
+    let mut answer = raw::ResponseReader::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let (closed, failure) = match reader.read(&mut chunk).await {
-            Ok(0) => (true, None),
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                (false, None)
-            }
-            // A reset after a complete answer still counts as that answer.
-            Err(e) => (true, Some(e)),
-        };
-        match raw::read_response(&buf, closed) {
-            Ok(Some(response)) => return Ok((response.status, response.code().to_owned())),
-            Ok(None) => {}
-            Err(_) if failure.is_some() => {
-                let e = failure.unwrap_or_else(|| io::Error::other("the connection failed"));
-                return Err(format!(
-                    "the connection failed before an answer: {}",
-                    reason(&e)
-                ));
-            }
-            Err(e) => return Err(e.to_string()),
+        let read = reader.read(&mut chunk).await;
+        if let Some(result) = answer.feed(read.map(|n| &chunk[..n])) {
+            return result
+                .map(|response| (response.status, response.code().to_owned()))
+                .map_err(|e| e.to_string());
         }
     }
 }

@@ -164,7 +164,7 @@ fn print_results(inputs: &[input::Payload], bulk: &BulkReport) -> anyhow::Result
             row.endpoint,
             row.delivered,
             row.attempts,
-            row.last_error.as_deref().unwrap_or("-")
+            row.last_error.as_deref().map_or_else(|| "-".into(), hinted)
         );
     }
     if summary.filtered > 0 {
@@ -189,7 +189,7 @@ fn as_json(inputs: &[input::Payload], bulk: &BulkReport) -> Value {
                         "attempts": d.attempts,
                         "elapsed_ms": d.elapsed.as_millis() as u64,
                         "class": d.class(),
-                        "error": d.error.as_ref().map(ToString::to_string),
+                        "error": d.error.as_ref().map(|e| hinted(&e.to_string())),
                     })
                 })
                 .collect();
@@ -214,7 +214,7 @@ fn as_json(inputs: &[input::Payload], bulk: &BulkReport) -> Value {
                 "delivered": e.delivered,
                 "failed": e.failed,
                 "attempts": e.attempts,
-                "last_error": e.last_error,
+                "last_error": e.last_error.as_deref().map(hinted),
             })
         })
         .collect();
@@ -224,4 +224,15 @@ fn as_json(inputs: &[input::Payload], bulk: &BulkReport) -> Value {
         "events": events,
         "endpoints": endpoints,
     })
+}
+
+/// A client error's message, with what to do in this CLI's terms where the library
+/// (which names no command) says what is wrong: a CA certificate served as the
+/// server's own gets `dronehook cert`, which makes a CA and a server certificate.
+pub(crate) fn hinted(message: &str) -> String {
+    if message.starts_with("TLS handshake failed: the server's certificate is a CA certificate") {
+        format!("{message} (`dronehook cert --out DIR` makes both)")
+    } else {
+        message.to_owned()
+    }
 }

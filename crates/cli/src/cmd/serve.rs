@@ -85,11 +85,6 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         .build()?;
     let paint = Painter::stderr();
     let insecure = args.insecure_no_verify && secrets.is_empty();
-    if insecure && (args.journal.is_some() || args.tls_cert.is_some()) {
-        return Err(usage(
-            "--journal and --tls-cert need a secret: --insecure-no-verify runs a bare receiver without them",
-        ));
-    }
     let mut router = Router::new().unknown_events(true);
     for (name, handler) in handlers {
         router = router.route_filter(name, filter.clone(), handler);
@@ -227,7 +222,7 @@ fn forward_client(args: &ServeArgs, first: Option<&Secret>) -> anyhow::Result<Op
         parse_url(url)?;
     }
     let secret = match (&args.forward_secret, first) {
-        (Some(s), _) if !s.is_empty() => Secret::from(s.as_str()),
+        (Some(s), _) if !s.expose().is_empty() => s.clone(),
         (_, Some(first)) => first.clone(),
         _ => {
             return Err(usage(
@@ -258,7 +253,7 @@ async fn forward_one(client: &Client, d: Delivery) -> Result<(), HandlerError> {
             failed
                 .error
                 .as_ref()
-                .map_or_else(String::new, ToString::to_string)
+                .map_or_else(String::new, |e| super::send::hinted(&e.to_string()))
         ))),
     }
 }

@@ -268,15 +268,3 @@ fn stdin_on_a_terminal_is_not_waited_for_but_a_pipe_is_read() {
             .starts_with(r#"{"event":"user","action":"created","user":{"id":0,"login":"x""#)
     );
 }
-
-#[test]
-fn insecure_mode_refuses_what_it_cannot_do() {
-    assert_eq!(
-        outcome(&["serve", "--insecure-no-verify", "--bind", "127.0.0.1:0", "--journal", "j.db"]),
-        (
-            Some(2),
-            "error: --journal and --tls-cert need a secret: --insecure-no-verify runs a bare receiver without them\n".into(),
-            String::new()
-        )
-    );
-}

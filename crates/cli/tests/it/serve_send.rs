@@ -283,6 +283,44 @@ fn insecure_mode_accepts_unsigned_requests_and_says_so() {
 }
 
 #[test]
+fn insecure_mode_journals_unsigned_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.db");
+    let mut serve = serve_cmd();
+    serve
+        .args(["--insecure-no-verify", "--output", "json", "--journal"])
+        .arg(&journal);
+    let mut served = Served::start(serve);
+    assert!(
+        served.banner.contains(&format!(
+            "(0 secrets, journal {}, replay check off)",
+            journal.display()
+        )),
+        "{}",
+        served.banner
+    );
+    let body = r#"{"event":"user","action":"created","user":{"login":"octocat"}}"#;
+    let curl = run(Command::new("curl").args([
+        "-sS",
+        "--fail-with-body",
+        "-H",
+        "Content-Type: application/json",
+        "--data-raw",
+        body,
+        &served.url,
+    ]));
+    assert_eq!(curl.status.code(), Some(0), "curl said: {}", stderr(&curl));
+    let event: Value = serde_json::from_str(&served.stdout_lines(1)[0]).unwrap();
+    assert_eq!(event["delivery_id"], 1, "{event}");
+    let entries = dronehook_server::Journal::open(&journal)
+        .unwrap()
+        .entries(0, 10)
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].body, body.as_bytes());
+}
+
+#[test]
 fn serve_with_a_journal_names_it_and_keeps_events() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.db");

@@ -188,4 +188,8 @@ fn a_ca_certificate_served_as_the_servers_own_is_explained() {
     let json: serde_json::Value = serde_json::from_slice(&sent.stdout).unwrap();
     assert_eq!(json["endpoints"][0]["last_error"], message, "{json}");
     assert_eq!(json["events"][0]["deliveries"][0]["class"], "tls", "{json}");
+    assert_eq!(
+        json["events"][0]["deliveries"][0]["error"], message,
+        "{json}"
+    );
 }

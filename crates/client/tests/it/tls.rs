@@ -220,7 +220,7 @@ async fn a_ca_certificate_used_as_the_servers_own_is_explained() {
         err.to_string(),
         "TLS handshake failed: the server's certificate is a CA certificate (as `openssl req \
          -x509` makes), which cannot identify a server; serve a certificate issued by a CA \
-         and trust that CA (`dronehook cert --out DIR` makes both)"
+         and trust that CA"
     );
     assert_eq!(receiver.verified.load(Ordering::SeqCst), 0);
 }

@@ -9,7 +9,7 @@ use dronehook_protocol::{Action, Event};
 use dronehook_server::{Delivery, Journal, Observation, Router, RunStatus};
 use http::StatusCode;
 
-use crate::util::{Calls, config, corpus, deliver, start, wait_until};
+use crate::util::{Calls, Captured, config, corpus, deliver, start, wait_until};
 
 #[tokio::test]
 async fn a_failing_handler_is_retried_with_backoff_until_it_succeeds() {
@@ -173,6 +173,77 @@ async fn a_restarted_server_resumes_unfinished_runs() {
     events.sort();
     assert_eq!(events, ["repo:disabled", "user:created"]);
     assert!(calls.all().iter().all(|d| d.attempt == 2 && d.id.is_some()));
+}
+
+#[tokio::test]
+async fn an_entry_that_cannot_be_decoded_on_resume_is_logged_and_the_others_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let failing = |_d: Delivery| async { Err::<(), _>("not yet") };
+    let server = start(
+        config()
+            .journal(&path)
+            .retry_base(Duration::from_secs(3600)),
+        Router::new().route_named("sink", "", failing).unwrap(),
+    )
+    .await;
+    for name in ["user_created", "repo_disabled"] {
+        assert_eq!(
+            deliver(server.local_addr(), corpus(name)).await.status,
+            StatusCode::NO_CONTENT
+        );
+    }
+    let journal = Journal::open(&path).unwrap();
+    wait_until(|| {
+        journal
+            .pending_runs()
+            .unwrap()
+            .iter()
+            .filter(|r| r.attempts == 1)
+            .count()
+            == 2
+    })
+    .await;
+    server.shutdown().await.unwrap();
+    let first = journal.entries(0, 1).unwrap()[0].id;
+    // The file damaged between two lives: one entry's body no longer decodes.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE deliveries SET body = CAST('[' AS BLOB) WHERE id = ?1",
+            [first],
+        )
+        .unwrap();
+
+    let log = Captured::default();
+    let guard = tracing::subscriber::set_default(log.subscriber());
+    let calls = Calls::default();
+    let server = start(
+        config().journal(&path),
+        Router::new()
+            .route_named("sink", "", calls.handler())
+            .unwrap(),
+    )
+    .await;
+    calls.wait_for(1).await;
+    server.shutdown().await.unwrap();
+    drop(guard);
+    let events: Vec<String> = calls.all().iter().map(Delivery::filter_name).collect();
+    assert_eq!(events, ["repo:disabled"]);
+    let log = log.text();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("cannot be decoded"))
+        .map(|l| l.split_once(" WARN ").map_or(l, |(_, rest)| rest))
+        .collect();
+    assert_eq!(
+        warnings,
+        [format!(
+            "dronehook_server::dispatch: an unfinished run's journal entry cannot be decoded; \
+             it is not resumed entry={first} error=the body is not a valid payload: \
+             invalid type: sequence, expected a JSON object (Envelope) at line 1 column 0"
+        )]
+    );
 }
 
 #[tokio::test]

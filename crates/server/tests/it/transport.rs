@@ -521,3 +521,37 @@ async fn the_rest_of_the_transport_is_refused_as_before() {
     let answer = raw(addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
     assert_eq!(answer, "");
 }
+
+#[tokio::test]
+async fn a_head_hyper_refuses_is_timed_only_when_its_start_is_known() {
+    let server = start(config(), Router::new()).await;
+    let addr = server.local_addr();
+    let bad = b"POST / HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n";
+    // A new connection's first head: timed from the connection's start.
+    let answer = raw(addr, bad).await;
+    assert_refused(
+        &answer,
+        "HTTP/1.1 400 Bad Request",
+        "transport.malformed",
+        "first head",
+    );
+    // A later head read whole on a kept-alive connection: the reader did not read the
+    // clock for it, so the refusal is counted without a duration sample.
+    let mut conn = KeepAlive::connect(addr).await;
+    conn.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    assert_eq!(status_line(&conn.answer().await), "HTTP/1.1 200 OK");
+    conn.write(bad).await;
+    let answer = conn.answer().await;
+    assert_eq!(raw_body(&answer), "transport.malformed\n", "{answer:?}");
+    let metrics = server.metrics_text();
+    for needle in [
+        "dronehook_requests_total{code=\"transport.malformed\"} 2\n",
+        "dronehook_request_duration_seconds_count 1\n",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "{needle} missing from:\n{metrics}"
+        );
+    }
+}
