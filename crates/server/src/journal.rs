@@ -444,7 +444,7 @@ pub(crate) fn encode_headers(headers: &http::HeaderMap) -> Vec<u8> {
     out
 }
 
-fn decode_headers(raw: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn decode_headers(raw: &[u8]) -> Vec<(String, Vec<u8>)> {
     raw.split(|b| *b == b'\n')
         .filter_map(|line| {
             let line = line.strip_suffix(b"\r").unwrap_or(line);

@@ -50,6 +50,7 @@ mod replay;
 mod server;
 mod service;
 mod sniff;
+mod store;
 mod tls;
 
 pub use config::{
