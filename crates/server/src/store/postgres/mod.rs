@@ -35,6 +35,7 @@ use crate::journal::{
     BatchStats, HandlerRun, Inserted, JournalEntry, NewEntry, RunStatus, decode_headers,
 };
 
+pub(crate) mod runner;
 #[cfg(test)]
 mod tests;
 

@@ -504,3 +504,211 @@ async fn the_database_going_away_fails_commits_and_coming_back_recovers() {
     drop(store);
     drop(db);
 }
+
+mod runner {
+    //! The runner: handler runs claimed from the store by several instances.
+
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::handler::{Delivery, Observation, Router};
+    use crate::metrics::Metrics;
+    use crate::store::postgres::runner::{Runner, RunnerSettings};
+
+    fn runner_settings(lease: Duration) -> RunnerSettings {
+        RunnerSettings {
+            workers: 8,
+            max_attempts: 3,
+            retry_base: Duration::from_millis(20),
+            retry_max: Duration::from_millis(100),
+            lease,
+        }
+    }
+
+    /// Counts how often each delivery id reached the handler, per instance.
+    type Seen = Arc<Mutex<HashMap<i64, Vec<(&'static str, u32)>>>>;
+
+    fn counting_router(instance: &'static str, seen: &Seen) -> Arc<Router> {
+        let seen = seen.clone();
+        let router = Router::new()
+            .route_named("h", "", move |d: Delivery| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock()
+                        .unwrap()
+                        .entry(d.id.unwrap())
+                        .or_default()
+                        .push((instance, d.attempt));
+                    Ok::<_, String>(())
+                }
+            })
+            .unwrap();
+        Arc::new(router)
+    }
+
+    async fn wait_until_no_run_is_pending(store: &PostgresStore, within: Duration) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let pending = store.pending_runs().await.unwrap().len();
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{pending} runs still pending"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_instances_run_each_handler_once() {
+        const N: u32 = 200;
+        let db = database().await;
+        let a = open(&db, settings()).await;
+        let b = open(&db, settings()).await;
+        let seen = Seen::default();
+        let lease = Duration::from_secs(30);
+        let ra = Runner::start(
+            a.clone(),
+            counting_router("a", &seen),
+            Metrics::new(),
+            runner_settings(lease),
+        );
+        let rb = Runner::start(
+            b.clone(),
+            counting_router("b", &seen),
+            Metrics::new(),
+            runner_settings(lease),
+        );
+        let inserts: Vec<_> = (0..N)
+            .map(|n| {
+                let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+                tokio::spawn(async move { store.insert(entry(n, &["h"])).await.unwrap() })
+            })
+            .collect();
+        for insert in inserts {
+            insert.await.unwrap();
+        }
+        wait_until_no_run_is_pending(&a, Duration::from_secs(60)).await;
+        ra.stop(Duration::from_secs(5)).await;
+        rb.stop(Duration::from_secs(5)).await;
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), N as usize);
+        for (id, calls) in seen.iter() {
+            assert_eq!(calls.len(), 1, "delivery {id} handled {calls:?}");
+            assert_eq!(calls[0].1, 1);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_held_by_a_dead_instance_complete_on_the_survivor() {
+        let db = database().await;
+        let a = open(&db, settings()).await;
+        let b = open(&db, settings()).await;
+        let lease = Duration::from_millis(900);
+        // Instance `a` starts every run it gets and never finishes one.
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let hung = {
+            let started = started.clone();
+            Router::new()
+                .route_named("h", "", move |d: Delivery| {
+                    started.lock().unwrap().push(d.id.unwrap());
+                    std::future::pending::<Result<(), String>>()
+                })
+                .unwrap()
+        };
+        let ra = Runner::start(
+            a.clone(),
+            Arc::new(hung),
+            Metrics::new(),
+            runner_settings(lease),
+        );
+        for n in 0..5 {
+            a.insert(entry(n, &["h"])).await.unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while started.lock().unwrap().len() < 5 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a did not claim the runs"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // `a` dies: its tasks stop, its leases are not renewed.
+        ra.stop(Duration::ZERO).await;
+        drop(a);
+
+        let seen = Seen::default();
+        let rb = Runner::start(
+            b.clone(),
+            counting_router("b", &seen),
+            Metrics::new(),
+            runner_settings(lease),
+        );
+        wait_until_no_run_is_pending(&b, Duration::from_secs(30)).await;
+        rb.stop(Duration::from_secs(5)).await;
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 5);
+        for calls in seen.values() {
+            // The second attempt: the first was the dead instance's.
+            assert_eq!(calls, &vec![("b", 2)]);
+        }
+        for id in seen.keys() {
+            let runs = b.runs(*id).await.unwrap();
+            assert_eq!(runs[0].status, RunStatus::Ok);
+            assert_eq!(runs[0].attempts, 2);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_handler_is_retried_then_dead_with_its_attempts_observed() {
+        let db = database().await;
+        let store = open(&db, settings()).await;
+        let observed = Arc::new(Mutex::new(Vec::new()));
+        let router = {
+            let observed = observed.clone();
+            Router::new()
+                .route_named("h", "", |d: Delivery| async move {
+                    Err::<(), _>(format!("attempt {} failed", d.attempt))
+                })
+                .unwrap()
+                .observe(move |o| {
+                    if let Observation::Handler(r) = o {
+                        observed.lock().unwrap().push((
+                            r.delivery_id,
+                            r.attempt,
+                            r.will_retry,
+                            r.result.as_ref().err().map(|e| e.message().to_owned()),
+                        ));
+                    }
+                })
+        };
+        let runner = Runner::start(
+            store.clone(),
+            Arc::new(router),
+            Metrics::new(),
+            runner_settings(Duration::from_secs(30)),
+        );
+        let Inserted::New(id) = store.insert(entry(1, &["h"])).await.unwrap().0 else {
+            panic!("not new")
+        };
+        wait_until_no_run_is_pending(&store, Duration::from_secs(30)).await;
+        runner.stop(Duration::from_secs(5)).await;
+        let observed = observed.lock().unwrap().clone();
+        assert_eq!(
+            observed,
+            vec![
+                (Some(id), 1, true, Some("attempt 1 failed".to_owned())),
+                (Some(id), 2, true, Some("attempt 2 failed".to_owned())),
+                (Some(id), 3, false, Some("attempt 3 failed".to_owned())),
+            ]
+        );
+        let runs = store.runs(id).await.unwrap();
+        assert_eq!(runs[0].status, RunStatus::Failed);
+        assert_eq!(runs[0].attempts, 3);
+        assert_eq!(runs[0].last_error.as_deref(), Some("attempt 3 failed"));
+    }
+}
