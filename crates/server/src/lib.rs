@@ -65,6 +65,7 @@ pub use handler::{
 };
 pub use journal::{HandlerRun, Journal, JournalEntry, RunStatus};
 pub use server::{RunningServer, Server, ShutdownHandle, serve};
+pub use store::{BadStoreUrl, StoreUrl};
 
 /// Re-exported so users name the same protocol types.
 pub use dronehook_protocol as protocol;
