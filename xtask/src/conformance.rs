@@ -223,7 +223,7 @@ fn decode_encode(case: &Case) -> Row {
                     format!("differs from byte {at}")
                 }
             } else {
-                // A seed or pretty-printed body cannot re-encode to itself; its
+                // A documentation example or pretty-printed body cannot re-encode to itself; its
                 // encoding must decode to the same envelope and encode to itself.
                 match Envelope::decode(&encoded) {
                     Ok(again) if again == envelope && again.encode() == encoded => expected.clone(),

@@ -4,8 +4,8 @@
 //! Generated: `payloads/` (one body per sample), `requests/` (each body as a signed
 //! raw HTTP request), `corpus/NOTICE`, and the corpus captures when `../shared` is
 //! there to copy them from. Without `../shared` (a fresh clone) the committed corpus
-//! is the source and only its NOTICE is checked. `README.md` and `hostile/` are
-//! written by hand and never touched.
+//! is the source and only its NOTICE is checked. `hostile/` is written from the
+//! hostile-input catalog; `README.md` is written by hand and never touched.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};

@@ -7,8 +7,11 @@
 //! - `cargo xtask conformance` runs every fixture through every path between the crates
 //!   and the `dronehook` binary and prints a table of results;
 //! - `cargo xtask bench` measures `dronehook serve` beside a no-op hyper server and
-//!   rewrites docs/benchmarks.md;
-//! - `cargo xtask fuzz [--time SECONDS]` runs every cargo-fuzz target briefly.
+//!   rewrites docs/benchmarks.md; `cargo xtask bench overload` loads it with slowloris
+//!   connections beside legitimate clients;
+//! - `cargo xtask fuzz [--time SECONDS]` runs every cargo-fuzz target briefly;
+//! - `cargo xtask tidy` checks the rules rustfmt and clippy do not: every source's
+//!   `//!` line, forbidden macros, and the direction of the crates' dependencies.
 
 mod bench;
 mod ci;
@@ -46,7 +49,8 @@ enum Command {
     },
     /// Runs every fixture through every path between the crates and prints a table.
     Conformance,
-    /// Checks that sources start with a `//!` line and hold no forbidden macros or attributes.
+    /// Checks that sources start with a `//!` line and hold no forbidden macros or
+    /// attributes, and that the crates depend on each other in the allowed direction.
     Tidy,
     /// Measures `dronehook serve` against a no-op hyper server and writes docs/benchmarks.md.
     Bench(bench::BenchArgs),

@@ -4,6 +4,12 @@
 //! source holds an ignored test, a `should_panic` test, or a debugging or placeholder
 //! macro. The patterns are assembled from pieces so that this file does not contain
 //! them literally and does not flag itself.
+//!
+//! The crates depend on each other in one direction only ([`deps`]): the protocol
+//! reaches no async runtime, HTTP implementation or sibling crate, the server and the
+//! client never reach each other, and no library reaches the command line.
+
+mod deps;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -105,11 +111,15 @@ pub(crate) fn violations(root: &Path) -> Result<Vec<Violation>> {
 /// `cargo xtask tidy`.
 pub(crate) fn run(root: &Path) -> Result<()> {
     let found = violations(root)?;
-    if found.is_empty() {
-        println!("tidy: every source starts with `//!` and holds no forbidden pattern");
+    let direction = deps::check(root)?;
+    if found.is_empty() && direction.is_empty() {
+        println!(
+            "tidy: every source starts with `//!` and holds no forbidden pattern; \
+             the crates depend on each other in the allowed direction"
+        );
         return Ok(());
     }
-    let mut message = format!("tidy found {} problem(s):", found.len());
+    let mut message = format!("tidy found {} problem(s):", found.len() + direction.len());
     for v in &found {
         let _ = write!(
             message,
@@ -118,6 +128,9 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             v.line,
             v.message
         );
+    }
+    for line in &direction {
+        let _ = write!(message, "\n  {line}");
     }
     bail!(message)
 }

@@ -4,6 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use dronehook_protocol::{EventFilter, Secret};
+
+use crate::usage;
 
 /// Receive, verify, send and inspect Drone CI webhooks.
 ///
@@ -40,6 +43,8 @@ pub(crate) enum Command {
     Fixtures(FixturesCommand),
     /// Print a new random secret.
     Secret(SecretArgs),
+    /// Make a test CA and a server certificate it issued, for HTTPS in tests.
+    Cert(CertArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -58,6 +63,9 @@ pub(crate) enum OutputFormat {
 }
 
 #[derive(Args, Debug)]
+#[command(mut_arg("events", |a| a.help(
+    "Only handle these events: comma-separated `event:action` globs such as `build:*`"
+)))]
 pub(crate) struct ServeArgs {
     /// The address to listen on (`:3000` means every interface).
     #[arg(
@@ -67,18 +75,8 @@ pub(crate) struct ServeArgs {
         value_name = "ADDR"
     )]
     pub(crate) bind: String,
-    /// A shared secret; repeat it or separate values with commas for several (key
-    /// rotation). Falls back to DRONE_WEBHOOK_SECRET.
-    #[arg(
-        long,
-        env = "DRONE_SECRET",
-        hide_env_values = true,
-        value_delimiter = ','
-    )]
-    pub(crate) secret: Vec<String>,
-    /// A file holding secrets, one per line.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) secret_file: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) secrets: ReceiverSecrets,
     /// The path that receives webhooks.
     #[arg(long, default_value = "/")]
     pub(crate) path: String,
@@ -88,6 +86,12 @@ pub(crate) struct ServeArgs {
     /// Deliver a request again when it is sent again (no replay protection).
     #[arg(long)]
     pub(crate) no_replay_check: bool,
+    /// How many accepted requests the replay check remembers at most (115 to 165 bytes
+    /// each). When full, a new request is answered 503 `replay.full` with Retry-After
+    /// (with --journal, the journal checks it instead) [default: --max-skew times 1000
+    /// requests a second: 300000 for 5m]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) replay_capacity: Option<u64>,
     /// The largest body accepted (bytes; `k`, `KiB`, `M`, `MiB` suffixes allowed).
     #[arg(long, default_value = "1MiB", value_parser = parse_size, value_name = "SIZE")]
     pub(crate) max_body: u64,
@@ -99,9 +103,8 @@ pub(crate) struct ServeArgs {
     /// Record every accepted request in this SQLite file (off unless given).
     #[arg(long, value_name = "FILE")]
     pub(crate) journal: Option<PathBuf>,
-    /// Only handle these events: comma-separated `event:action` globs such as `build:*`.
-    #[arg(long, value_name = "FILTERS")]
-    pub(crate) events: Option<String>,
+    #[command(flatten)]
+    pub(crate) events: Events,
     /// Run this shell command for each event, with the payload on stdin and DRONE_*
     /// variables in its environment. A non-zero exit is a handler error.
     #[arg(long, value_name = "CMD")]
@@ -141,6 +144,10 @@ pub(crate) struct ServeArgs {
 }
 
 #[derive(Args, Debug)]
+// Drone's sender reads its filter from DRONE_WEBHOOK_EVENTS, and so does `send`.
+#[command(mut_arg("events", |a| a
+    .env("DRONE_WEBHOOK_EVENTS")
+    .help("Only send these events: comma-separated `event:action` globs (Drone's syntax)")))]
 pub(crate) struct SendArgs {
     /// Payloads: files, directories (their *.json files), `-` for stdin, or
     /// `fixture:NAME` for a built-in sample.
@@ -154,12 +161,10 @@ pub(crate) struct SendArgs {
         value_name = "URL"
     )]
     pub(crate) endpoint: Vec<String>,
-    /// The shared secret.
-    #[arg(long, env = "DRONE_WEBHOOK_SECRET", hide_env_values = true)]
-    pub(crate) secret: Option<String>,
-    /// Only send these events: comma-separated `event:action` globs (Drone's syntax).
-    #[arg(long, env = "DRONE_WEBHOOK_EVENTS", value_name = "FILTERS")]
-    pub(crate) events: Option<String>,
+    #[command(flatten)]
+    pub(crate) secret: SenderSecret,
+    #[command(flatten)]
+    pub(crate) events: Events,
     /// Do not verify the endpoints' TLS certificates.
     #[arg(long, env = "DRONE_WEBHOOK_SKIP_VERIFY")]
     pub(crate) skip_verify: bool,
@@ -176,12 +181,80 @@ pub(crate) struct SendArgs {
     /// Send the bytes as given instead of Drone's encoding of them.
     #[arg(long)]
     pub(crate) raw: bool,
-    /// The event of payloads that do not name one (the seed documents' style).
+    /// The event of payloads without `event`, as in Drone's documentation examples.
     #[arg(long, value_name = "EVENT")]
     pub(crate) event: Option<String>,
     /// Print the results as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// The secrets a receiver checks signatures with (`serve`, `verify`).
+#[derive(Args, Debug)]
+pub(crate) struct ReceiverSecrets {
+    /// A shared secret; repeat it or separate values with commas for several (key
+    /// rotation). Falls back to DRONE_WEBHOOK_SECRET.
+    #[arg(
+        long,
+        env = "DRONE_SECRET",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub(crate) secret: Vec<String>,
+    /// A file holding secrets, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) secret_file: Vec<PathBuf>,
+}
+
+impl ReceiverSecrets {
+    /// Every secret given (see [`crate::secrets::gather`]); none is not an error here.
+    pub(crate) fn gather(&self) -> anyhow::Result<Vec<Secret>> {
+        crate::secrets::gather(&self.secret, &self.secret_file)
+    }
+}
+
+/// The one secret a sender signs with (`send`, `sign`), as Drone's sender takes it.
+#[derive(Args, Debug)]
+pub(crate) struct SenderSecret {
+    /// The shared secret.
+    #[arg(long, env = "DRONE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub(crate) secret: Option<String>,
+}
+
+impl SenderSecret {
+    /// The secret, or a usage error when none (or an empty one) was given.
+    pub(crate) fn require(&self) -> anyhow::Result<&str> {
+        self.secret
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| usage("no secret: give --secret or set DRONE_WEBHOOK_SECRET"))
+    }
+}
+
+/// Drone's event filter (`serve`, `send`); each command words its help for what it
+/// does with the events left out.
+#[derive(Args, Debug)]
+pub(crate) struct Events {
+    /// Only these events: comma-separated `event:action` globs such as `build:*`.
+    #[arg(long, value_name = "FILTERS")]
+    pub(crate) events: Option<String>,
+}
+
+impl Events {
+    /// The filter; everything when the flag is absent or blank.
+    pub(crate) fn filter(&self) -> anyhow::Result<EventFilter> {
+        match self
+            .events
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            Some(list) => {
+                EventFilter::parse(list).map_err(|e| usage(format!("invalid --events: {e}")))
+            }
+            None => Ok(EventFilter::all()),
+        }
+    }
 }
 
 /// What `sign` prints.
@@ -200,9 +273,8 @@ pub(crate) struct SignArgs {
     /// The body: a file, `-` for stdin, or `fixture:NAME`. Signed as is.
     #[arg(default_value = "-", value_name = "INPUT")]
     pub(crate) input: String,
-    /// The shared secret.
-    #[arg(long, env = "DRONE_WEBHOOK_SECRET", hide_env_values = true)]
-    pub(crate) secret: Option<String>,
+    #[command(flatten)]
+    pub(crate) secret: SenderSecret,
     /// The Date to sign (an HTTP date or RFC 3339; default now).
     #[arg(long, value_name = "DATE")]
     pub(crate) date: Option<String>,
@@ -239,18 +311,8 @@ pub(crate) struct VerifyArgs {
         conflicts_with = "request"
     )]
     pub(crate) headers: Vec<String>,
-    /// A shared secret; repeat it or separate values with commas for several. Falls
-    /// back to DRONE_WEBHOOK_SECRET.
-    #[arg(
-        long,
-        env = "DRONE_SECRET",
-        hide_env_values = true,
-        value_delimiter = ','
-    )]
-    pub(crate) secret: Vec<String>,
-    /// A file holding secrets, one per line.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) secret_file: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) secrets: ReceiverSecrets,
     /// Verify as of this moment (an HTTP date or RFC 3339; default now).
     #[arg(long, value_name = "DATE")]
     pub(crate) at: Option<String>,
@@ -273,11 +335,11 @@ pub(crate) struct EncodeArgs {
     /// The payload: a file, `-` for stdin, or `fixture:NAME`.
     #[arg(default_value = "-", value_name = "INPUT")]
     pub(crate) input: String,
-    /// The event of a payload that does not name one (the seed documents' style).
+    /// The event of a payload without `event`, as in Drone's documentation examples.
     #[arg(long, value_name = "EVENT")]
     pub(crate) event: Option<String>,
-    /// Keep the seed documents' action names (`activated`, `deactivated`,
-    /// `completed`) instead of writing the ones Drone sends.
+    /// Keep the action names of Drone's documentation examples (`activated`,
+    /// `deactivated`, `completed`) instead of writing the ones Drone sends.
     #[arg(long)]
     pub(crate) keep_action: bool,
 }
@@ -302,7 +364,7 @@ pub(crate) enum FixturesCommand {
         /// Replace files that exist.
         #[arg(long)]
         force: bool,
-        /// Only what Drone itself sends (the seed variants lack `event`, so a
+        /// Only what Drone itself sends (the documentation examples lack `event`, so a
         /// directory of them needs `send --event`).
         #[arg(long)]
         drone: bool,
@@ -314,6 +376,29 @@ pub(crate) struct SecretArgs {
     /// How many random bytes (the secret has twice as many hex characters).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(8..=256), value_name = "N")]
     pub(crate) bytes: u16,
+}
+
+/// `dronehook cert`: a CA and a server certificate for test setups.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Writes DIR/ca.pem (the CA's certificate: give it to `send --ca-cert`), DIR/server.pem (the
+server's certificate followed by the CA's) and DIR/server-key.pem (the server's key, mode
+0600): give both to `serve --tls-cert/--tls-key`. The CA's key is not kept, so the CA can
+certify nothing else. For tests only: a public receiver needs a certificate from a real CA.")]
+pub(crate) struct CertArgs {
+    /// The directory to write the files to (created when missing).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// A host name or IP address the server is reached by; repeat it or separate values
+    /// with commas [default: localhost, 127.0.0.1, ::1].
+    #[arg(long, value_name = "HOST", value_delimiter = ',')]
+    pub(crate) name: Vec<String>,
+    /// How long the certificates are valid, in days.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u16).range(1..), value_name = "N")]
+    pub(crate) days: u16,
+    /// Replace files that exist.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 #[derive(Args, Debug)]

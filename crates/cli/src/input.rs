@@ -14,7 +14,7 @@ pub(crate) struct Payload {
     pub(crate) label: String,
     /// The bytes.
     pub(crate) body: Vec<u8>,
-    /// The event a fixture is sent with (fixtures of the seed style lack `event`).
+    /// The event a fixture is sent with (Drone's documentation examples lack `event`).
     pub(crate) header_event: Option<String>,
 }
 

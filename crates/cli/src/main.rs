@@ -103,6 +103,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Encode(args) => cmd::encode::run(&args),
         Command::Fixtures(command) => cmd::fixtures::run(command),
         Command::Secret(args) => cmd::secret::run(&args),
+        Command::Cert(args) => cmd::cert::run(&args),
         Command::Completions(args) => cmd::completions::run(&args),
     }
 }

@@ -25,8 +25,11 @@ pub(crate) enum Kind {
     Builder(String),
     /// The TCP connection (or the TLS handshake) could not be made.
     Connect,
-    /// The TLS handshake failed (a subclass of connect errors).
-    Tls,
+    /// The TLS handshake failed (a subclass of connect errors). `ca_as_server`: the
+    /// server presented a CA certificate as its own, which rustls refuses as
+    /// `CaUsedAsEndEntity`; common enough (`openssl req -x509` makes such
+    /// certificates) to be explained in words.
+    Tls { ca_as_server: bool },
     /// An attempt took longer than the per-attempt timeout.
     Timeout(Duration),
     /// The receiver answered with a status that is not 2xx.
@@ -63,13 +66,13 @@ impl Error {
 
     /// Whether no connection could be made (refused, unreachable, DNS, TLS handshake).
     pub fn is_connect(&self) -> bool {
-        matches!(self.kind, Kind::Connect | Kind::Tls)
+        matches!(self.kind, Kind::Connect | Kind::Tls { .. })
     }
 
     /// Whether the TLS handshake failed (an untrusted certificate, a wrong name).
     /// Such errors are also [`is_connect`](Self::is_connect).
     pub fn is_tls(&self) -> bool {
-        matches!(self.kind, Kind::Tls)
+        matches!(self.kind, Kind::Tls { .. })
     }
 
     /// Whether the attempt ran out of time.
@@ -115,7 +118,7 @@ impl Error {
                     || status.is_server_error()
             }
             // A certificate that fails verification fails the same way next time.
-            Kind::Tls | Kind::Builder(_) | Kind::Sign => false,
+            Kind::Tls { .. } | Kind::Builder(_) | Kind::Sign => false,
         }
     }
 
@@ -125,7 +128,7 @@ impl Error {
         match self.kind {
             Kind::Builder(_) => "builder",
             Kind::Connect => "connect",
-            Kind::Tls => "tls",
+            Kind::Tls { .. } => "tls",
             Kind::Timeout(_) => "timeout",
             Kind::Status { .. } => "status",
             Kind::Io => "io",
@@ -139,7 +142,18 @@ impl fmt::Display for Error {
         match &self.kind {
             Kind::Builder(message) => write!(f, "invalid client settings: {message}"),
             Kind::Connect => f.write_str("could not connect"),
-            Kind::Tls => f.write_str("TLS handshake failed"),
+            Kind::Tls { ca_as_server: true } => {
+                // What is wrong and what to do, in place of rustls's variant name.
+                return f.write_str(
+                    "TLS handshake failed: the server's certificate is a CA certificate (as \
+                     `openssl req -x509` makes), which cannot identify a server; serve a \
+                     certificate issued by a CA and trust that CA (`dronehook cert --out DIR` \
+                     makes both)",
+                );
+            }
+            Kind::Tls {
+                ca_as_server: false,
+            } => f.write_str("TLS handshake failed"),
             Kind::Timeout(limit) => write!(f, "timed out after {}", DisplayDuration(*limit)),
             Kind::Status { status, body } if body.is_empty() => {
                 write!(f, "the receiver answered {status}")

@@ -46,6 +46,18 @@ impl Payload {
         }
     }
 
+    /// A captured body, sent byte for byte with this `X-Drone-Event`. The action the
+    /// event filter looks at is read from the body when it decodes as a Drone payload,
+    /// and is empty otherwise; bytes that are not a payload at all are sent too.
+    pub fn captured(body: impl Into<Bytes>, event: impl Into<String>) -> Self {
+        let body = body.into();
+        let event = event.into();
+        let action = Envelope::decode_with_header(&body, Some(&event))
+            .map(|e| e.action.as_str().to_owned())
+            .unwrap_or_default();
+        Payload::raw(body, event, action)
+    }
+
     /// Raw bytes, sent byte for byte, with the event and action read from the body
     /// itself. `header_event` stands in for a body without `event`, as a receiver
     /// takes it from `X-Drone-Event`. The body must decode as a Drone payload.
@@ -81,6 +93,12 @@ impl Payload {
     /// The body's SHA-256: the key a dronehook receiver dedupes on.
     pub fn digest(&self) -> BodyDigest {
         self.digest
+    }
+}
+
+impl From<&Payload> for Payload {
+    fn from(payload: &Payload) -> Self {
+        payload.clone()
     }
 }
 

@@ -1,5 +1,5 @@
-//! What a send reports: one [`Delivery`] per endpoint for each event, a [`Report`]
-//! per event, a [`Summary`] per endpoint for bulk sends.
+//! What a send reports: an [`EndpointReport`] per endpoint and event, a [`Report`] per
+//! event, a [`Summary`] per endpoint for bulk sends.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use crate::Error;
 /// The outcome of one event at one endpoint, after all its attempts.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct Delivery {
+pub struct EndpointReport {
     /// The endpoint's URL, as configured.
     pub endpoint: String,
     /// The endpoint's index in the client's endpoint list.
@@ -26,7 +26,7 @@ pub struct Delivery {
     pub error: Option<Error>,
 }
 
-impl Delivery {
+impl EndpointReport {
     /// Whether the receiver answered 2xx.
     pub fn is_success(&self) -> bool {
         self.error.is_none()
@@ -38,7 +38,7 @@ impl Delivery {
     }
 }
 
-/// The outcome of one event: a delivery per endpoint, in the client's endpoint order.
+/// The outcome of one event: a report per endpoint, in the client's endpoint order.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Report {
@@ -49,16 +49,16 @@ pub struct Report {
     /// The body's SHA-256: the receiver's dedupe key.
     pub digest: BodyDigest,
     /// Whether the event filter let the event through. When it did not, nothing was
-    /// sent and [`deliveries`](Self::deliveries) is empty.
+    /// sent and [`endpoints`](Self::endpoints) is empty.
     pub sent: bool,
     /// One entry per endpoint, in the client's endpoint order.
-    pub deliveries: Vec<Delivery>,
+    pub endpoints: Vec<EndpointReport>,
 }
 
 impl Report {
     /// Whether every endpoint answered 2xx (true for a filtered-out event too).
     pub fn is_success(&self) -> bool {
-        self.deliveries.iter().all(Delivery::is_success)
+        self.endpoints.iter().all(EndpointReport::is_success)
     }
 
     /// Whether the event filter dropped the event.
@@ -66,9 +66,9 @@ impl Report {
         !self.sent
     }
 
-    /// The deliveries that failed.
-    pub fn failures(&self) -> impl Iterator<Item = &Delivery> {
-        self.deliveries.iter().filter(|d| !d.is_success())
+    /// The endpoints that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &EndpointReport> {
+        self.endpoints.iter().filter(|d| !d.is_success())
     }
 }
 
@@ -145,7 +145,7 @@ impl Summary {
                 summary.filtered += 1;
                 continue;
             }
-            for d in &report.deliveries {
+            for d in &report.endpoints {
                 if summary.endpoints.len() <= d.endpoint_index {
                     summary
                         .endpoints

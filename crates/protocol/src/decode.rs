@@ -220,7 +220,7 @@ impl Envelope {
     }
 
     /// Decodes a body, taking the event from the `X-Drone-Event` header when the body
-    /// has none (the seed documents' style).
+    /// has none (as in Drone's documentation examples).
     ///
     /// A body whose `event` disagrees with the header is an error: the header is not
     /// covered by Drone's signature and the body is.

@@ -114,9 +114,10 @@ string_enum! {
 string_enum! {
     /// What happened to the object: the envelope's `action`.
     ///
-    /// Drone sends `created`, `updated`, `deleted`, `enabled` and `disabled`. The seed
-    /// documents also name `activated`, `deactivated` and `completed`, which Drone never
-    /// sends; they are accepted on input so that payloads written from the seeds work.
+    /// Drone sends `created`, `updated`, `deleted`, `enabled` and `disabled`. Drone's
+    /// documentation examples also name `activated`, `deactivated` and `completed`, which
+    /// Drone never sends; they are accepted on input so that payloads written from the
+    /// documentation work.
     pub enum Action {
         /// An object was created (`user`, `build`).
         Created => "created",
@@ -128,11 +129,11 @@ string_enum! {
         Enabled => "enabled",
         /// A repository was deactivated.
         Disabled => "disabled",
-        /// The seeds' name for `enabled`; never sent by Drone.
+        /// The documentation examples' name for `enabled`; never sent by Drone.
         Activated => "activated",
-        /// The seeds' name for `disabled`; never sent by Drone.
+        /// The documentation examples' name for `disabled`; never sent by Drone.
         Deactivated => "deactivated",
-        /// The seeds' name for a finished build; Drone sends `updated` with a terminal status.
+        /// The documentation examples' name for a finished build; Drone sends `updated` with a terminal status.
         Completed => "completed",
     }
 }

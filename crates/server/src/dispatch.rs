@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::handler::{Delivery, HandlerError, HandlerRecord, Observation, Route, Router};
 use crate::journal::{Journal, RunStatus, header_map};
 use crate::metrics::Metrics;
-use crate::service::backoff;
+use crate::shutdown::stopped;
 
 /// One handler run to make.
 struct Job {
@@ -139,7 +139,7 @@ impl Dispatcher {
                         let mut rx = rx.lock().await;
                         tokio::select! {
                             job = rx.recv() => job,
-                            () = crate::server::stopped(&mut stop_rx) => None,
+                            () = stopped(&mut stop_rx) => None,
                         }
                     };
                     let Some(job) = job else { break };
@@ -244,6 +244,14 @@ impl Dispatcher {
     }
 }
 
+/// Exponential backoff: `base * 2^(attempt - 1)`, capped.
+pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(attempt.saturating_sub(1).min(31))
+        .unwrap_or(u32::MAX);
+    base.saturating_mul(factor).min(max)
+}
+
 async fn run_job(
     job: Job,
     journal: &Journal,
@@ -298,7 +306,7 @@ async fn run_job(
                     }
                 }
                 // At shutdown the run stays pending in the journal for the next start.
-                () = crate::server::stopped(&mut stop) => {}
+                () = stopped(&mut stop) => {}
             }
         });
     }

@@ -27,9 +27,10 @@
 //! use dronehook_server::{Config, Delivery, Router, Server};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = Config::new(Policy::new("s3cr3t"))
+//! let config = Config::builder(Policy::new("s3cr3t"))
 //!     .addr("127.0.0.1:3000".parse()?)
-//!     .journal("journal.db");
+//!     .journal("journal.db")
+//!     .build();
 //! let router = Router::new().route("build:*", |d: Delivery| async move {
 //!     println!("build #{:?} of {:?}", d.envelope.build_number(), d.envelope.repo_slug());
 //!     Ok::<_, std::io::Error>(())
@@ -49,14 +50,16 @@ mod metrics;
 mod replay;
 mod server;
 mod service;
+mod shutdown;
 mod sniff;
 mod store;
 mod tls;
 
 pub use config::{
-    Config, DEFAULT_ADDR, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_PATH, DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX, DEFAULT_SHUTDOWN_GRACE, DEFAULT_WORKERS, TlsFiles,
+    Config, ConfigBuilder, DEFAULT_ADDR, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_PATH,
+    DEFAULT_REPLAY_RATE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_WORKERS, TlsFiles,
 };
 pub use error::{Error, Result};
 pub use handler::{
@@ -64,7 +67,8 @@ pub use handler::{
     RequestRecord, Router,
 };
 pub use journal::{HandlerRun, Journal, JournalEntry, RunStatus};
-pub use server::{RunningServer, Server, ShutdownHandle, serve};
+pub use server::Server;
+pub use shutdown::ShutdownHandle;
 pub use store::{BadStoreUrl, StoreUrl};
 
 /// Re-exported so users name the same protocol types.

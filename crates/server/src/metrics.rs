@@ -27,6 +27,7 @@ pub(crate) struct Metrics {
     request_seconds: Histogram,
     commit_seconds: Histogram,
     handler_runs: Family<Labels, Counter>,
+    replay_full: Counter,
     pub(crate) open_connections: Gauge,
     pub(crate) batches: crate::journal::BatchStats,
 }
@@ -77,6 +78,13 @@ impl Metrics {
             "Requests committed together in one journal transaction",
             batch_size.clone(),
         );
+        let replay_full = Counter::default();
+        registry.register(
+            "replay_full",
+            "Requests the full replay map had no room for (refused with 503 replay.full, \
+             or left to the journal's dedupe)",
+            replay_full.clone(),
+        );
         let open_connections = Gauge::default();
         registry.register(
             "open_connections",
@@ -99,6 +107,7 @@ impl Metrics {
             request_seconds,
             commit_seconds,
             handler_runs,
+            replay_full,
             open_connections,
             batches: crate::journal::BatchStats {
                 commits,
@@ -126,6 +135,10 @@ impl Metrics {
 
     pub(crate) fn commit(&self, took: Duration) {
         self.commit_seconds.observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn replay_full(&self) {
+        self.replay_full.inc();
     }
 
     pub(crate) fn handler_run(&self, handler: &str, outcome: &'static str) {

@@ -1,5 +1,7 @@
 //! Replay protection in memory: a body accepted within the window is answered again
-//! but not delivered again, also when many copies arrive at once.
+//! but not delivered again, also when many copies arrive at once. The map holds at
+//! most a set number of entries; when it is full, a new body is not let through
+//! unchecked (see [`Claim::Full`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -39,13 +41,29 @@ impl Hasher for DigestHasher {
 }
 
 /// Accepted dedupe keys, each kept for the window (older copies fail the `Date` check
-/// anyway), so memory stays bounded by the accepted rate times the window.
+/// anyway), and at most `capacity` of them (accepted and in flight together): memory
+/// is the smaller of the accepted rate times the window and the capacity, times 115 to
+/// 165 bytes an entry (resident memory measured at 10 000 to 1 000 000 entries; the
+/// map and the queue grow by doubling, hence the range).
 pub(crate) struct ReplayCache {
     window: Duration,
+    capacity: usize,
     inner: Mutex<Inner>,
 }
 
+impl std::fmt::Debug for ReplayCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayCache")
+            .field("window", &self.window)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
+    /// Whether the last new key was refused for want of room: the start of a full
+    /// spell is logged once, and so is its end.
+    full: bool,
     slots: HashMap<BodyDigest, Slot, BuildHasherDefault<DigestHasher>>,
     /// Accepted keys in the order they expire (the window is the same for all), so
     /// pruning takes the expired ones off the front: no pass over the whole map,
@@ -76,6 +94,9 @@ pub(crate) enum Claim<'a> {
     Fresh(Guard<'a>),
     /// A copy of a request already accepted within the window.
     Replay,
+    /// A new key, and the map is at its capacity: the request cannot be checked here.
+    /// Room comes back when the oldest entry expires, this long from now.
+    Full(Duration),
 }
 
 /// Held while the first copy of a request is processed.
@@ -116,10 +137,14 @@ fn wake(slot: Option<Slot>) {
 }
 
 impl ReplayCache {
-    pub(crate) fn new(window: Duration) -> Self {
+    /// A cache that remembers accepted keys for `window`, at most `capacity` of them
+    /// (at least 1).
+    pub(crate) fn new(window: Duration, capacity: usize) -> Self {
         ReplayCache {
             window,
+            capacity: capacity.max(1),
             inner: Mutex::new(Inner {
+                full: false,
                 slots: HashMap::default(),
                 expiry: VecDeque::new(),
             }),
@@ -134,13 +159,14 @@ impl ReplayCache {
 
     /// Claims `key`: the first copy gets a guard; a copy of an accepted request is a
     /// replay; a copy that arrives while the first is still processed waits for its
-    /// outcome.
+    /// outcome; a new key finds the map full when it holds `capacity` entries.
     pub(crate) async fn claim(&self, key: BodyDigest) -> Claim<'_> {
         loop {
             let mut notified = {
                 let mut inner = self.lock();
                 let now = Instant::now();
                 inner.prune(now);
+                let len = inner.slots.len();
                 match inner.slots.get_mut(&key) {
                     Some(Slot::Accepted(until)) if *until > now => return Claim::Replay,
                     Some(Slot::Pending(notify)) => {
@@ -151,8 +177,33 @@ impl ReplayCache {
                         notified.as_mut().enable();
                         notified
                     }
+                    // Pruned above, so a key still present is not expired: only an
+                    // absent key makes a new entry, and only it can find no room.
+                    None if len >= self.capacity => {
+                        // The oldest accepted entry goes first; with none (every entry
+                        // in flight) room comes back as soon as one is answered.
+                        let wait = inner
+                            .expiry
+                            .front()
+                            .map_or(Duration::ZERO, |(until, _)| until.duration_since(now));
+                        let starts = !std::mem::replace(&mut inner.full, true);
+                        drop(inner);
+                        if starts {
+                            tracing::warn!(
+                                capacity = self.capacity,
+                                "the replay map is full: new requests are refused with 503 \
+                                 (or left to the journal) until its oldest entries expire"
+                            );
+                        }
+                        return Claim::Full(wait);
+                    }
                     _ => {
                         inner.slots.insert(key, Slot::Pending(None));
+                        let ends = std::mem::replace(&mut inner.full, false);
+                        drop(inner);
+                        if ends {
+                            tracing::info!("the replay map has room again");
+                        }
                         return Claim::Fresh(Guard {
                             cache: self,
                             key,
@@ -177,11 +228,11 @@ mod tests {
 
     #[tokio::test]
     async fn accepted_keys_expire_and_are_pruned() {
-        let cache = ReplayCache::new(Duration::from_millis(1));
+        let cache = ReplayCache::new(Duration::from_millis(1), 16);
         let key = BodyDigest::of(b"x");
         match cache.claim(key).await {
             Claim::Fresh(g) => g.accept(),
-            Claim::Replay => panic!("first copy is fresh"),
+            Claim::Replay | Claim::Full(_) => panic!("first copy is fresh"),
         }
         std::thread::sleep(Duration::from_millis(5));
         assert!(
@@ -193,20 +244,20 @@ mod tests {
 
     #[tokio::test]
     async fn dropped_guard_lets_the_next_copy_through() {
-        let cache = ReplayCache::new(Duration::from_secs(60));
+        let cache = ReplayCache::new(Duration::from_secs(60), 16);
         let key = BodyDigest::of(b"y");
         let first = cache.claim(key).await;
         drop(first);
         match cache.claim(key).await {
             Claim::Fresh(g) => g.accept(),
-            Claim::Replay => panic!("a refused copy is not remembered"),
+            Claim::Replay | Claim::Full(_) => panic!("a refused copy is not remembered"),
         }
         assert!(matches!(cache.claim(key).await, Claim::Replay));
     }
 
     #[tokio::test]
     async fn an_expired_entry_does_not_remove_a_newer_acceptance() {
-        let cache = ReplayCache::new(Duration::from_millis(20));
+        let cache = ReplayCache::new(Duration::from_millis(20), 16);
         let key = BodyDigest::of(b"z");
         let Claim::Fresh(g) = cache.claim(key).await else {
             panic!("first copy is fresh")
@@ -228,7 +279,7 @@ mod tests {
 
     #[tokio::test]
     async fn copies_that_arrive_while_the_first_is_processed_wait_for_its_outcome() {
-        let cache = Arc::new(ReplayCache::new(Duration::from_secs(60)));
+        let cache = Arc::new(ReplayCache::new(Duration::from_secs(60), 16));
         let key = BodyDigest::of(b"w");
         let Claim::Fresh(first) = cache.claim(key).await else {
             panic!("first copy is fresh")
@@ -248,5 +299,24 @@ mod tests {
                 "a waiting copy is a replay once the first is accepted"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_full_map_refuses_new_keys_but_still_knows_its_own() {
+        let window = Duration::from_secs(60);
+        let cache = ReplayCache::new(window, 1);
+        let (a, b) = (BodyDigest::of(b"a"), BodyDigest::of(b"b"));
+        let Claim::Fresh(first) = cache.claim(a).await else {
+            panic!("first copy is fresh")
+        };
+        // A key in flight takes its room too; room comes back as soon as it is answered.
+        assert!(matches!(cache.claim(b).await, Claim::Full(wait) if wait == Duration::ZERO));
+        first.accept();
+        assert!(matches!(cache.claim(a).await, Claim::Replay));
+        let Claim::Full(wait) = cache.claim(b).await else {
+            panic!("no room for a new key")
+        };
+        assert!(wait > Duration::from_secs(55) && wait <= window, "{wait:?}");
+        assert_eq!(cache.len(), 1);
     }
 }

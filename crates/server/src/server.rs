@@ -1,5 +1,5 @@
-//! [`Server`]: binding the listener, accepting connections under a cap, the handler
-//! worker pool, and graceful shutdown.
+//! [`Server`]: binding the listener, accepting connections under a cap, serving each
+//! connection, and graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,12 +24,21 @@ use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::replay::ReplayCache;
 use crate::service::Shared;
+// The connection code names the flag by this path.
+use crate::shutdown::{ShutdownHandle, shutdown_signal, stopped};
 use crate::sniff::{InFlight, Parkable, Progress, Sniff, Timeouts};
 
-/// The receiver. Start one with [`Server::bind`] (or [`serve`], which also waits for
-/// SIGTERM or Ctrl-C).
+/// The receiver: bound, and serving in the background.
+///
+/// [`Server::bind`] starts it; [`Server::run_until_signal`] (or
+/// [`Server::run_until`], [`Server::shutdown`]) stops it gracefully.
 #[derive(Debug)]
-pub struct Server;
+pub struct Server {
+    local_addr: SocketAddr,
+    shutdown: ShutdownHandle,
+    task: JoinHandle<Result<()>>,
+    shared: Arc<Shared>,
+}
 
 impl Server {
     /// Binds the listener, opens the journal, resumes unfinished handler runs and
@@ -38,11 +47,11 @@ impl Server {
     /// A journal file that cannot be opened does not stop the start: the server then
     /// answers webhooks with 503 and `/healthz` with 503, and tries again with each
     /// request (so fixing the directory's permissions heals it).
-    pub async fn bind(config: Config, router: Router) -> Result<RunningServer> {
-        if config.secret_count() == 0 {
+    pub async fn bind(config: Config, router: Router) -> Result<Server> {
+        if config.verify && config.secret_count() == 0 {
             return Err(Error::config("no secrets: every request would be refused"));
         }
-        let tls = match config.tls_files() {
+        let tls = match config.tls() {
             Some(files) => Some(crate::tls::acceptor(files)?),
             None => None,
         };
@@ -65,7 +74,7 @@ impl Server {
         };
         let replay = config
             .replay_protection
-            .then(|| ReplayCache::new(config.replay_window()));
+            .then(|| ReplayCache::new(config.replay_window(), config.replay_capacity()));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let router = Arc::new(router);
         let dispatcher = journal
@@ -84,74 +93,33 @@ impl Server {
         }
 
         let task = tokio::spawn(accept_loop(listener, tls, shared.clone(), shutdown_rx));
+        if !config.verify {
+            // Its own target, so that a program that warns in its own words (the CLI)
+            // can leave this line out.
+            tracing::warn!(
+                target: "dronehook_server::insecure",
+                addr = %local_addr,
+                "VERIFICATION DISABLED (Config::insecure_no_verification): requests are not \
+                 verified; anyone who can reach this port can send events"
+            );
+        }
         tracing::info!(
             addr = %local_addr,
             path = %config.path,
             secrets = config.secret_count(),
-            journal = ?config.journal_path().map(Path::display),
+            verification = config.verify,
+            journal = ?config.journal().map(Path::display),
             tls = config.tls.is_some(),
             "dronehook receiver listening"
         );
-        Ok(RunningServer {
+        Ok(Server {
             local_addr,
             shutdown: ShutdownHandle { tx: shutdown_tx },
             task,
             shared,
         })
     }
-}
 
-/// The listen backlog: how many connections the kernel completes and queues for
-/// `accept` (capped by `net.core.somaxconn`). `TcpListener::bind` uses 128, the
-/// standard library's value; a burst of a few hundred connections (an attacker's, or
-/// legitimate clients waiting for a free slot under the connection cap) then overflows
-/// the queue and the kernel drops handshakes, so clients stall for a SYN retransmit
-/// (a second or more) and a client that sends nothing can be left half-open.
-const LISTEN_BACKLOG: u32 = 4096;
-
-/// Binds a listener with [`LISTEN_BACKLOG`], with `SO_REUSEADDR` as tokio's
-/// `TcpListener::bind` sets it (a restart can bind while old connections linger).
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    #[cfg(unix)]
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
-}
-
-/// Binds and serves until SIGTERM or Ctrl-C, then shuts down gracefully.
-pub async fn serve(config: Config, router: Router) -> Result<()> {
-    Server::bind(config, router).await?.run_until_signal().await
-}
-
-/// Asks a running server to shut down gracefully. Cloneable; any clone will do.
-#[derive(Clone, Debug)]
-pub struct ShutdownHandle {
-    tx: watch::Sender<bool>,
-}
-
-impl ShutdownHandle {
-    /// Starts the graceful shutdown: stop accepting, finish in-flight requests and
-    /// handler runs (up to the grace period), flush the journal.
-    pub fn shutdown(&self) {
-        self.tx.send_replace(true);
-    }
-}
-
-/// A server that is accepting connections.
-#[derive(Debug)]
-pub struct RunningServer {
-    local_addr: SocketAddr,
-    shutdown: ShutdownHandle,
-    task: JoinHandle<Result<()>>,
-    shared: Arc<Shared>,
-}
-
-impl RunningServer {
     /// The address the listener is bound to (the real port when the config said 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -165,21 +133,6 @@ impl RunningServer {
     /// The journal, when there is one.
     pub fn journal(&self) -> Option<&Journal> {
         self.shared.journal.as_ref()
-    }
-
-    /// The journal file, when there is one.
-    pub fn journal_path(&self) -> Option<&Path> {
-        self.shared.config.journal_path()
-    }
-
-    /// How many secrets verify requests (never the secrets themselves).
-    pub fn secret_count(&self) -> usize {
-        self.shared.config.secret_count()
-    }
-
-    /// Whether the server speaks TLS.
-    pub fn is_tls(&self) -> bool {
-        self.shared.config.tls.is_some()
     }
 
     /// The current metrics in Prometheus text format (what `GET /metrics` answers).
@@ -229,25 +182,26 @@ impl RunningServer {
     }
 }
 
-/// A future that completes on SIGTERM or Ctrl-C. The handlers are installed now, so
-/// a signal that arrives before the future is polled is not lost.
-fn shutdown_signal() -> Result<impl Future<Output = ()>> {
+/// The listen backlog: how many connections the kernel completes and queues for
+/// `accept` (capped by `net.core.somaxconn`). `TcpListener::bind` uses 128, the
+/// standard library's value; a burst of a few hundred connections (an attacker's, or
+/// legitimate clients waiting for a free slot under the connection cap) then overflows
+/// the queue and the kernel drops handshakes, so clients stall for a SYN retransmit
+/// (a second or more) and a client that sends nothing can be left half-open.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener with [`LISTEN_BACKLOG`], with `SO_REUSEADDR` as tokio's
+/// `TcpListener::bind` sets it (a restart can bind while old connections linger).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(Error::io)?;
-    Ok(async move {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    })
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 async fn accept_loop(
@@ -519,9 +473,4 @@ impl Conn<'_> {
             }
         }
     }
-}
-
-/// Completes once the shutdown flag is set (or its sender is gone).
-pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
 }

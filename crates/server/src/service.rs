@@ -1,5 +1,13 @@
-//! The request pipeline: routing of the fixed paths, transport checks, body limit,
-//! verification, replay protection, the journal commit and dispatch.
+//! The request pipeline. [`respond`] answers the fixed paths (`/healthz`, `/metrics`)
+//! and hands webhooks to [`webhook`], which runs four phases, each ending the request
+//! with an answer when it refuses it:
+//!
+//! 1. [`check_head`]: path, method, framing, declared length, encodings;
+//! 2. [`read_body`]: the body, under the size limit and the request deadline;
+//! 3. [`verify`]: signature, digest and `Date` (unless verification is off), and
+//!    that the body decodes;
+//! 4. [`accept`]: the replay check, the journal commit, and the handlers (inline
+//!    without a journal, queued after the commit with one).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -7,10 +15,10 @@ use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use dronehook_protocol::{Action, Envelope, Event, Outline, RequestParts};
+use dronehook_protocol::{Action, BodyDigest, Envelope, Event, Outline, RequestParts};
 use http::header::{
-    ALLOW, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING,
-    WWW_AUTHENTICATE,
+    ALLOW, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+    TRANSFER_ENCODING, WWW_AUTHENTICATE,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -33,12 +41,6 @@ pub(crate) struct Shared {
     pub(crate) replay: Option<ReplayCache>,
     pub(crate) metrics: Metrics,
     pub(crate) dispatcher: Option<Dispatcher>,
-}
-
-impl std::fmt::Debug for ReplayCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ReplayCache")
-    }
 }
 
 /// What the per-request log line and the observer hear about.
@@ -80,9 +82,46 @@ impl Outcome {
         }
     }
 
-    fn header(mut self, name: http::HeaderName, value: &'static str) -> Self {
-        self.headers.push((name, HeaderValue::from_static(value)));
+    fn header(self, name: http::HeaderName, value: &'static str) -> Self {
+        self.header_value(name, HeaderValue::from_static(value))
+    }
+
+    fn header_value(mut self, name: http::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
         self
+    }
+}
+
+/// A refusal by one of the first three phases: an error answer with at most one
+/// header, small enough to return by value.
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    header: Option<(http::HeaderName, &'static str)>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str) -> Self {
+        Refusal {
+            status,
+            code,
+            header: None,
+        }
+    }
+
+    fn header(mut self, name: http::HeaderName, value: &'static str) -> Self {
+        self.header = Some((name, value));
+        self
+    }
+}
+
+impl From<Refusal> for Outcome {
+    fn from(refusal: Refusal) -> Outcome {
+        let out = Outcome::error(refusal.status, refusal.code);
+        match refusal.header {
+            Some((name, value)) => out.header(name, value),
+            None => out,
+        }
     }
 }
 
@@ -194,19 +233,39 @@ fn header_is(headers: &HeaderMap, name: &http::HeaderName, allowed: &str, params
     })
 }
 
+/// Runs a webhook request through its four phases (see the module's documentation).
 async fn webhook(
     shared: &Shared,
     req: Request<Incoming>,
     started: Instant,
     smuggled: bool,
 ) -> Outcome {
-    let config = &shared.config;
+    if let Err(refused) = check_head(&shared.config, &req, smuggled) {
+        return refused.into();
+    }
+    let (parts, body) = req.into_parts();
+    let body = match read_body(&shared.config, body, started).await {
+        Ok(body) => body,
+        Err(refused) => return refused.into(),
+    };
+    let received_at = SystemTime::now();
+    let checked = match verify(&shared.config, &parts, &body, received_at) {
+        Ok(checked) => checked,
+        Err(refused) => return refused.into(),
+    };
+    accept(shared, parts, body, received_at, checked).await
+}
+
+/// Phase 1: what the head alone decides, before any of the body is read.
+fn check_head(config: &Config, req: &Request<Incoming>, smuggled: bool) -> Result<(), Refusal> {
     if req.uri().path() != config.path {
-        return Outcome::error(StatusCode::NOT_FOUND, "not_found");
+        return Err(Refusal::new(StatusCode::NOT_FOUND, "not_found"));
     }
     if req.method() != Method::POST {
-        return Outcome::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
-            .header(ALLOW, "POST");
+        return Err(
+            Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+                .header(ALLOW, "POST"),
+        );
     }
     let headers = req.headers();
     if smuggled || (headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH))
@@ -214,8 +273,8 @@ async fn webhook(
         // Two framings for one body is the stuff of request smuggling: refuse it and
         // close, since where this request ends is uncertain. hyper drops the
         // Content-Length in this case, so the connection's sniffer tells (see sniff.rs).
-        return Outcome::error(StatusCode::BAD_REQUEST, "transport.malformed")
-            .header(CONNECTION, "close");
+        return Err(Refusal::new(StatusCode::BAD_REQUEST, "transport.malformed")
+            .header(CONNECTION, "close"));
     }
     let declared = headers
         .get(CONTENT_LENGTH)
@@ -223,22 +282,30 @@ async fn webhook(
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > config.max_body as u64) {
         // Refused before reading: the body is left unread, so the connection closes.
-        return Outcome::error(StatusCode::PAYLOAD_TOO_LARGE, "body.too_large")
-            .header(CONNECTION, "close");
+        return Err(
+            Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "body.too_large")
+                .header(CONNECTION, "close"),
+        );
     }
     if !header_is(headers, &CONTENT_ENCODING, "identity", false) {
-        return Outcome::error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "encoding.unsupported")
-            .header(CONNECTION, "close");
+        return Err(
+            Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "encoding.unsupported")
+                .header(CONNECTION, "close"),
+        );
     }
     if !header_is(headers, &CONTENT_TYPE, "application/json", true) {
-        return Outcome::error(
+        return Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "content_type.unsupported",
         )
-        .header(CONNECTION, "close");
+        .header(CONNECTION, "close"));
     }
+    Ok(())
+}
 
-    let (parts, body) = req.into_parts();
+/// Phase 2: reads the body, at most the configured limit, by the request's deadline
+/// (`request_timeout` after `started`).
+async fn read_body(config: &Config, body: Incoming, started: Instant) -> Result<Bytes, Refusal> {
     let mut collect = std::pin::pin!(Limited::new(body, config.max_body).collect());
     // A webhook's body has usually arrived with its head: it is read once before a
     // timer is made, which tokio's timeout would do first as well, so that a body read
@@ -255,42 +322,85 @@ async fn webhook(
             None => tokio::time::timeout(config.request_timeout, collect).await,
         },
     };
-    let body = match collected {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return Outcome::error(StatusCode::PAYLOAD_TOO_LARGE, "body.too_large")
-                .header(CONNECTION, "close");
-        }
-        Ok(Err(_)) => {
-            return Outcome::error(StatusCode::BAD_REQUEST, "transport.malformed")
-                .header(CONNECTION, "close");
-        }
-        Err(_) => {
-            return Outcome::error(StatusCode::REQUEST_TIMEOUT, "request.timeout")
-                .header(CONNECTION, "close");
-        }
-    };
+    match collected {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body.too_large",
+        )
+        .header(CONNECTION, "close")),
+        Ok(Err(_)) => Err(Refusal::new(StatusCode::BAD_REQUEST, "transport.malformed")
+            .header(CONNECTION, "close")),
+        Err(_) => Err(Refusal::new(StatusCode::REQUEST_TIMEOUT, "request.timeout")
+            .header(CONNECTION, "close")),
+    }
+}
 
-    let received_at = SystemTime::now();
+/// What verification established about a request that passed it.
+struct Checked {
+    /// SHA-256 of the body: the replay and journal key.
+    digest: BodyDigest,
+    /// The secret that verified it (0 with verification off).
+    secret_index: usize,
+    /// The body's event, action, repository and build.
+    outline: Outline,
+}
+
+/// The protocol's view of a request.
+fn request_parts<'a>(parts: &'a http::request::Parts, body: &'a [u8]) -> RequestParts<'a> {
     let target = parts
         .uri
         .path_and_query()
         .map_or("/", http::uri::PathAndQuery::as_str);
-    let request = RequestParts::new(parts.method.as_str(), target, &parts.headers, &body);
-    // The body is checked to decode (the decoder's own acceptance) without building the
-    // payload's model: only a handler needs that, and it is decoded below when one does.
-    let (verified, outline) = match config.policy.verify_and_check(&request, received_at) {
-        Ok(pair) => pair,
-        Err(e) => {
-            let out = if e.is_malformed() {
-                Outcome::error(StatusCode::BAD_REQUEST, e.code())
-            } else {
-                Outcome::error(StatusCode::UNAUTHORIZED, e.code())
-                    .header(WWW_AUTHENTICATE, "Signature headers=\"date digest\"")
-            };
-            return out;
-        }
-    };
+    RequestParts::new(parts.method.as_str(), target, &parts.headers, body)
+}
+
+/// Phase 3: verifies the signature, digest and date (unless the configuration turned
+/// verification off) and checks that the body decodes, without building the payload's
+/// model: only a handler needs that, and [`accept`] decodes it when one does.
+fn verify(
+    config: &Config,
+    parts: &http::request::Parts,
+    body: &[u8],
+    received_at: SystemTime,
+) -> Result<Checked, Refusal> {
+    let request = request_parts(parts, body);
+    if !config.verify {
+        return match Envelope::check_with_header(body, request.header_event()) {
+            Ok(outline) => Ok(Checked {
+                digest: BodyDigest::of(body),
+                secret_index: 0,
+                outline,
+            }),
+            Err(e) => Err(Refusal::new(StatusCode::BAD_REQUEST, e.code())),
+        };
+    }
+    match config.policy.verify_and_check(&request, received_at) {
+        Ok((verified, outline)) => Ok(Checked {
+            digest: verified.body_digest,
+            secret_index: verified.secret_index,
+            outline,
+        }),
+        Err(e) if e.is_malformed() => Err(Refusal::new(StatusCode::BAD_REQUEST, e.code())),
+        Err(e) => Err(Refusal::new(StatusCode::UNAUTHORIZED, e.code())
+            .header(WWW_AUTHENTICATE, "Signature headers=\"date digest\"")),
+    }
+}
+
+/// Phase 4: the replay check, then the journal commit and the handlers' queue (with a
+/// journal) or the handlers themselves (without one), then the answer.
+async fn accept(
+    shared: &Shared,
+    parts: http::request::Parts,
+    body: Bytes,
+    received_at: SystemTime,
+    checked: Checked,
+) -> Outcome {
+    let Checked {
+        digest,
+        secret_index,
+        outline,
+    } = checked;
     let known = outline.is_known();
     let (success, success_code) = if known {
         (StatusCode::NO_CONTENT, "ok")
@@ -299,9 +409,24 @@ async fn webhook(
     };
 
     let guard = match &shared.replay {
-        Some(cache) => match cache.claim(verified.body_digest).await {
+        Some(cache) => match cache.claim(digest).await {
             Claim::Replay => return Outcome::empty(StatusCode::NO_CONTENT, "replay", outline),
             Claim::Fresh(guard) => Some(guard),
+            // The journal's unique key on the digest holds every accepted body and
+            // settles copies that race, so it catches the replays the full map
+            // cannot; without a journal, nothing would, and the request is refused.
+            Claim::Full(_) if shared.journal.is_some() => {
+                shared.metrics.replay_full();
+                None
+            }
+            Claim::Full(wait) => {
+                shared.metrics.replay_full();
+                return Outcome {
+                    outline: Some(outline),
+                    ..Outcome::error(StatusCode::SERVICE_UNAVAILABLE, "replay.full")
+                        .header_value(RETRY_AFTER, retry_after(wait))
+                };
+            }
         },
         None => None,
     };
@@ -319,6 +444,7 @@ async fn webhook(
     let delivery = if routes.is_empty() {
         None
     } else {
+        let request = request_parts(&parts, &body);
         match Envelope::decode_with_header(&body, request.header_event()) {
             Ok(envelope) => Some(Delivery {
                 id: None,
@@ -326,8 +452,8 @@ async fn webhook(
                 body: body.clone(),
                 headers: Arc::new(parts.headers),
                 received_at,
-                digest: verified.body_digest,
-                secret_index: verified.secret_index,
+                digest,
+                secret_index,
                 attempt: 1,
             }),
             Err(e) => return Outcome::error(StatusCode::BAD_REQUEST, e.code()),
@@ -337,8 +463,8 @@ async fn webhook(
     if let (Some(journal), Some(headers)) = (&shared.journal, journal_headers) {
         let entry = NewEntry {
             received_at,
-            digest: verified.body_digest,
-            dedupe: config.replay_protection,
+            digest,
+            dedupe: shared.config.replay_protection,
             event: outline.event.as_str().to_owned(),
             action: outline.action.as_str().to_owned(),
             known,
@@ -401,10 +527,9 @@ async fn webhook(
     Outcome::empty(success, success_code, outline)
 }
 
-/// Exponential backoff: `base * 2^(attempt - 1)`, capped.
-pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(attempt.saturating_sub(1).min(31))
-        .unwrap_or(u32::MAX);
-    base.saturating_mul(factor).min(max)
+/// `Retry-After` for a full replay map: the wait in whole seconds, rounded up, at
+/// least 1.
+fn retry_after(wait: Duration) -> HeaderValue {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    HeaderValue::from(secs.max(1))
 }

@@ -439,15 +439,17 @@ fn sample(samples: &mut Vec<String>, s: String) {
 
 /// A parsed response: what the load loop needs of it.
 #[derive(Default)]
-struct Response {
-    status: u16,
-    close: bool,
+pub(super) struct Response {
+    /// The status code.
+    pub(super) status: u16,
+    /// Whether the server said `Connection: close`.
+    pub(super) close: bool,
     body: Vec<u8>,
     buf: Vec<u8>,
 }
 
 /// Writes one request and reads its response.
-async fn exchange(
+pub(super) async fn exchange(
     stream: &mut TcpStream,
     request: &[u8],
     resp: &mut Response,

@@ -11,10 +11,18 @@
 //!
 //! Then: memory with 1,000 idle keep-alive connections, and the cost by body size.
 //! The results are printed and written between markers in `docs/benchmarks.md`.
+//!
+//! With `--baseline PATH`, a second `dronehook` binary's (b), (c) and (d) run next to
+//! this build's in every round, and a table compares the two; the comparison is
+//! printed only, since it is not the project's record.
+//!
+//! `cargo xtask bench overload` ([`overload`]) loads `dronehook serve` with slowloris
+//! connections beside legitimate clients and prints what it measured.
 
 mod load;
 mod micro;
 mod noop;
+mod overload;
 mod procs;
 mod report;
 
@@ -70,6 +78,11 @@ pub(crate) struct BenchArgs {
     /// loaded (the sampling costs CPU: use these runs for profiles, not numbers).
     #[arg(long, value_name = "DIR")]
     perf: Option<PathBuf>,
+    /// Another `dronehook` binary (say, an older commit's release build) whose (b),
+    /// (c) and (d) run beside this build's in every round, then a comparison table;
+    /// docs/benchmarks.md is left as it is.
+    #[arg(long, value_name = "PATH")]
+    baseline: Option<PathBuf>,
     /// Set by the re-executed release build: the binaries are already built.
     #[arg(long, hide = true)]
     inner: bool,
@@ -77,6 +90,9 @@ pub(crate) struct BenchArgs {
 
 #[derive(clap::Subcommand, Debug)]
 enum Inner {
+    /// Slowloris connections beside legitimate load against `dronehook serve`: latency,
+    /// server memory, and whether the server closes every attacker.
+    Overload(overload::OverloadArgs),
     /// The no-op ceiling server (run by the benchmark itself).
     #[command(hide = true)]
     NoopServer {
@@ -136,6 +152,21 @@ impl Kind {
         }
     }
 
+    /// The label of the baseline binary's run of this server.
+    pub(crate) fn baseline_label(self) -> &'static str {
+        match self {
+            Kind::Verify => "(b') baseline serve: verify",
+            Kind::Journal => "(c') baseline serve: verify + journal",
+            Kind::Replay => "(d') baseline serve: verify + replay check",
+            _ => self.label(),
+        }
+    }
+
+    /// Whether this server is `dronehook serve` (the rows a baseline binary adds).
+    fn serves(self) -> bool {
+        matches!(self, Kind::Verify | Kind::Journal | Kind::Replay)
+    }
+
     fn replay_check(self) -> bool {
         self == Kind::Replay
     }
@@ -144,6 +175,8 @@ impl Kind {
 /// One server's measured run.
 pub(crate) struct Run {
     pub(crate) kind: Kind,
+    /// Whether the `--baseline` binary served it.
+    pub(crate) baseline: bool,
     pub(crate) load: LoadResult,
     pub(crate) mem: Mem,
     /// For (c): the server's own journal metrics.
@@ -184,35 +217,88 @@ pub(crate) struct Results {
     pub(crate) load_before: String,
     pub(crate) load_after: String,
     pub(crate) started: String,
+    /// The `--baseline` binary and the round-by-round comparison with it.
+    pub(crate) baseline: Option<Baseline>,
 }
 
 impl Results {
-    /// The kept run of a server.
+    /// The kept run of a server (of the build under test).
     pub(crate) fn run(&self, kind: Kind) -> Option<&Run> {
-        self.runs.iter().find(|r| r.kind == kind)
+        self.runs.iter().find(|r| r.kind == kind && !r.baseline)
+    }
+
+    /// The kept run of a server by the `--baseline` binary.
+    pub(crate) fn baseline_run(&self, kind: Kind) -> Option<&Run> {
+        self.runs.iter().find(|r| r.kind == kind && r.baseline)
+    }
+}
+
+impl Run {
+    /// The run's name in the tables.
+    pub(crate) fn label(&self) -> &'static str {
+        if self.baseline {
+            self.kind.baseline_label()
+        } else {
+            self.kind.label()
+        }
+    }
+
+    /// The run's short name: the server's letter, with a `'` for the baseline's.
+    pub(crate) fn letter(&self) -> String {
+        format!(
+            "{}{}",
+            self.kind.letter(),
+            if self.baseline { "'" } else { "" }
+        )
+    }
+}
+
+/// The `--baseline` binary and how this build compared with it round by round.
+pub(crate) struct Baseline {
+    /// The binary, as given.
+    pub(crate) path: PathBuf,
+    /// What it answers to `--version`.
+    pub(crate) version: String,
+    /// Whether it is the very file under test (an A/A run: the differences are noise).
+    pub(crate) same_binary: bool,
+    /// For each `dronehook serve` server, each round's pair of runs.
+    pub(crate) pairs: Vec<(Kind, Vec<Pair>)>,
+}
+
+/// One round's runs of one server by both binaries, back to back.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pair {
+    /// This build's requests/s over the baseline's.
+    pub(crate) rps: f64,
+    /// This build's server CPU per request over the baseline's.
+    pub(crate) server_cpu: Option<f64>,
+}
+
+impl Pair {
+    fn of(new: &Run, old: &Run) -> Pair {
+        let cpu = |r: &Run| LoadResult::cpu_per_request_us(r.load.server_usage.cpu, r.load.ok);
+        Pair {
+            rps: new.load.rps() / old.load.rps(),
+            server_cpu: cpu(new).zip(cpu(old)).map(|(n, o)| n / o),
+        }
     }
 }
 
 /// Runs `cargo xtask bench`.
 pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
-    if let Some(Inner::NoopServer { bind, work }) = &args.server {
-        return noop::run(bind, *work);
-    }
-    let bins = Bins::new(root);
-    if !args.inner {
-        build(root)?;
-        // The load generator must be an optimised build too: re-run this command
-        // from the release binary unless this already is it.
-        let me = std::env::current_exe().context("the current executable")?;
-        if !same_file(&me, &bins.xtask) {
-            let mut cmd = Command::new(&bins.xtask);
-            cmd.args(std::env::args_os().skip(1)).arg("--inner");
-            let status = cmd.status().context("running the release build of xtask")?;
-            if !status.success() {
-                bail!("the release benchmark failed ({status})");
+    let mut bins = Bins::new(root);
+    match &args.server {
+        Some(Inner::NoopServer { bind, work }) => return noop::run(bind, *work),
+        Some(Inner::Overload(o)) => {
+            if o.inner || in_release(root, &bins)? {
+                overload::run(&bins, o)?;
             }
             return Ok(());
         }
+        None => {}
+    }
+    if !args.inner && !in_release(root, &bins)? {
+        return Ok(());
     }
     if args.connections == 0 || args.duration == 0 {
         bail!("--connections and --duration must be at least 1");
@@ -225,6 +311,29 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
             );
         }
     }
+    let baseline = match &args.baseline {
+        Some(path) => {
+            let version = baseline_version(path)?;
+            let same_binary = same_file(path, &bins.dronehook);
+            eprintln!(
+                "bench: baseline {} ({version}){}",
+                path.display(),
+                if same_binary {
+                    ": the build under test itself, so every difference is noise"
+                } else {
+                    ""
+                }
+            );
+            bins.baseline = Some(path.clone());
+            Some(Baseline {
+                path: path.clone(),
+                version,
+                same_binary,
+                pairs: Vec::new(),
+            })
+        }
+        None => None,
+    };
 
     let scratch = tempfile::tempdir().context("a scratch directory for journals")?;
     let kinds: Vec<Kind> = if args.only.is_empty() {
@@ -272,6 +381,7 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         load_before: loadavg(),
         load_after: String::new(),
         started: now_utc(),
+        baseline,
     };
     eprintln!(
         "bench: {} connections, {}s warm-up + {}s per run, body {} bytes, {} round(s); load average {}",
@@ -288,30 +398,32 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     let mut all: Vec<Run> = Vec::new();
     let mut ceiling_rps = 50_000.0_f64;
     for round in 0..results.rounds {
-        for &kind in &kinds {
+        let mut this_round: Vec<Run> = Vec::new();
+        for (kind, baseline) in round_order(&kinds, results.baseline.is_some(), round) {
             let pool = pool_for(&template, kind, ceiling_rps, spec);
-            let run = measure(&ctx, kind, round, pool, spec, &[])?;
+            let run = measure(&ctx, kind, baseline, round, pool, spec, &[])?;
             if kind == Kind::Noop {
                 ceiling_rps = ceiling_rps.max(run.load.rps());
             }
-            eprintln!(
-                "{}",
-                report::line(
-                    &run,
-                    all.iter()
-                        .rev()
-                        .find(|r| r.kind == Kind::Noop)
-                        .or((kind == Kind::Noop).then_some(&run),)
-                )
-            );
-            all.push(run);
+            let ceiling = this_round
+                .iter()
+                .chain(all.iter().rev())
+                .find(|r| r.kind == Kind::Noop)
+                .or((kind == Kind::Noop).then_some(&run));
+            eprintln!("{}", report::line(&run, ceiling));
+            this_round.push(run);
         }
+        if let Some(b) = results.baseline.as_mut() {
+            record_pairs(b, &kinds, &this_round);
+        }
+        all.extend(this_round);
     }
-    for &kind in &kinds {
+    let kept: Vec<(Kind, bool)> = round_order(&kinds, results.baseline.is_some(), 0);
+    for (kind, baseline) in kept {
         let mut mine: Vec<Run> = Vec::new();
         let mut rest = Vec::new();
         for r in all {
-            if r.kind == kind {
+            if r.kind == kind && r.baseline == baseline {
                 mine.push(r);
             } else {
                 rest.push(r);
@@ -332,7 +444,7 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
             ..spec
         };
         let pool = pool_for(&template, Kind::Verify, ceiling_rps, at32);
-        let run = measure(&ctx, Kind::Verify, 0, pool, at32, &[])?;
+        let run = measure(&ctx, Kind::Verify, false, 0, pool, at32, &[])?;
         eprintln!("{} (32 connections)", report::line(&run, None));
         results.p99_at_32 = Some(run.load);
     }
@@ -353,8 +465,16 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         for size in [1024, 64 * 1024, 1_000_000] {
             let sized = Arc::new(sized_template(&envelope, size)?);
             let extra = ["--max-body", "4MiB"];
-            let noop = measure(&ctx, Kind::Noop, 0, sized_pool(&sized), spec, &extra)?;
-            let verify = measure(&ctx, Kind::Verify, 0, sized_pool(&sized), spec, &extra)?;
+            let noop = measure(&ctx, Kind::Noop, false, 0, sized_pool(&sized), spec, &extra)?;
+            let verify = measure(
+                &ctx,
+                Kind::Verify,
+                false,
+                0,
+                sized_pool(&sized),
+                spec,
+                &extra,
+            )?;
             eprintln!(
                 "body {size} B: no-op {:.0} req/s, verify {:.0} req/s ({:.1} MB/s)",
                 noop.load.rps(),
@@ -380,7 +500,9 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
 
     let markdown = report::markdown(&results);
     println!("{markdown}");
-    if !args.no_write {
+    if results.baseline.is_some() {
+        eprintln!("bench: with --baseline, docs/benchmarks.md is left as it is");
+    } else if !args.no_write {
         let doc = root.join("docs/benchmarks.md");
         report::write_doc(&doc, &markdown)?;
         eprintln!("bench: wrote {}", doc.display());
@@ -399,6 +521,8 @@ struct Ctx<'a> {
 struct Bins {
     xtask: PathBuf,
     dronehook: PathBuf,
+    /// `--baseline`: another `dronehook` to compare with.
+    baseline: Option<PathBuf>,
 }
 
 impl Bins {
@@ -407,8 +531,74 @@ impl Bins {
         Bins {
             xtask: release.join(format!("xtask{}", std::env::consts::EXE_SUFFIX)),
             dronehook: release.join(format!("dronehook{}", std::env::consts::EXE_SUFFIX)),
+            baseline: None,
         }
     }
+}
+
+/// The servers of one round, in order: with a baseline, each `dronehook serve` server
+/// is run by both binaries back to back, which one first alternating by round, so that
+/// neither always follows the other (a journal's writeback, a warm cache).
+fn round_order(kinds: &[Kind], baseline: bool, round: usize) -> Vec<(Kind, bool)> {
+    let mut order = Vec::new();
+    for &kind in kinds {
+        if baseline && kind.serves() {
+            let first = round % 2 == 1;
+            order.push((kind, first));
+            order.push((kind, !first));
+        } else {
+            order.push((kind, false));
+        }
+    }
+    order
+}
+
+/// Adds each `dronehook serve` server's pair of runs from one round.
+fn record_pairs(baseline: &mut Baseline, kinds: &[Kind], round: &[Run]) {
+    for &kind in kinds.iter().filter(|k| k.serves()) {
+        let find = |b: bool| round.iter().find(|r| r.kind == kind && r.baseline == b);
+        let (Some(new), Some(old)) = (find(false), find(true)) else {
+            continue;
+        };
+        let pair = Pair::of(new, old);
+        match baseline.pairs.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, pairs)) => pairs.push(pair),
+            None => baseline.pairs.push((kind, vec![pair])),
+        }
+    }
+}
+
+/// What the baseline binary says it is; fails early, and clearly, when it is not a
+/// `dronehook` whose `serve` takes the flags the bench passes.
+fn baseline_version(path: &Path) -> anyhow::Result<String> {
+    let run = |args: &[&str]| -> anyhow::Result<String> {
+        let out = Command::new(path)
+            .args(args)
+            .output()
+            .with_context(|| format!("running the baseline {}", path.display()))?;
+        if !out.status.success() {
+            bail!(
+                "`{} {}` failed ({})",
+                path.display(),
+                args.join(" "),
+                out.status
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let help = run(&["serve", "--help"])?;
+    let missing: Vec<&str> = ["--bind", "--output", "--no-replay-check", "--journal"]
+        .into_iter()
+        .filter(|flag| !help.contains(flag))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "the baseline {} is not a `dronehook` whose `serve` takes {}",
+            path.display(),
+            missing.join(", ")
+        );
+    }
+    run(&["--version"])
 }
 
 fn build(root: &Path) -> anyhow::Result<()> {
@@ -424,6 +614,24 @@ fn build(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Builds the release binaries and, unless this process is the release build of xtask,
+/// re-runs the same command from it with `--inner` (the load generator must be an
+/// optimised build too). Returns whether this process is to do the work.
+fn in_release(root: &Path, bins: &Bins) -> anyhow::Result<bool> {
+    build(root)?;
+    let me = std::env::current_exe().context("the current executable")?;
+    if same_file(&me, &bins.xtask) {
+        return Ok(true);
+    }
+    let mut cmd = Command::new(&bins.xtask);
+    cmd.args(std::env::args_os().skip(1)).arg("--inner");
+    let status = cmd.status().context("running the release build of xtask")?;
+    if !status.success() {
+        bail!("the release benchmark failed ({status})");
+    }
+    Ok(false)
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
@@ -431,8 +639,15 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// The command that starts a server of `kind`.
-fn command(bins: &Bins, kind: Kind, scratch: &Path, round: usize, extra: &[&str]) -> Command {
+/// The command that starts a server of `kind` (by the baseline binary if `baseline`).
+fn command(
+    bins: &Bins,
+    kind: Kind,
+    baseline: bool,
+    scratch: &Path,
+    round: usize,
+    extra: &[&str],
+) -> Command {
     let work = match kind {
         Kind::Noop => Some("none"),
         Kind::NoopVerify => Some("verify"),
@@ -452,22 +667,34 @@ fn command(bins: &Bins, kind: Kind, scratch: &Path, round: usize, extra: &[&str]
         ]);
         return cmd;
     }
-    let mut cmd = Command::new(&bins.dronehook);
+    let bin = match (&bins.baseline, baseline) {
+        (Some(path), true) => path,
+        _ => &bins.dronehook,
+    };
+    let mut cmd = serve_command(bin);
+    if !kind.replay_check() {
+        cmd.arg("--no-replay-check");
+    }
+    if kind == Kind::Journal {
+        let which = if baseline { "-baseline" } else { "" };
+        let file = scratch.join(format!("journal-{round}{which}-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        cmd.arg("--journal").arg(file);
+    }
+    cmd.args(extra);
+    cmd
+}
+
+/// `dronehook serve` on a free port of 127.0.0.1 with the bench's secret, printing
+/// nothing per event, whatever the environment says.
+fn serve_command(dronehook: &Path) -> Command {
+    let mut cmd = Command::new(dronehook);
     cmd.args(["serve", "--bind", "127.0.0.1:0", "--output", "none"])
         .env("DRONE_SECRET", load::SECRET)
         .env_remove("DRONE_WEBHOOK_SECRET")
         .env_remove("DRONE_BIND")
         .env_remove("DRONE_DEBUG")
         .env_remove("DRONEHOOK_LOG");
-    if !kind.replay_check() {
-        cmd.arg("--no-replay-check");
-    }
-    if kind == Kind::Journal {
-        let file = scratch.join(format!("journal-{round}-{}.db", std::process::id()));
-        let _ = std::fs::remove_file(&file);
-        cmd.arg("--journal").arg(file);
-    }
-    cmd.args(extra);
     cmd
 }
 
@@ -522,18 +749,25 @@ fn sized_template(envelope: &Envelope, size: usize) -> anyhow::Result<Template> 
 fn measure(
     ctx: &Ctx<'_>,
     kind: Kind,
+    baseline: bool,
     round: usize,
     pool: Pool,
     spec: LoadSpec,
     extra: &[&str],
 ) -> anyhow::Result<Run> {
+    let label = if baseline {
+        kind.baseline_label()
+    } else {
+        kind.label()
+    };
     let mut server = ServerProc::start(
-        kind.label(),
-        command(ctx.bins, kind, ctx.scratch, round, extra),
+        label,
+        command(ctx.bins, kind, baseline, ctx.scratch, round, extra),
     )?;
     let perf = match ctx.perf {
         Some(dir) => {
-            let file = dir.join(format!("{}-{}.data", kind.letter(), pool.body_len()));
+            let which = if baseline { "-baseline" } else { "" };
+            let file = dir.join(format!("{}{which}-{}.data", kind.letter(), pool.body_len()));
             Some(procs::Perf::attach(server.pid(), &file)?)
         }
         None => None,
@@ -544,9 +778,7 @@ fn measure(
         perf.finish();
     }
     let mem = server.mem()?;
-    let metrics = matches!(kind, Kind::Verify | Kind::Journal | Kind::Replay)
-        .then(|| metrics_text(server.addr()))
-        .flatten();
+    let metrics = kind.serves().then(|| metrics_text(server.addr())).flatten();
     let commit = metrics
         .as_deref()
         .filter(|_| kind == Kind::Journal)
@@ -571,6 +803,7 @@ fn measure(
     server.stop();
     Ok(Run {
         kind,
+        baseline,
         load,
         mem,
         commit,
@@ -638,7 +871,10 @@ fn measure_idle(
     count: usize,
 ) -> anyhow::Result<Idle> {
     let pool = Pool::new(template.clone(), count.max(1), false);
-    let mut server = ServerProc::start(kind.label(), command(ctx.bins, kind, ctx.scratch, 0, &[]))?;
+    let mut server = ServerProc::start(
+        kind.label(),
+        command(ctx.bins, kind, false, ctx.scratch, 0, &[]),
+    )?;
     std::thread::sleep(Duration::from_millis(500));
     let before = server.mem()?;
     let pid = server.pid();
@@ -755,7 +991,40 @@ mod tests {
     use dronehook_protocol::{Envelope, Policy, RequestParts};
 
     use super::load::{Pool, Template};
-    use super::sized_template;
+    use super::{Kind, round_order, sized_template};
+
+    #[test]
+    fn each_build_runs_first_in_every_other_round() {
+        let kinds = [Kind::Noop, Kind::Verify, Kind::Replay];
+        assert_eq!(
+            round_order(&kinds, false, 1),
+            [
+                (Kind::Noop, false),
+                (Kind::Verify, false),
+                (Kind::Replay, false)
+            ]
+        );
+        assert_eq!(
+            round_order(&kinds, true, 0),
+            [
+                (Kind::Noop, false),
+                (Kind::Verify, false),
+                (Kind::Verify, true),
+                (Kind::Replay, false),
+                (Kind::Replay, true)
+            ]
+        );
+        assert_eq!(
+            round_order(&kinds, true, 1),
+            [
+                (Kind::Noop, false),
+                (Kind::Verify, true),
+                (Kind::Verify, false),
+                (Kind::Replay, true),
+                (Kind::Replay, false)
+            ]
+        );
+    }
 
     fn corpus() -> Envelope {
         let path = concat!(

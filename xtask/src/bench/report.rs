@@ -8,7 +8,7 @@ use anyhow::Context as _;
 
 use super::load::LoadResult;
 use super::micro::{Estimate, fmt_ns};
-use super::{Kind, Results, Run, SyncCost};
+use super::{Baseline, Kind, Results, Run, SyncCost};
 
 /// Where the generated block starts in `docs/benchmarks.md`.
 pub(crate) const BEGIN: &str =
@@ -16,12 +16,12 @@ pub(crate) const BEGIN: &str =
 /// Where it ends.
 pub(crate) const END: &str = "<!-- xtask-bench:end -->";
 
-/// The targets of issue 7.
+/// The targets the report marks as met or not.
 const TARGET_VERIFY: f64 = 0.75;
 const TARGET_JOURNAL: f64 = 0.40;
 const TARGET_REPLAY: f64 = 0.70;
 const TARGET_P99_US: f64 = 2_000.0;
-/// 20 MB as the issue states it (decimal megabytes), in KiB: 19,531 KiB, 19.07 MiB.
+/// 20 MB as the target states it (decimal megabytes), in KiB: 19,531 KiB, 19.07 MiB.
 const TARGET_IDLE_RSS_KB: u64 = 20_000_000 / 1024;
 const TARGET_VERIFY_DECODE_NS: f64 = 8_000.0;
 const TARGET_ENCODE_SIGN_NS: f64 = 5_000.0;
@@ -32,9 +32,9 @@ pub(crate) fn line(run: &Run, ceiling: Option<&Run>) -> String {
         .map(|c| format!(" ({:.0}% of (a))", 100.0 * run.load.rps() / c.load.rps()))
         .unwrap_or_default();
     format!(
-        "{:<34} {:>9.0} req/s{ratio}  p50 {}  p99 {}  p99.9 {}  errors {}  peak RSS {:.1} MiB  \
+        "{:<42} {:>9.0} req/s{ratio}  p50 {}  p99 {}  p99.9 {}  errors {}  peak RSS {:.1} MiB  \
          CPU/request: server {}, generator {}{}",
-        run.kind.label(),
+        run.label(),
         run.load.rps(),
         us(run.load.pct_us(0.5)),
         us(run.load.pct_us(0.99)),
@@ -122,7 +122,7 @@ pub(crate) fn markdown(r: &Results) -> String {
         let _ = writeln!(
             s,
             "| {} | {:.0} | {ratio} | {} | {} | {} | {} | {:.1} MiB | {mem_ratio} | {} | {} |",
-            run.kind.label(),
+            run.label(),
             run.load.rps(),
             us(run.load.pct_us(0.5)),
             us(run.load.pct_us(0.99)),
@@ -140,7 +140,7 @@ pub(crate) fn markdown(r: &Results) -> String {
         .map(|run| {
             format!(
                 "{}: {} requests signed inside the window; errors such as {:?}",
-                run.kind.label(),
+                run.label(),
                 run.load.signed_inline,
                 run.load.error_samples
             )
@@ -154,10 +154,7 @@ pub(crate) fn markdown(r: &Results) -> String {
         .iter()
         .filter_map(|run| {
             let (ok, replays) = run.counted?;
-            Some(format!(
-                "{} {ok} `ok` and {replays} `replay`",
-                run.kind.letter()
-            ))
+            Some(format!("{} {ok} `ok` and {replays} `replay`", run.letter()))
         })
         .collect();
     if !counted.is_empty() {
@@ -166,6 +163,9 @@ pub(crate) fn markdown(r: &Results) -> String {
             "\nWhat the servers counted (`dronehook_requests_total`, warm-up included): {}.",
             counted.join("; ")
         );
+    }
+    if let Some(b) = &r.baseline {
+        comparison(&mut s, r, b);
     }
     if let Some(c) = r.run(Kind::Journal).and_then(|run| run.commit) {
         let batch = c
@@ -279,6 +279,91 @@ pub(crate) fn markdown(r: &Results) -> String {
     s.push('\n');
     targets(&mut s, r, &by_size);
     s
+}
+
+/// This build against the `--baseline` binary: each server's kept runs side by side,
+/// and each round's change, from the two runs made back to back in that round.
+fn comparison(s: &mut String, r: &Results, b: &Baseline) {
+    let aa = if b.same_binary {
+        ", the build under test itself: every difference below is noise"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        s,
+        "\nThis build against the baseline `{}` ({}{aa}), in the same run: each `dronehook \
+         serve` server was run by both binaries back to back in every round, which one first \
+         alternating. A change is this build's figure over the baseline's; for CPU per request \
+         lower is better. The last columns give each round's change from its own pair of runs: \
+         a difference the rounds disagree on is noise.\n",
+        b.path.display(),
+        b.version
+    );
+    let _ = writeln!(
+        s,
+        "| server | vs (a) | baseline vs (a) | requests/s change | server CPU per request | \
+         baseline | change | each round: requests/s change | each round: server CPU per \
+         request change |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---|---|");
+    let ceiling = r.run(Kind::Noop);
+    for (kind, pairs) in &b.pairs {
+        let (Some(new), Some(old)) = (r.run(*kind), r.baseline_run(*kind)) else {
+            continue;
+        };
+        let vs_a = |run: &Run| {
+            ceiling.map_or_else(|| "–".to_owned(), |c| pct(run.load.rps() / c.load.rps()))
+        };
+        let cpu =
+            |run: &Run| LoadResult::cpu_per_request_us(run.load.server_usage.cpu, run.load.ok);
+        let cpu_change = cpu(new)
+            .zip(cpu(old))
+            .map_or_else(|| "–".to_owned(), |(n, o)| change(n / o));
+        let rounds_rps: Vec<f64> = pairs.iter().map(|p| p.rps).collect();
+        let rounds_cpu: Vec<f64> = pairs.iter().filter_map(|p| p.server_cpu).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {cpu_change} | {} | {} |",
+            kind.label(),
+            vs_a(new),
+            vs_a(old),
+            change(new.load.rps() / old.load.rps()),
+            cpu_us(new.load.server_usage.cpu, new.load.ok),
+            cpu_us(old.load.server_usage.cpu, old.load.ok),
+            by_round(&rounds_rps, false),
+            by_round(&rounds_cpu, true),
+        );
+    }
+}
+
+/// A ratio as a signed percentage change: 1.012 is `+1.2%`.
+fn change(ratio: f64) -> String {
+    format!("{:+.1}%", 100.0 * (ratio - 1.0))
+}
+
+/// Each round's change, and in how many rounds this build came out better (lower, for
+/// CPU; higher, for requests/s).
+fn by_round(ratios: &[f64], lower_is_better: bool) -> String {
+    if ratios.is_empty() {
+        return "–".to_owned();
+    }
+    let list: Vec<String> = ratios.iter().map(|r| change(*r)).collect();
+    let better = ratios
+        .iter()
+        .filter(|r| {
+            if lower_is_better {
+                **r < 1.0
+            } else {
+                **r > 1.0
+            }
+        })
+        .count();
+    format!(
+        "{} ({} in {better} of {})",
+        list.join(", "),
+        if lower_is_better { "lower" } else { "higher" },
+        ratios.len()
+    )
 }
 
 fn targets(s: &mut String, r: &Results, by_size: &[(usize, Estimate)]) {
@@ -484,7 +569,7 @@ pub(crate) fn write_doc(doc: &Path, block: &str) -> anyhow::Result<()> {
 }
 
 /// What (c) wrote and spent per request, and the rate a serial group commit could
-/// carry at those costs (see docs/benchmarks.md, "The journal's ceiling").
+/// carry at those costs (see docs/benchmarks.md, "The ceilings, and why").
 fn journal_bound(s: &mut String, r: &Results, run: &Run, sync: SyncCost) {
     let ok = run.load.ok.max(1) as f64;
     let usage = run.load.server_usage;
@@ -525,7 +610,22 @@ fn journal_bound(s: &mut String, r: &Results, run: &Run, sync: SyncCost) {
 
 #[cfg(test)]
 mod tests {
-    use super::{BEGIN, END, linearity, write_doc};
+    use super::{BEGIN, END, by_round, change, linearity, write_doc};
+
+    #[test]
+    fn changes_are_signed_percentages_and_rounds_are_counted() {
+        assert_eq!(change(1.012), "+1.2%");
+        assert_eq!(change(0.95), "-5.0%");
+        assert_eq!(
+            by_round(&[0.98, 1.01, 0.99], true),
+            "-2.0%, +1.0%, -1.0% (lower in 2 of 3)"
+        );
+        assert_eq!(
+            by_round(&[1.1, 1.2], false),
+            "+10.0%, +20.0% (higher in 2 of 2)"
+        );
+        assert_eq!(by_round(&[], true), "–");
+    }
 
     #[test]
     fn the_block_is_replaced_and_the_rest_kept() {

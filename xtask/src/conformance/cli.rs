@@ -327,7 +327,7 @@ fn verify_verdict(out: &Output) -> String {
 /// `dronehook fixtures show NAME` (the samples built into the binary) must print the
 /// committed payload exactly, and `dronehook encode` must print what the protocol
 /// crate encodes: a Drone sample's own bytes, and for the others the Go-identical
-/// encoding of what they decode to (seed action names kept, to compare like with like).
+/// encoding of what they decode to (documentation action names kept, to compare like with like).
 pub(crate) fn show_and_encode(binary: Result<&Binary, &String>, cases: &[Case]) -> Vec<Row> {
     let samples: Vec<&Case> = cases.iter().filter(|c| c.request.is_some()).collect();
     let show_expected = || "the bytes of fixtures/payloads/".to_owned();

@@ -35,9 +35,10 @@ pub(crate) fn client_server(cases: &[Case]) -> Vec<Row> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Delivery>();
         // Replay protection is off so that two fixtures with equal bytes would both be
         // delivered; unknown events reach the handler too, so nothing is held back.
-        let config = Config::new(Policy::new(SECRET))
+        let config = Config::builder(Policy::new(SECRET))
             .addr(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .replay_protection(false);
+            .replay_protection(false)
+            .build();
         let router = Router::new()
             .fallback(move |d: Delivery| {
                 let tx = tx.clone();
@@ -96,18 +97,14 @@ async fn one(
     rx: &mut mpsc::UnboundedReceiver<Delivery>,
     case: &Case,
 ) -> Result<String> {
-    let action = Envelope::decode_with_header(&case.body, Some(&case.header_event))
-        .map(|e| e.action.as_str().to_owned())
-        .unwrap_or_default();
     let report = client
-        .send_payload(&Payload::raw(
+        .send(Payload::captured(
             case.body.clone(),
             case.header_event.clone(),
-            action,
         ))
         .await;
     let delivery = report
-        .deliveries
+        .endpoints
         .first()
         .context("the client made no delivery")?;
     let status = delivery

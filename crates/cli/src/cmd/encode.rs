@@ -1,5 +1,5 @@
 //! `dronehook encode`: the exact bytes Drone would send for a payload written by hand,
-//! pretty-printed, or in the seed documents' style.
+//! pretty-printed, or without `event` as in Drone's documentation examples.
 
 use dronehook_protocol::{Action, DecodeError, Envelope};
 
@@ -37,7 +37,8 @@ pub(crate) fn decode(
     })
 }
 
-/// Replaces the seed documents' action names, which Drone never sends, by Drone's,
+/// Replaces the action names of Drone's documentation examples, which Drone never
+/// sends, by Drone's,
 /// and says so on standard error.
 pub(crate) fn drone_action(envelope: &mut Envelope) {
     let replacement = match envelope.action {
@@ -47,7 +48,7 @@ pub(crate) fn drone_action(envelope: &mut Envelope) {
         _ => return,
     };
     output::err_line(&format!(
-        "note: action {:?} is the seed documents' name; Drone sends {:?} (--keep-action keeps it)",
+        "note: action {:?} is a name from Drone's documentation examples; Drone sends {:?} (--keep-action keeps it)",
         envelope.action.as_str(),
         replacement.as_str()
     ));

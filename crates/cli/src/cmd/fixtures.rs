@@ -73,7 +73,7 @@ fn list(as_json: bool) -> anyhow::Result<Outcome> {
     let width = all.iter().map(|s| s.name.len()).max().unwrap_or(0);
     let mut text = String::new();
     for s in &all {
-        let origin = if s.drone { "drone" } else { "seed " };
+        let origin = if s.drone { "drone" } else { "docs " };
         let name = format!("{:width$}", s.name);
         let _ = writeln!(
             text,

@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what several of them share.
 
 pub(crate) mod audit;
+pub(crate) mod cert;
 pub(crate) mod completions;
 pub(crate) mod encode;
 pub(crate) mod fixtures;

@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 
 use dronehook_client::{BulkReport, Client, Payload};
-use dronehook_protocol::EventFilter;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
@@ -20,11 +19,7 @@ const CONCURRENCY: usize = 8;
 
 /// Sends every input to every endpoint; fails (exit 1) when any delivery failed.
 pub(crate) fn run(args: SendArgs) -> anyhow::Result<Outcome> {
-    let secret = args
-        .secret
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| usage("no secret: give --secret or set DRONE_WEBHOOK_SECRET"))?;
+    let secret = args.secret.require()?;
     let endpoints: Vec<String> = args
         .endpoint
         .iter()
@@ -39,17 +34,7 @@ pub(crate) fn run(args: SendArgs) -> anyhow::Result<Outcome> {
     for endpoint in &endpoints {
         parse_url(endpoint)?;
     }
-    let filter = match args
-        .events
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
-        Some(list) => {
-            EventFilter::parse(list).map_err(|e| usage(format!("invalid --events: {e}")))?
-        }
-        None => EventFilter::all(),
-    };
+    let filter = args.events.filter()?;
 
     let inputs = input::read_many(&args.inputs)?;
     let mut payloads = Vec::with_capacity(inputs.len());
@@ -147,7 +132,7 @@ fn print_results(inputs: &[input::Payload], bulk: &BulkReport) -> anyhow::Result
             let failed = report.failures().count();
             paint.bad(&format!(
                 "failed at {failed} of {} endpoints",
-                report.deliveries.len()
+                report.endpoints.len()
             ))
         };
         let _ = writeln!(text, "{:label_width$}  {kind:16}  {outcome}", item.label);
@@ -195,7 +180,7 @@ fn as_json(inputs: &[input::Payload], bulk: &BulkReport) -> Value {
         .zip(&bulk.reports)
         .map(|(item, report)| {
             let deliveries: Vec<Value> = report
-                .deliveries
+                .endpoints
                 .iter()
                 .map(|d| {
                     json!({

@@ -7,8 +7,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use dronehook_client::Client;
-use dronehook_protocol::{EventFilter, Policy, Secret};
+use dronehook_client::{Client, Payload};
+use dronehook_protocol::{Policy, Secret};
 use dronehook_server::{Config, Delivery, Handler, HandlerError, Observation, Router, Server};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
@@ -17,30 +17,18 @@ use tokio::sync::{Notify, Semaphore};
 use crate::args::{OutputFormat, ServeArgs};
 use crate::cmd::parse_url;
 use crate::output::{self, Painter};
-use crate::{Outcome, secrets, summary, usage};
-
-mod insecure;
+use crate::{Outcome, summary, usage};
 
 /// Runs the receiver until SIGTERM or Ctrl-C (or until standard output is closed).
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
-    let secrets = secrets::gather(&args.secret, &args.secret_file)?;
+    let secrets = args.secrets.gather()?;
     if secrets.is_empty() && !args.insecure_no_verify {
         return Err(usage(
             "no secret: give --secret or --secret-file, or set DRONE_SECRET or DRONE_WEBHOOK_SECRET (--insecure-no-verify accepts unsigned requests)",
         ));
     }
     let addr = parse_bind(&args.bind)?;
-    let filter = match args
-        .events
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
-        Some(list) => {
-            EventFilter::parse(list).map_err(|e| usage(format!("invalid --events: {e}")))?
-        }
-        None => EventFilter::all(),
-    };
+    let filter = args.events.filter()?;
     let max_body = usize::try_from(args.max_body).unwrap_or(usize::MAX);
     let forward = forward_client(&args, secrets.first())?;
     let format = match args.output {
@@ -96,24 +84,11 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         .enable_all()
         .build()?;
     let paint = Painter::stderr();
-    if args.insecure_no_verify && secrets.is_empty() {
-        if args.journal.is_some() || args.tls_cert.is_some() {
-            return Err(usage(
-                "--journal and --tls-cert need a secret: --insecure-no-verify runs a bare receiver without them",
-            ));
-        }
-        let insecure = insecure::Insecure {
-            addr,
-            path: args.path.clone(),
-            max_body,
-            filter,
-            handlers,
-            paint,
-        };
-        return runtime.block_on(async move {
-            let signal = shutdown_signal(stdout_closed);
-            insecure::run(insecure, signal).await
-        });
+    let insecure = args.insecure_no_verify && secrets.is_empty();
+    if insecure && (args.journal.is_some() || args.tls_cert.is_some()) {
+        return Err(usage(
+            "--journal and --tls-cert need a secret: --insecure-no-verify runs a bare receiver without them",
+        ));
     }
     let mut router = Router::new().unknown_events(true);
     for (name, handler) in handlers {
@@ -122,24 +97,39 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
     let debug = args.debug;
     router = router.observe(move |observation| observe(observation, paint, debug));
 
-    let policy = Policy::with_secrets(secrets).max_skew(args.max_skew);
-    if args.insecure_no_verify {
-        // With secrets given, the flag has nothing to turn off: say so rather than
-        // silently verifying (or silently not).
-        output::err_line(&paint.warn(
-            "warning: --insecure-no-verify is ignored because secrets are configured; requests are verified",
+    let mut config = if insecure {
+        output::err_line(&paint.bad(
+            "WARNING: --insecure-no-verify: requests are NOT verified; anyone who can reach this port can send events",
         ));
-    }
-    let mut config = Config::new(policy)
+        // Without verification there is no Date to bound a replay window by, and the
+        // replay check would only drop equal bodies: this mode has none.
+        Config::insecure_no_verification().replay_protection(false)
+    } else {
+        if args.insecure_no_verify {
+            // With secrets given, the flag has nothing to turn off: say so rather than
+            // silently verifying (or silently not).
+            output::err_line(&paint.warn(
+                "warning: --insecure-no-verify is ignored because secrets are configured; requests are verified",
+            ));
+        }
+        let policy = Policy::with_secrets(secrets).max_skew(args.max_skew);
+        Config::builder(policy).replay_protection(!args.no_replay_check)
+    };
+    config = config
         .addr(addr)
         .path(args.path.clone())
-        .max_body_bytes(max_body)
-        .idle_timeout(args.idle_timeout)
-        .replay_protection(!args.no_replay_check)
-        .journal_opt(args.journal.clone());
+        .max_body(max_body)
+        .idle_timeout(args.idle_timeout);
+    if let Some(entries) = args.replay_capacity {
+        config = config.replay_capacity(usize::try_from(entries).unwrap_or(usize::MAX));
+    }
+    if let Some(journal) = &args.journal {
+        config = config.journal(journal);
+    }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config = config.tls(cert, key);
     }
+    let config = config.build();
 
     runtime.block_on(async move {
         let signal = shutdown_signal(stdout_closed);
@@ -150,17 +140,22 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
                 anyhow::Error::new(e)
             }
         })?;
-        let scheme = if server.is_tls() { "https" } else { "http" };
+        let config = server.config();
+        let scheme = if config.tls().is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let local = server.local_addr();
-        let path = server.config().webhook_path().to_owned();
-        let journal = server
-            .journal_path()
+        let path = config.path();
+        let journal = config
+            .journal()
             .map_or_else(|| "off".to_owned(), |p| p.display().to_string());
-        let count = server.secret_count();
+        let count = config.secret_count();
         output::err_line(&format!(
             "listening on {scheme}://{local}{path}  ({count} secret{}, journal {journal}, replay check {})",
             if count == 1 { "" } else { "s" },
-            if args.no_replay_check { "off" } else { "on" },
+            if config.replay_protection() { "on" } else { "off" },
         ));
         server.run_until(signal).await?;
         Ok(Outcome::Ok)
@@ -253,7 +248,7 @@ fn forward_client(args: &ServeArgs, first: Option<&Secret>) -> anyhow::Result<Op
 /// Relays one event byte for byte, signed afresh.
 async fn forward_one(client: &Client, d: Delivery) -> Result<(), HandlerError> {
     let report = client
-        .send_raw(d.body.clone(), d.envelope.event.as_str())
+        .send(Payload::captured(d.body.clone(), d.envelope.event.as_str()))
         .await;
     match report.failures().next() {
         None => Ok(()),
@@ -271,13 +266,17 @@ async fn forward_one(client: &Client, d: Delivery) -> Result<(), HandlerError> {
 /// Installs the log output on stderr: the server's warnings, or everything with `--debug`.
 fn init_logging(debug: bool) {
     let filter = if debug {
-        tracing_subscriber::EnvFilter::new("debug,hyper=info,hyper_util=info,rustls=info")
+        tracing_subscriber::EnvFilter::new(
+            "debug,hyper=info,hyper_util=info,rustls=info,dronehook_server::insecure=off",
+        )
     } else {
         tracing_subscriber::EnvFilter::try_from_env("DRONEHOOK_LOG")
             // The server's own warning for a failed handler run repeats the line
             // `observe` prints, so only its errors are shown from that module.
             .unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("warn,dronehook_server::dispatch=error")
+                tracing_subscriber::EnvFilter::new(
+                    "warn,dronehook_server::dispatch=error,dronehook_server::insecure=off",
+                )
             })
     };
     let _ = tracing_subscriber::fmt()

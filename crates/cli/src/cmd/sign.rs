@@ -13,11 +13,7 @@ use crate::{Outcome, input, output, rawhttp, usage};
 
 /// Signs the input's bytes as they are.
 pub(crate) fn run(args: &SignArgs) -> anyhow::Result<Outcome> {
-    let secret = args
-        .secret
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| usage("no secret: give --secret or set DRONE_WEBHOOK_SECRET"))?;
+    let secret = args.secret.require()?;
     // The URL is checked before the input is read, so a typo fails fast.
     let uri = parse_url(&args.url)?;
     let payload = input::read_one(&args.input)?;

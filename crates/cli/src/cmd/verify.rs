@@ -10,11 +10,11 @@ use crate::args::VerifyArgs;
 use crate::cmd::parse_moment;
 use crate::input::{self, reason};
 use crate::output::{self, Painter};
-use crate::{Outcome, rawhttp, secrets, summary, usage};
+use crate::{Outcome, rawhttp, summary, usage};
 
 /// Verifies and decodes; prints `valid  ...` or the error's code and explanation.
 pub(crate) fn run(args: &VerifyArgs) -> anyhow::Result<Outcome> {
-    let secrets = secrets::gather(&args.secret, &args.secret_file)?;
+    let secrets = args.secrets.gather()?;
     if secrets.is_empty() {
         return Err(usage(
             "no secret: give --secret or --secret-file, or set DRONE_SECRET or DRONE_WEBHOOK_SECRET",

@@ -21,7 +21,7 @@ fn events_sent_by_send_are_printed_by_serve() {
         "s3cr3t",
         "fixture:build_finished",
         "fixture:user_created",
-        "fixture:seed_repo_activated",
+        "fixture:docs_repo_activated",
     ]));
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let text = stdout(&out);
@@ -30,13 +30,16 @@ fn events_sent_by_send_are_printed_by_serve() {
         "{text}"
     );
     assert!(
-        text.contains("fixture:seed_repo_activated  repo enabled      delivered"),
+        text.contains("fixture:docs_repo_activated  repo enabled      delivered"),
         "{text}"
     );
     let row = format!("{}          3       0         3  -", served.url);
     assert!(text.contains(&row), "{text}");
-    // The seed's `activated` goes out as Drone's `enabled`, and `send` says so.
-    assert!(stderr(&out).contains(r#"note: action "activated" is the seed documents' name"#));
+    // The documentation's `activated` goes out as Drone's `enabled`, and `send` says so.
+    assert!(
+        stderr(&out)
+            .contains(r#"note: action "activated" is a name from Drone's documentation examples"#)
+    );
 
     let mut events: Vec<Value> = served
         .stdout_lines(3)
@@ -121,6 +124,45 @@ fn a_wrong_secret_is_a_failed_delivery_and_a_rejected_request() {
         line.starts_with("rejected  401 signature.invalid"),
         "{line}"
     );
+}
+
+#[test]
+fn a_full_replay_map_refuses_a_new_request_with_503() {
+    let mut serve = serve_cmd();
+    serve.args([
+        "--secret",
+        "s3cr3t",
+        "--output",
+        "none",
+        "--replay-capacity",
+        "1",
+    ]);
+    let served = Served::start(serve);
+    let send = |fixture: &str| {
+        run(dronehook().args([
+            "send",
+            "--endpoint",
+            &served.url,
+            "--secret",
+            "s3cr3t",
+            "--retries",
+            "0",
+            fixture,
+        ]))
+    };
+    let out = send("fixture:user_created");
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let out = send("fixture:repo_enabled");
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("the receiver answered 503 Service Unavailable: replay.full"),
+        "{text}"
+    );
+    let line = served
+        .wait_stderr("rejected")
+        .expect("serve reports the refusal");
+    assert!(line.starts_with("rejected  503 replay.full"), "{line}");
 }
 
 #[test]
@@ -228,6 +270,10 @@ fn insecure_mode_accepts_unsigned_requests_and_says_so() {
         "--fail-with-body",
         "-H",
         "X-Drone-Event: user",
+        // The receiver's transport rules hold without verification too: curl's
+        // default form type would be refused with 415.
+        "-H",
+        "Content-Type: application/json",
         "--data-raw",
         r#"{"action":"created","user":{"login":"octocat"}}"#,
         &served.url,

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dronehook_client::{Client, Delivery, Payload};
+use dronehook_client::{Client, EndpointReport, Payload};
 use dronehook_protocol::samples;
 
 use crate::support::{PATIENCE, Receiver, Reply, SECRET, gate, refusing_url, wait_until};
@@ -49,7 +49,8 @@ async fn three_endpoints_refusing_slow_and_flaky_each_get_their_own_outcome() {
         let (client, done, changed) = (client.clone(), done.clone(), changed.clone());
         tokio::spawn(async move {
             client
-                .send_with(&payload(), |d: &Delivery| {
+                .send(payload())
+                .on_endpoint(move |d: &EndpointReport| {
                     done.lock().unwrap().push(d.endpoint_index);
                     changed.notify_waiters();
                 })
@@ -77,8 +78,8 @@ async fn three_endpoints_refusing_slow_and_flaky_each_get_their_own_outcome() {
         "the slow endpoint finishes last"
     );
 
-    let [r, s, f] = &report.deliveries[..] else {
-        panic!("{:?}", report.deliveries)
+    let [r, s, f] = &report.endpoints[..] else {
+        panic!("{:?}", report.endpoints)
     };
     assert_eq!(r.endpoint, refusing);
     assert_eq!(r.attempts, 3);
@@ -114,8 +115,8 @@ async fn client_errors_are_final_and_their_body_is_kept() {
             .attempts(5)
             .build()
             .unwrap();
-        let report = client.send_payload(&payload()).await;
-        let d = &report.deliveries[0];
+        let report = client.send(payload()).await;
+        let d = &report.endpoints[0];
         assert_eq!(d.attempts, 1, "{status} is not retried");
         assert_eq!(d.status.map(|s| s.as_u16()), Some(status));
         let err = d.error.as_ref().unwrap();
@@ -143,8 +144,8 @@ async fn retryable_statuses_are_retried_until_the_attempts_run_out() {
             .attempts(3)
             .build()
             .unwrap();
-        let report = client.send_payload(&payload()).await;
-        let d = &report.deliveries[0];
+        let report = client.send(payload()).await;
+        let d = &report.endpoints[0];
         assert_eq!(d.attempts, 3, "{status}");
         assert_eq!(d.status.map(|s| s.as_u16()), Some(status));
         let err = d.error.as_ref().unwrap();
@@ -162,8 +163,8 @@ async fn one_attempt_is_drones_behaviour() {
         .attempts(1)
         .build()
         .unwrap();
-    let report = client.send_payload(&payload()).await;
-    assert_eq!(report.deliveries[0].attempts, 1);
+    let report = client.send(payload()).await;
+    assert_eq!(report.endpoints[0].attempts, 1);
     assert_eq!(receiver.count(), 1);
 }
 
@@ -182,7 +183,7 @@ async fn other_2xx_answers_are_success_and_redirects_are_not_followed() {
         })
         .await;
         let client = builder().endpoint(receiver.url()).build().unwrap();
-        let d = client.send_payload(&payload()).await.deliveries.remove(0);
+        let d = client.send(payload()).await.endpoints.remove(0);
         assert_eq!(d.is_success(), ok, "{status}");
         assert_eq!(d.status.map(|s| s.as_u16()), Some(status));
         assert_eq!(d.attempts, 1);
@@ -200,7 +201,7 @@ async fn a_slow_receiver_times_out_each_attempt() {
         .attempts(2)
         .build()
         .unwrap();
-    let d = client.send_payload(&payload()).await.deliveries.remove(0);
+    let d = client.send(payload()).await.endpoints.remove(0);
     assert_eq!(d.attempts, 2);
     assert_eq!(d.status, None);
     let err = d.error.unwrap();
@@ -224,7 +225,7 @@ async fn every_attempt_is_signed_afresh() {
     })
     .await;
     let client = builder().endpoint(receiver.url()).build().unwrap();
-    let report = client.send_payload(&payload()).await;
+    let report = client.send(payload()).await;
     assert!(report.is_success());
     let got = receiver.received();
     assert_eq!(got.len(), 2);
@@ -239,7 +240,7 @@ async fn keep_alive_reuses_one_connection_for_sequential_sends() {
     let receiver = Receiver::ok().await;
     let client = builder().endpoint(receiver.url()).build().unwrap();
     for _ in 0..20 {
-        assert!(client.send_payload(&payload()).await.is_success());
+        assert!(client.send(payload()).await.is_success());
     }
     assert_eq!(receiver.count(), 20);
     // One connection, or two when hyper's pool opened a spare because a checkout
@@ -268,7 +269,7 @@ async fn a_connection_closed_mid_request_is_an_io_error_and_retried() {
         }
     });
     let client = builder().endpoint(&url).attempts(2).build().unwrap();
-    let d = client.send_payload(&payload()).await.deliveries.remove(0);
+    let d = client.send(payload()).await.endpoints.remove(0);
     assert_eq!(d.attempts, 2);
     let err = d.error.unwrap();
     assert!(
@@ -299,7 +300,7 @@ async fn a_connection_reset_before_the_request_is_read_is_retried_and_reported()
         }
     });
     let client = builder().endpoint(&url).attempts(3).build().unwrap();
-    let d = client.send_payload(&payload()).await.deliveries.remove(0);
+    let d = client.send(payload()).await.endpoints.remove(0);
     assert_eq!(d.attempts, 3, "every attempt is made");
     assert_eq!(d.status, None, "no answer was ever read");
     let err = d.error.unwrap();
@@ -325,7 +326,7 @@ async fn a_receiver_that_accepts_but_never_reads_times_out_each_attempt() {
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();
-    let d = client.send_payload(&payload()).await.deliveries.remove(0);
+    let d = client.send(payload()).await.endpoints.remove(0);
     assert_eq!(d.attempts, 2);
     let err = d.error.unwrap();
     assert!(err.is_timeout() && err.is_retryable(), "{err:?}");

@@ -14,11 +14,9 @@ async fn sent(filter: &str, event: &str, action: &str) -> bool {
         .build()
         .unwrap();
     let body = format!(r#"{{"event":"{event}","action":"{action}"}}"#);
-    let report = client
-        .send_payload(&Payload::raw(body, event, action))
-        .await;
+    let report = client.send(Payload::raw(body, event, action)).await;
     assert_eq!(report.sent, receiver.count() == 1);
-    assert_eq!(report.is_filtered(), report.deliveries.is_empty());
+    assert_eq!(report.is_filtered(), report.endpoints.is_empty());
     assert!(report.is_success(), "a filtered event is not a failure");
     report.sent
 }
@@ -55,7 +53,7 @@ async fn the_references_examples_hold() {
 }
 
 #[tokio::test]
-async fn send_raw_filters_on_the_action_in_the_body() {
+async fn captured_payloads_filter_on_the_action_in_the_body() {
     let receiver = Receiver::ok().await;
     let client = Client::builder()
         .secret(SECRET)
@@ -64,11 +62,17 @@ async fn send_raw_filters_on_the_action_in_the_body() {
         .build()
         .unwrap();
     let updated = client
-        .send_raw(&br#"{"event":"build","action":"updated"}"#[..], "build")
+        .send(Payload::captured(
+            &br#"{"event":"build","action":"updated"}"#[..],
+            "build",
+        ))
         .await;
     assert!(updated.is_filtered());
     let created = client
-        .send_raw(&br#"{"event":"build","action":"created"}"#[..], "build")
+        .send(Payload::captured(
+            &br#"{"event":"build","action":"created"}"#[..],
+            "build",
+        ))
         .await;
     assert!(created.sent);
     assert_eq!(receiver.count(), 1);

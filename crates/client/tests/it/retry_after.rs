@@ -29,7 +29,7 @@ async fn gap_between_attempts(first: Reply) -> (Duration, dronehook_client::Repo
     let receiver =
         Receiver::start(move |_, _| first.lock().unwrap().take().unwrap_or(Reply::status(204)))
             .await;
-    let report = client(&receiver.url()).send_payload(&payload()).await;
+    let report = client(&receiver.url()).send(payload()).await;
     let got = receiver.received();
     assert_eq!(got.len(), 2);
     (got[1].at - got[0].at, report)
@@ -39,7 +39,7 @@ async fn gap_between_attempts(first: Reply) -> (Duration, dronehook_client::Repo
 async fn delay_seconds_are_waited() {
     let (gap, report) = gap_between_attempts(Reply::status(429).header("retry-after", "1")).await;
     assert!(gap >= Duration::from_secs(1), "{gap:?}");
-    let d = &report.deliveries[0];
+    let d = &report.endpoints[0];
     assert_eq!((d.attempts, d.status.map(|s| s.as_u16())), (2, Some(204)));
 }
 
@@ -70,7 +70,7 @@ async fn a_long_ask_is_cut_to_the_cap() {
         .build()
         .unwrap();
     // The suite would hang for a day if the cap were ignored.
-    let report = tokio::time::timeout(crate::support::PATIENCE, client.send_payload(&payload()))
+    let report = tokio::time::timeout(crate::support::PATIENCE, client.send(payload()))
         .await
         .expect("the cap applies");
     assert!(report.is_success());
@@ -84,14 +84,14 @@ async fn a_date_in_the_past_or_garbage_means_the_normal_backoff() {
         let (_, report) =
             gap_between_attempts(Reply::status(503).header("retry-after", value)).await;
         assert!(report.is_success(), "{value:?}");
-        assert_eq!(report.deliveries[0].attempts, 2);
+        assert_eq!(report.endpoints[0].attempts, 2);
     }
 }
 
 #[tokio::test]
 async fn retry_after_on_a_final_status_does_not_cause_a_retry() {
     let receiver = Receiver::start(|_, _| Reply::status(400).header("retry-after", "1")).await;
-    let report = client(&receiver.url()).send_payload(&payload()).await;
-    assert_eq!(report.deliveries[0].attempts, 1);
+    let report = client(&receiver.url()).send(payload()).await;
+    assert_eq!(report.endpoints[0].attempts, 1);
     assert_eq!(receiver.count(), 1);
 }

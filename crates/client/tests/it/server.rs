@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use dronehook_client::{Client, Payload};
 use dronehook_protocol::{BodyDigest, Envelope, Policy, samples};
-use dronehook_server::{Config, Delivery, Router, RunningServer, Server};
+use dronehook_server::{Config, Delivery, Router, Server};
 use tokio::sync::Notify;
 
 use crate::bulk::events;
@@ -31,7 +31,7 @@ impl Seen {
     }
 }
 
-async fn start(addr: SocketAddr, journal: Option<&Path>, seen: &Arc<Seen>) -> RunningServer {
+async fn start(addr: SocketAddr, journal: Option<&Path>, seen: &Arc<Seen>) -> Server {
     let seen = seen.clone();
     let router = Router::new()
         .route("", move |d: Delivery| {
@@ -44,13 +44,14 @@ async fn start(addr: SocketAddr, journal: Option<&Path>, seen: &Arc<Seen>) -> Ru
             }
         })
         .unwrap();
-    let config = Config::new(Policy::new(SECRET))
-        .addr(addr)
-        .journal_opt(journal.map(Path::to_path_buf));
-    Server::bind(config, router).await.unwrap()
+    let mut config = Config::builder(Policy::new(SECRET)).addr(addr);
+    if let Some(journal) = journal {
+        config = config.journal(journal);
+    }
+    Server::bind(config.build(), router).await.unwrap()
 }
 
-fn client(server: &RunningServer) -> dronehook_client::ClientBuilder {
+fn client(server: &Server) -> dronehook_client::ClientBuilder {
     Client::builder()
         .secret(SECRET)
         .endpoint(format!("http://{}/", server.local_addr()))
@@ -68,20 +69,20 @@ async fn every_event_the_client_signs_is_verified_by_the_server() {
             let envelope = Envelope::decode(&sample.body).unwrap();
             client.send(&envelope).await
         } else {
-            // The seed documents' variants go out as written, pretty-printed and
+            // The documentation examples go out as written, pretty-printed and
             // without `event`: the server takes the event from X-Drone-Event.
             client
-                .send_raw(sample.body.clone(), sample.header_event)
+                .send(Payload::captured(sample.body.clone(), sample.header_event))
                 .await
         };
-        let d = &report.deliveries[0];
+        let d = &report.endpoints[0];
         assert!(d.is_success(), "{}: {:?}", sample.name, d.error);
         if d.status.map(|s| s.as_u16()) == Some(204) {
             expected.push(
                 Envelope::decode_with_header(&sample.body, Some(sample.header_event)).unwrap(),
             );
         } else {
-            // Actions Drone never sends (the seeds' `completed`) are acknowledged
+            // Actions Drone never sends (the documentation's `completed`) are acknowledged
             // with 202 and not handed to handlers.
             assert_eq!(d.status.map(|s| s.as_u16()), Some(202), "{}", sample.name);
             assert!(!sample.drone, "{}", sample.name);
@@ -97,8 +98,8 @@ async fn a_wrong_secret_is_refused_with_the_servers_code_and_not_retried() {
     let seen = Arc::new(Seen::default());
     let server = start("127.0.0.1:0".parse().unwrap(), None, &seen).await;
     let client = client(&server).secret("not-the-secret").build().unwrap();
-    let report = client.send_payload(&events(1)[0]).await;
-    let d = &report.deliveries[0];
+    let report = client.send(&events(1)[0]).await;
+    let d = &report.endpoints[0];
     assert_eq!(d.attempts, 1);
     assert_eq!(d.status.map(|s| s.as_u16()), Some(401));
     let err = d.error.as_ref().unwrap();
@@ -156,7 +157,7 @@ async fn a_server_restarted_mid_run_gets_every_event_and_its_handler_sees_none_t
         again
             .reports
             .iter()
-            .all(|r| r.deliveries[0].status.map(|s| s.as_u16()) == Some(204))
+            .all(|r| r.endpoints[0].status.map(|s| s.as_u16()) == Some(204))
     );
     // The same event with different bytes is a different delivery: dedupe is by body.
     let respaced = Payload::raw(
@@ -166,7 +167,7 @@ async fn a_server_restarted_mid_run_gets_every_event_and_its_handler_sees_none_t
         "build",
         "updated",
     );
-    assert!(client.send_payload(&respaced).await.is_success());
+    assert!(client.send(&respaced).await.is_success());
     wait_until(&seen.changed, || seen.total() > N).await;
     assert_eq!(seen.total(), N + 1);
     assert_eq!(

@@ -31,10 +31,10 @@ async fn every_sample_is_sent_as_encoded_and_verifies() {
             report.is_success(),
             "{}: {:?}",
             sample.name,
-            report.deliveries
+            report.endpoints
         );
-        assert_eq!(report.deliveries[0].status.map(|s| s.as_u16()), Some(204));
-        assert_eq!(report.deliveries[0].attempts, 1);
+        assert_eq!(report.endpoints[0].status.map(|s| s.as_u16()), Some(204));
+        assert_eq!(report.endpoints[0].attempts, 1);
     }
     let received = receiver.received();
     assert_eq!(received.len(), drone.len());
@@ -67,7 +67,7 @@ async fn headers_come_in_drones_order() {
     let client = client(&receiver.url());
     let sample = samples::all().into_iter().find(|s| s.drone).unwrap();
     client
-        .send_payload(&Payload::raw(sample.body.clone(), sample.header_event, ""))
+        .send(Payload::raw(sample.body.clone(), sample.header_event, ""))
         .await;
     let got = &receiver.received()[0];
     let drone = [
@@ -105,7 +105,7 @@ async fn user_agent_can_be_drones() {
     let sample = samples::all().into_iter().find(|s| s.drone).unwrap();
     assert!(
         client
-            .send_raw(sample.body, sample.header_event)
+            .send(Payload::captured(sample.body, sample.header_event))
             .await
             .is_success()
     );
@@ -126,8 +126,10 @@ async fn raw_bodies_go_out_byte_for_byte_and_freshly_signed() {
     );
     let capture = std::fs::read(path).unwrap();
     assert!(capture.contains(&b'\n'));
-    let report = client.send_raw(capture.clone(), "build").await;
-    assert!(report.is_success(), "{:?}", report.deliveries);
+    let report = client
+        .send(Payload::captured(capture.clone(), "build"))
+        .await;
+    assert!(report.is_success(), "{:?}", report.endpoints);
     // The action for the event filter was read from the body.
     assert_eq!(
         (report.event.as_str(), report.action.as_str()),
@@ -144,7 +146,9 @@ async fn raw_bodies_go_out_byte_for_byte_and_freshly_signed() {
 async fn raw_bytes_that_are_not_json_are_still_sent_untouched() {
     let receiver = Receiver::ok().await;
     let client = client(&receiver.url());
-    let report = client.send_raw(&b"not json at all"[..], "custom").await;
+    let report = client
+        .send(Payload::captured(&b"not json at all"[..], "custom"))
+        .await;
     assert!(report.sent);
     assert_eq!(report.action, "");
     let got = &receiver.received()[0];
@@ -180,8 +184,8 @@ async fn credentials_in_the_url_become_basic_auth_and_stay_out_of_reports() {
     assert!(!format!("{client:?}").contains("p%40ss"));
     let shown = format!("http://drone:***@{}/hook?x=1", receiver.addr);
     assert_eq!(client.endpoints().collect::<Vec<_>>(), [shown.as_str()]);
-    let report = client.send_raw(&b"{}"[..], "user").await;
-    assert_eq!(report.deliveries[0].endpoint, shown);
+    let report = client.send(Payload::captured(&b"{}"[..], "user")).await;
+    assert_eq!(report.endpoints[0].endpoint, shown);
     let got = &receiver.received()[0];
     // Go's client turns URL credentials into Basic auth: "drone:p@ss:word".
     assert_eq!(got.header("authorization"), "Basic ZHJvbmU6cEBzczp3b3Jk");
@@ -194,9 +198,9 @@ async fn an_event_name_that_cannot_be_a_header_fails_without_sending() {
     let receiver = Receiver::ok().await;
     let client = client(&receiver.url());
     let report = client
-        .send_payload(&Payload::raw(&b"{}"[..], "user\r\nX-Evil: 1", ""))
+        .send(Payload::raw(&b"{}"[..], "user\r\nX-Evil: 1", ""))
         .await;
-    let d = &report.deliveries[0];
+    let d = &report.endpoints[0];
     assert_eq!((d.attempts, d.status), (1, None));
     let err = d.error.as_ref().unwrap();
     assert_eq!(err.class(), "sign");

@@ -25,20 +25,23 @@ struct TlsReceiver {
 /// A TLS receiver whose certificate names `localhost` and `127.0.0.1`, answering
 /// 204 to requests that verify and 400 to others.
 async fn tls_receiver() -> TlsReceiver {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let certified =
         rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
             .unwrap();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
+    tls_receiver_with(&certified.cert, &certified.signing_key).await
+}
+
+/// The same receiver, presenting this certificate (which it also trusts as a root).
+async fn tls_receiver_with(cert: &rcgen::Certificate, key: &rcgen::KeyPair) -> TlsReceiver {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_no_client_auth()
-    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .with_single_cert(vec![cert.der().clone()], key)
     .unwrap();
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -80,7 +83,7 @@ async fn tls_receiver() -> TlsReceiver {
     });
     TlsReceiver {
         url: format!("https://127.0.0.1:{}/hook", addr.port()),
-        ca_pem: certified.cert.pem(),
+        ca_pem: cert.pem(),
         verified,
     }
 }
@@ -102,9 +105,9 @@ async fn a_certificate_trusted_explicitly_works() {
         .add_root_certificate(&receiver.ca_pem)
         .build()
         .unwrap();
-    let report = client.send_payload(&payload()).await;
-    assert!(report.is_success(), "{:?}", report.deliveries);
-    assert_eq!(report.deliveries[0].status.map(|s| s.as_u16()), Some(204));
+    let report = client.send(payload()).await;
+    assert!(report.is_success(), "{:?}", report.endpoints);
+    assert_eq!(report.endpoints[0].status.map(|s| s.as_u16()), Some(204));
     assert_eq!(receiver.verified.load(Ordering::SeqCst), 1);
     // The same with only that certificate trusted.
     let only = Client::builder()
@@ -114,7 +117,7 @@ async fn a_certificate_trusted_explicitly_works() {
         .add_root_certificate(receiver.ca_pem.as_bytes())
         .build()
         .unwrap();
-    assert!(only.send_payload(&payload()).await.is_success());
+    assert!(only.send(payload()).await.is_success());
     assert_eq!(receiver.verified.load(Ordering::SeqCst), 2);
 }
 
@@ -127,7 +130,7 @@ async fn an_untrusted_certificate_fails_once_as_a_tls_error() {
         .attempts(5)
         .build()
         .unwrap();
-    let d = client.send_payload(&payload()).await.deliveries.remove(0);
+    let d = client.send(payload()).await.endpoints.remove(0);
     // A certificate that fails verification fails the same way next time: no retry.
     assert_eq!(d.attempts, 1);
     assert_eq!(d.status, None);
@@ -153,8 +156,8 @@ async fn skip_verify_accepts_the_certificate() {
         .skip_verify(true)
         .build()
         .unwrap();
-    let report = client.send_payload(&payload()).await;
-    assert!(report.is_success(), "{:?}", report.deliveries);
+    let report = client.send(payload()).await;
+    assert!(report.is_success(), "{:?}", report.endpoints);
     assert_eq!(receiver.verified.load(Ordering::SeqCst), 1);
 }
 
@@ -171,9 +174,9 @@ async fn trusting_another_certificate_does_not_trust_this_one() {
         .build()
         .unwrap();
     let err = client
-        .send_payload(&payload())
+        .send(payload())
         .await
-        .deliveries
+        .endpoints
         .remove(0)
         .error
         .unwrap();
@@ -183,6 +186,41 @@ async fn trusting_another_certificate_does_not_trust_this_one() {
     assert_eq!(
         err.to_string(),
         "TLS handshake failed: invalid peer certificate: BadSignature"
+    );
+    assert_eq!(receiver.verified.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_ca_certificate_used_as_the_servers_own_is_explained() {
+    // What `openssl req -x509` makes: a self-signed certificate that says it is a CA
+    // (basicConstraints CA:TRUE), here served as the receiver's own certificate.
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let receiver = tls_receiver_with(&cert, &key).await;
+    let client = Client::builder()
+        .secret(SECRET)
+        .endpoint(&receiver.url)
+        .roots(Roots::None)
+        .add_root_certificate(&receiver.ca_pem)
+        .attempts(3)
+        .build()
+        .unwrap();
+    let d = client.send(payload()).await.endpoints.remove(0);
+    assert_eq!(
+        d.attempts, 1,
+        "the same certificate fails the same way again"
+    );
+    let err = d.error.unwrap();
+    assert!(err.is_tls() && !err.is_retryable(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "TLS handshake failed: the server's certificate is a CA certificate (as `openssl req \
+         -x509` makes), which cannot identify a server; serve a certificate issued by a CA \
+         and trust that CA (`dronehook cert --out DIR` makes both)"
     );
     assert_eq!(receiver.verified.load(Ordering::SeqCst), 0);
 }

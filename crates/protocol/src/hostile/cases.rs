@@ -228,9 +228,9 @@ fn signature() -> Vec<Case> {
         .expect(400, "signature.malformed")
         .reference("204: reads Signature and ignores Authorization"),
         base(
-            "signature_seed_authorization",
+            "signature_docs_authorization",
             g,
-            "The seed document's `Authorization: hmac-key\",algorithm=...` (no `Signature keyId=\"` prefix).",
+            "The example request of Drone's documentation: `Authorization: hmac-key\",algorithm=...` (no `Signature keyId=\"` prefix).",
         )
         .sign(|s| s.carrier = Carrier::Authorization)
         .damage(Damage::ReplaceInSignature("Signature keyId=\"", String::new()))
@@ -760,7 +760,7 @@ fn body() -> Vec<Case> {
     bom.extend_from_slice(&user(""));
     let mut trailing = user("");
     trailing.extend_from_slice(b"{}");
-    let seed = samples::get("seed_user_created")
+    let without_event = samples::get("docs_user_created")
         .map(|s| s.body)
         .unwrap_or_default();
     let invalid = |name, summary, body: Vec<u8>, reference| {
@@ -865,19 +865,19 @@ fn body() -> Vec<Case> {
         .expect(400, "payload.event_mismatch")
         .reference("204: the header is never read"),
         base(
-            "body_seed_style",
+            "body_without_event",
             g,
-            "The seed document's style: no `event` in the body, `X-Drone-Event: user`.",
+            "No `event` in the body, as in Drone's documentation examples; `X-Drone-Event: user`.",
         )
-        .body(seed.clone())
+        .body(without_event.clone())
         .reference("204, delivered with an empty event"),
         base(
-            "body_seed_style_no_header",
+            "body_without_event_no_header",
             g,
             "No `event` in the body and no X-Drone-Event header.",
         )
         .header("X-Drone-Event", None)
-        .body(seed)
+        .body(without_event)
         .expect(400, "payload.event_missing")
         .reference("204, delivered with an empty event"),
     ]

@@ -1,11 +1,11 @@
-//! Canonical sample payloads: one per event and action Drone sends, plus the seed
-//! documents' variants. They are the source of `fixtures/payloads/`, of the command
+//! Canonical sample payloads: one per event and action Drone sends, plus the examples
+//! of Drone's documentation. They are the source of `fixtures/payloads/`, of the command
 //! line's `fixture:NAME` inputs and of the conformance matrix, so every part of the
 //! project tests against the same bytes.
 //!
 //! The Drone samples are built from the models and encoded by [`Envelope::encode`],
-//! so they are exactly what Drone would send for those objects. The seed variants are
-//! the seed document's JSON as written (pretty-printed, without `event`; the event
+//! so they are exactly what Drone would send for those objects. The documentation
+//! examples are its JSON as written (pretty-printed, without `event`; the event
 //! comes from `X-Drone-Event`), with two repairs: the listing's line numbers are
 //! removed, and the repository examples, which lack their final `}`, are closed.
 
@@ -25,7 +25,7 @@ pub struct Sample {
     pub header_event: &'static str,
     /// The exact body bytes.
     pub body: Vec<u8>,
-    /// `true` for what Drone itself sends, `false` for a seed-document variant.
+    /// `true` for what Drone itself sends, `false` for an example of Drone's documentation.
     pub drone: bool,
 }
 
@@ -41,13 +41,17 @@ pub fn all() -> Vec<Sample> {
             drone: true,
         })
         .collect();
-    out.extend(SEEDS.iter().map(|(name, summary, event, body)| Sample {
-        name,
-        summary,
-        header_event: event,
-        body: body.to_vec(),
-        drone: false,
-    }));
+    out.extend(
+        DOCUMENTATION
+            .iter()
+            .map(|(name, summary, event, body)| Sample {
+                name,
+                summary,
+                header_event: event,
+                body: body.to_vec(),
+                drone: false,
+            }),
+    );
     out
 }
 
@@ -65,52 +69,53 @@ fn event_name(event: &Event) -> &'static str {
     }
 }
 
-const SEEDS: &[(&str, &str, &str, &[u8])] = &[
+/// The examples of Drone's documentation: name, summary, `X-Drone-Event`, body.
+const DOCUMENTATION: &[(&str, &str, &str, &[u8])] = &[
     (
-        "seed_user_created",
-        "The seed's user created example (no `event` field).",
+        "docs_user_created",
+        "The user created example of Drone's documentation (no `event` field).",
         "user",
-        include_bytes!("seed_user_created.json"),
+        include_bytes!("docs_user_created.json"),
     ),
     (
-        "seed_user_deleted",
-        "The seed's user deleted example (no `event` field).",
+        "docs_user_deleted",
+        "The user deleted example of Drone's documentation (no `event` field).",
         "user",
-        include_bytes!("seed_user_deleted.json"),
+        include_bytes!("docs_user_deleted.json"),
     ),
     (
-        "seed_repo_activated",
-        "The seed's repository example with action `activated` (Drone sends `enabled`).",
+        "docs_repo_activated",
+        "The repository example of Drone's documentation, with action `activated` (Drone sends `enabled`).",
         "repo",
-        include_bytes!("seed_repo_activated.json"),
+        include_bytes!("docs_repo_activated.json"),
     ),
     (
-        "seed_repo_deactivated",
-        "The seed's \"Deactivated\" example, which says `activated` by mistake.",
+        "docs_repo_deactivated",
+        "The \"Deactivated\" example of Drone's documentation, which says `activated` by mistake.",
         "repo",
-        include_bytes!("seed_repo_deactivated.json"),
+        include_bytes!("docs_repo_deactivated.json"),
     ),
     (
-        "seed_build_created",
-        "The seed's build created example.",
+        "docs_build_created",
+        "The build created example of Drone's documentation.",
         "build",
-        include_bytes!("seed_build_created.json"),
+        include_bytes!("docs_build_created.json"),
     ),
     (
-        "seed_build_updated",
-        "The seed's build updated example, with status `started`.",
+        "docs_build_updated",
+        "The build updated example of Drone's documentation, with status `started`.",
         "build",
-        include_bytes!("seed_build_updated.json"),
+        include_bytes!("docs_build_updated.json"),
     ),
     (
-        "seed_build_completed",
-        "The seed's build example with action `completed` (Drone sends `updated`).",
+        "docs_build_completed",
+        "The build example of Drone's documentation, with action `completed` (Drone sends `updated`).",
         "build",
-        include_bytes!("seed_build_completed.json"),
+        include_bytes!("docs_build_completed.json"),
     ),
 ];
 
-/// The time the samples happen at: 2019-07-25 (the seeds' era), in Unix seconds.
+/// The time the samples happen at: 2019-07-25 (the documentation examples' era), in Unix seconds.
 const T0: i64 = 1_564_085_874;
 
 fn system() -> System {

@@ -530,17 +530,17 @@ mod tests {
     }
 
     #[test]
-    fn seed_header_is_a_clear_error() {
-        // The seed's example: no `Signature keyId="` prefix, no `headers`.
-        let seed = r#"hmac-key",algorithm="hmac-sha256",signature="QrS16+RlRsFjXn5IVW8tWz+3ZRAypjpNgzehEuvJksk="#;
+    fn documentation_header_is_a_clear_error() {
+        // The example in Drone's documentation: no `Signature keyId="` prefix, no `headers`.
+        let example = r#"hmac-key",algorithm="hmac-sha256",signature="QrS16+RlRsFjXn5IVW8tWz+3ZRAypjpNgzehEuvJksk="#;
         assert_eq!(
-            SignatureParams::parse_authorization(seed)
+            SignatureParams::parse_authorization(example)
                 .unwrap_err()
                 .to_string(),
             "the Authorization header does not use the `Signature` scheme (expected `Signature keyId=\"...\",...`)"
         );
         assert_eq!(
-            SignatureParams::parse(seed).unwrap_err().to_string(),
+            SignatureParams::parse(example).unwrap_err().to_string(),
             "expected `=` after the parameter name at byte 8"
         );
     }

@@ -225,12 +225,12 @@ fn every_sample_decodes_and_drone_samples_reencode_exactly() {
             assert_eq!(e.encode(), s.body, "{}", s.name);
         }
     }
-    let seed = samples::get("seed_repo_deactivated").unwrap();
-    let e = Envelope::decode_with_header(&seed.body, Some("repo")).unwrap();
+    let example = samples::get("docs_repo_deactivated").unwrap();
+    let e = Envelope::decode_with_header(&example.body, Some("repo")).unwrap();
     assert_eq!(
         e.action.as_str(),
         "activated",
-        "the seed's mistake is carried, not corrected"
+        "the documentation's mistake is carried, not corrected"
     );
     assert!(!e.repo.unwrap().active);
     assert!(samples::get("no_such_sample").is_none());

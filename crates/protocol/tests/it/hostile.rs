@@ -129,7 +129,7 @@ fn cases_fail_for_their_own_reason() {
             "both Signature and Authorization",
         ),
         (
-            "signature_seed_authorization",
+            "signature_docs_authorization",
             "does not use the `Signature` scheme",
         ),
         ("signature_twice", "more than one Signature header"),

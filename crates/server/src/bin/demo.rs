@@ -35,10 +35,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
 
-    let config = Config::new(Policy::new(secret))
+    let config = Config::builder(Policy::new(secret))
         .addr(addr)
         .journal(journal)
-        .retry_base(Duration::from_millis(10));
+        .retry_base(Duration::from_millis(10))
+        .build();
     // One file handle behind a lock: each line is written whole, whatever the
     // number of handler runs under way.
     let log = match log {

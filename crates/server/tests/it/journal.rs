@@ -19,8 +19,8 @@ async fn an_acknowledged_request_is_in_the_journal_with_its_fields() {
         Router::new().route("build:*", calls.handler()).unwrap(),
     )
     .await;
-    assert_eq!(server.journal_path(), Some(path.as_path()));
-    assert_eq!(server.secret_count(), 1);
+    assert_eq!(server.config().journal(), Some(path.as_path()));
+    assert_eq!(server.config().secret_count(), 1);
     let body = corpus("build_updated");
     let answer = deliver(server.local_addr(), body).await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT);

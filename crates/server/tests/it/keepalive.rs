@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use dronehook_server::{Delivery, Router, RunningServer};
+use dronehook_server::{Delivery, Router, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -18,7 +18,7 @@ use crate::util::{Calls, KeepAlive, PATIENCE, config, start, status_line, user_e
 const HEADER: Duration = Duration::from_millis(300);
 
 /// A server with the short header timeout and an idle timeout longer than any test.
-async fn start_patient(calls: &Calls) -> RunningServer {
+async fn start_patient(calls: &Calls) -> Server {
     start(
         config().header_timeout(HEADER).idle_timeout(PATIENCE),
         Router::new().route("", calls.handler()).unwrap(),

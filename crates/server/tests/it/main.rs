@@ -4,6 +4,7 @@
 mod crash;
 mod dispatch;
 mod faults;
+mod insecure;
 mod journal;
 mod keepalive;
 mod ops;

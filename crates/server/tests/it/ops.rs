@@ -103,10 +103,11 @@ async fn run_until_stops_on_the_given_signal() {
 #[tokio::test]
 async fn start_up_errors_say_what_is_wrong() {
     let no_secrets =
-        dronehook_server::Config::new(dronehook_server::protocol::Policy::with_secrets(Vec::<
+        dronehook_server::Config::builder(dronehook_server::protocol::Policy::with_secrets(Vec::<
             String,
         >::new(
-        )));
+        )))
+        .build();
     let err = Server::bind(no_secrets, Router::new()).await.unwrap_err();
     assert!(err.is_config());
     assert_eq!(
@@ -115,7 +116,7 @@ async fn start_up_errors_say_what_is_wrong() {
     );
 
     let taken = start(config(), Router::new()).await;
-    let err = Server::bind(config().addr(taken.local_addr()), Router::new())
+    let err = Server::bind(config().addr(taken.local_addr()).build(), Router::new())
         .await
         .unwrap_err();
     assert!(err.is_bind());
@@ -126,7 +127,9 @@ async fn start_up_errors_say_what_is_wrong() {
     taken.shutdown().await.unwrap();
 
     let err = Server::bind(
-        config().tls("/nonexistent/cert.pem", "/nonexistent/key.pem"),
+        config()
+            .tls("/nonexistent/cert.pem", "/nonexistent/key.pem")
+            .build(),
         Router::new(),
     )
     .await
@@ -140,12 +143,21 @@ async fn start_up_errors_say_what_is_wrong() {
 
 #[tokio::test]
 async fn config_defaults_and_debug_hide_secrets() {
-    let c = dronehook_server::Config::new(dronehook_server::protocol::Policy::new("hunter2"));
-    assert_eq!(c.listen_addr().to_string(), "0.0.0.0:3000");
-    assert_eq!(c.webhook_path(), "/");
-    assert!(c.is_replay_protected());
-    assert_eq!(c.journal_path(), None);
-    assert_eq!(c.clone().path("hooks").webhook_path(), "/hooks");
+    let b = dronehook_server::Config::builder(dronehook_server::protocol::Policy::new("hunter2"));
+    let c = b.clone().build();
+    assert_eq!(c.addr().to_string(), "0.0.0.0:3000");
+    assert_eq!(c.path(), "/");
+    assert!(c.replay_protection());
+    assert_eq!(c.journal(), None);
+    assert!(!c.is_insecure_no_verification());
+    assert_eq!(
+        c.policy()
+            .map(dronehook_server::protocol::Policy::secret_count),
+        Some(1)
+    );
+    assert_eq!(b.clone().path("hooks").build().path(), "/hooks");
+    let debug = format!("{b:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
     let debug = format!("{c:?}");
     assert!(!debug.contains("hunter2"), "{debug}");
 }

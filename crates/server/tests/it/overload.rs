@@ -2,7 +2,7 @@
 //! server closes one) while legitimate clients deliver. Every legitimate request is
 //! served, the server closes every slowloris connection itself, and afterwards no
 //! connection and no task is left over. Latency and memory are measured by
-//! `examples/overload.rs`, not asserted here.
+//! `cargo xtask bench overload`, not asserted here.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -23,7 +23,7 @@ async fn a_signed_request_over_tls_is_delivered() {
         Router::new().route("", calls.handler()).unwrap(),
     )
     .await;
-    assert!(server.is_tls());
+    assert!(server.config().tls().is_some());
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(certified.cert.der().clone()).unwrap();

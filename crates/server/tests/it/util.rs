@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use dronehook_server::protocol::{SignInput, Signer};
-use dronehook_server::{Config, Delivery, Router, RunningServer, Server};
+use dronehook_server::{Config, ConfigBuilder, Delivery, Router, Server};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -69,15 +69,17 @@ pub(crate) fn corpus(name: &str) -> &'static [u8] {
 }
 
 /// A config for tests: 127.0.0.1, a free port, the test secret.
-pub(crate) fn config() -> Config {
-    Config::new(dronehook_server::protocol::Policy::new(SECRET))
+pub(crate) fn config() -> ConfigBuilder {
+    Config::builder(dronehook_server::protocol::Policy::new(SECRET))
         .addr("127.0.0.1:0".parse().unwrap())
         .shutdown_grace(Duration::from_secs(5))
 }
 
 /// Starts a server.
-pub(crate) async fn start(config: Config, router: Router) -> RunningServer {
-    Server::bind(config, router).await.expect("server starts")
+pub(crate) async fn start(config: ConfigBuilder, router: Router) -> Server {
+    Server::bind(config.build(), router)
+        .await
+        .expect("server starts")
 }
 
 /// The deliveries a recording handler has seen.

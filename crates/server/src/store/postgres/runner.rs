@@ -11,10 +11,10 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::{Claimed, Outcome, PostgresStore};
+use crate::dispatch::backoff;
 use crate::handler::{Delivery, HandlerError, HandlerRecord, Observation, Route, Router};
 use crate::journal::header_map;
 use crate::metrics::Metrics;
-use crate::service::backoff;
 
 /// How the runner behaves.
 #[derive(Clone, Debug)]
@@ -130,7 +130,7 @@ async fn claim_loop(cx: Arc<Context>, mut stop: watch::Receiver<bool>) {
             while running.try_join_next().is_some() {}
             tokio::select! {
                 _ = cx.store.wait_for_work(cx.settings.lease) => {}
-                () = crate::server::stopped(&mut stop) => break,
+                () = crate::shutdown::stopped(&mut stop) => break,
             }
             continue;
         }
@@ -162,7 +162,13 @@ async fn execute(cx: &Context, run: Claimed) {
     };
     let delivery = match load(cx, &run).await {
         Ok(d) => d,
-        Err(error) => {
+        // The database did not answer: the lease expires and the run is claimed again
+        // when it does (recording anything now would fail the same way).
+        Err(Load::Store(error)) => {
+            tracing::warn!(id = run.delivery_id, handler = %run.handler, %error, "cannot read a stored delivery; it runs once the store answers");
+            return;
+        }
+        Err(Load::Corrupt(error)) => {
             tracing::error!(id = run.delivery_id, handler = %run.handler, %error, "cannot run a stored delivery");
             let outcome = Outcome::Dead { error };
             record(cx, &run, &outcome, Duration::ZERO).await;
@@ -204,20 +210,28 @@ async fn execute(cx: &Context, run: Claimed) {
     }));
 }
 
-async fn load(cx: &Context, run: &Claimed) -> Result<Delivery, String> {
+/// Why a claimed run's delivery could not be loaded.
+enum Load {
+    /// The store could not be read (for now).
+    Store(String),
+    /// The delivery is missing or does not decode: no retry will change that.
+    Corrupt(String),
+}
+
+async fn load(cx: &Context, run: &Claimed) -> Result<Delivery, Load> {
     let entry = cx
         .store
         .entry(run.delivery_id)
         .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the delivery is not in the store")?;
+        .map_err(|e| Load::Store(e.to_string()))?
+        .ok_or_else(|| Load::Corrupt("the delivery is not in the store".to_owned()))?;
     let header_event = entry
         .headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("x-drone-event"))
         .and_then(|(_, v)| std::str::from_utf8(v).ok());
     let envelope = Envelope::decode_with_header(&entry.body, header_event)
-        .map_err(|e| format!("the stored body does not decode: {e}"))?;
+        .map_err(|e| Load::Corrupt(format!("the stored body does not decode: {e}")))?;
     let mut delivery = Delivery::new(
         envelope,
         Bytes::from(entry.body),
