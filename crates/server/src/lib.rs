@@ -16,6 +16,7 @@
 //! | body over the limit | 413 | `body.too_large` |
 //! | compressed body / not JSON | 415 | `encoding.unsupported` / `content_type.unsupported` |
 //! | journal commit failed | 503 | `journal.unavailable` |
+//! | PostgreSQL store commit failed | 503 + `Retry-After` | `store.unavailable` |
 //! | handler failed (no journal) | 500 | the handler's message |
 //!
 //! `GET /healthz` and `GET /metrics` (Prometheus text) are served on the same listener.
@@ -57,9 +58,9 @@ mod tls;
 
 pub use config::{
     Config, ConfigBuilder, DEFAULT_ADDR, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_PATH,
-    DEFAULT_REPLAY_RATE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_WORKERS, TlsFiles,
+    DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_ROWS, DEFAULT_PATH, DEFAULT_REPLAY_RATE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETAIN,
+    DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX, DEFAULT_SHUTDOWN_GRACE, DEFAULT_WORKERS, TlsFiles,
 };
 pub use error::{Error, Result};
 pub use handler::{

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +23,7 @@ use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::replay::ReplayCache;
 use crate::service::Shared;
+use crate::store::{SharedStore, StoreUrl};
 // The connection code names the flag by this path.
 use crate::shutdown::{ShutdownHandle, shutdown_signal, stopped};
 use crate::sniff::{InFlight, Parkable, Progress, Sniff, Timeouts};
@@ -61,9 +61,9 @@ impl Server {
             .map_err(|e| Error::bind(config.addr, e))?;
 
         let metrics = Metrics::new();
-        let journal = match &config.journal {
+        let journal = match config.journal() {
             Some(path) => {
-                let path = path.clone();
+                let path = path.to_owned();
                 let stats = metrics.batches.clone();
                 let journal = tokio::task::spawn_blocking(move || Journal::start(&path, stats))
                     .await
@@ -72,11 +72,18 @@ impl Server {
             }
             None => None,
         };
-        let replay = config
-            .replay_protection
+        let router = Arc::new(router);
+        let shared_store = match config.store() {
+            Some(StoreUrl::Postgres(url)) => {
+                Some(SharedStore::open(url, &config, router.clone(), &metrics).await?)
+            }
+            _ => None,
+        };
+        // With a shared store the replay check is the database's: every receiver sees
+        // every accepted key there, which a map in one process cannot offer.
+        let replay = (config.replay_protection && shared_store.is_none())
             .then(|| ReplayCache::new(config.replay_window(), config.replay_capacity()));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let router = Arc::new(router);
         let dispatcher = journal
             .as_ref()
             .map(|journal| Dispatcher::start(&config, router.clone(), journal.clone(), &metrics));
@@ -87,6 +94,7 @@ impl Server {
             replay,
             metrics,
             dispatcher: dispatcher.clone(),
+            store: shared_store,
         });
         if let Some(dispatcher) = &dispatcher {
             dispatcher.resume().await;
@@ -108,7 +116,7 @@ impl Server {
             path = %config.path,
             secrets = config.secret_count(),
             verification = config.verify,
-            journal = ?config.journal().map(Path::display),
+            store = ?config.store().map(ToString::to_string),
             tls = config.tls.is_some(),
             "dronehook receiver listening"
         );
@@ -311,6 +319,9 @@ async fn accept_loop(
     }
     if let Some(dispatcher) = &shared.dispatcher {
         dispatcher.stop(grace).await;
+    }
+    if let Some(store) = &shared.store {
+        store.stop(grace).await;
     }
     if let Some(journal) = &shared.journal {
         let flushed = journal.flush().await;

@@ -8,6 +8,118 @@ use std::str::FromStr;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::handler::Router;
+use crate::journal::{Inserted, NewEntry};
+use crate::metrics::Metrics;
+
+/// A server's shared store (PostgreSQL) and the runner claiming its handler runs.
+#[cfg(feature = "postgres")]
+#[derive(Debug)]
+pub(crate) struct SharedStore {
+    store: postgres::PostgresStore,
+    runner: postgres::runner::Runner,
+}
+
+/// Without the `postgres` feature there is no shared store: this has no values.
+#[cfg(not(feature = "postgres"))]
+#[derive(Debug)]
+pub(crate) enum SharedStore {}
+
+impl SharedStore {
+    /// Opens the store `url` names for a server and starts claiming handler runs.
+    #[cfg(feature = "postgres")]
+    pub(crate) async fn open(
+        url: &str,
+        config: &Config,
+        router: Arc<Router>,
+        metrics: &Metrics,
+    ) -> Result<SharedStore> {
+        let settings = postgres::Settings {
+            dedupe_window: config.replay_window(),
+            retain: config.retain,
+            max_rows: config.max_rows,
+            ..postgres::Settings::default()
+        };
+        let store =
+            postgres::PostgresStore::for_server(url, settings, metrics.batches.clone()).await?;
+        let runner = postgres::runner::Runner::start(
+            store.clone(),
+            router,
+            metrics.clone(),
+            postgres::runner::RunnerSettings {
+                workers: config.workers,
+                max_attempts: config.max_attempts,
+                retry_base: config.retry_base,
+                retry_max: config.retry_max,
+                lease: config.lease,
+            },
+        );
+        Ok(SharedStore { store, runner })
+    }
+
+    /// Without the `postgres` feature, a PostgreSQL store is refused.
+    #[cfg(not(feature = "postgres"))]
+    #[allow(clippy::unused_async)]
+    pub(crate) async fn open(
+        _url: &str,
+        _config: &Config,
+        _router: Arc<Router>,
+        _metrics: &Metrics,
+    ) -> Result<SharedStore> {
+        Err(crate::error::Error::config(
+            "this dronehook was built without PostgreSQL support (the `postgres` cargo feature)",
+        ))
+    }
+
+    /// Commits a request; the answer waits for this.
+    #[cfg_attr(not(feature = "postgres"), allow(clippy::unused_async))]
+    pub(crate) async fn insert(
+        &self,
+        entry: NewEntry,
+    ) -> std::result::Result<(Inserted, Duration), String> {
+        #[cfg(feature = "postgres")]
+        {
+            self.store.insert(entry).await
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = entry;
+            match *self {}
+        }
+    }
+
+    /// Why the store cannot be used right now (one line), or `None` when it can.
+    pub(crate) fn unavailable_reason(&self) -> Option<String> {
+        #[cfg(feature = "postgres")]
+        {
+            self.store.unavailable_reason()
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            match *self {}
+        }
+    }
+
+    /// Stops claiming handler runs and waits up to `grace` for those under way.
+    #[cfg_attr(not(feature = "postgres"), allow(clippy::unused_async))]
+    pub(crate) async fn stop(&self, grace: Duration) {
+        #[cfg(feature = "postgres")]
+        {
+            self.runner.stop(grace).await;
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = grace;
+            match *self {}
+        }
+    }
+}
+
 /// A store, as named on a command line or in `DRONEHOOK_STORE`:
 /// `sqlite:PATH`, a bare path (SQLite), or `postgres://...` (`postgresql://...`).
 ///

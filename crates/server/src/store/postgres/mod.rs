@@ -14,10 +14,6 @@
 //! - Retention (an age and a row bound) prunes off the request path and never removes
 //!   a delivery whose runs are pending.
 
-// The receiver's request path and dispatcher are wired to this store separately; until
-// then only the tests use it.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -101,6 +97,7 @@ const PRUNE_CHUNK: i64 = 1000;
 const SELECT_ENTRY: &str =
     "SELECT id, received_at, digest, event, action, known, repo, build, headers, body
      FROM dronehook_deliveries";
+#[cfg_attr(not(test), allow(dead_code))]
 const SELECT_RUN: &str =
     "SELECT delivery_id, handler, status, attempts, last_error, duration_ms FROM dronehook_runs";
 
@@ -261,9 +258,12 @@ fn instance_name() -> String {
     )
 }
 
+// The journal's read API (`count`, `entries`, `runs`, ...) is mirrored here for the
+// tests and for tools that read a store; the server itself only writes and claims.
 impl PostgresStore {
     /// Connects, migrates the schema and starts the writer: fails when the database
     /// cannot be reached or its schema is newer than this build knows.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn open(
         url: &str,
         settings: Settings,
@@ -272,6 +272,26 @@ impl PostgresStore {
         let store = PostgresStore::start(url, settings, stats)?;
         store.shared.ensure_migrated().await.map_err(Error::store)?;
         store.shared.set_available(None);
+        Ok(store)
+    }
+
+    /// Starts the store for a server: a schema newer than this build refuses the start;
+    /// an unreachable database does not (requests are answered 503 until it answers,
+    /// and the schema is brought up to date then).
+    pub(crate) async fn for_server(
+        url: &str,
+        settings: Settings,
+        stats: BatchStats,
+    ) -> Result<PostgresStore> {
+        let store = PostgresStore::start(url, settings, stats)?;
+        match store.shared.migrate().await {
+            Ok(()) => store.shared.set_available(None),
+            Err(Migration::Newer(message)) => return Err(Error::store(message)),
+            Err(Migration::Failed(message)) => {
+                tracing::error!(store = %store.shared.target, error = %message, "store unavailable at start; answering 503 until it is back");
+                store.shared.set_available(Some(message));
+            }
+        }
         Ok(store)
     }
 
@@ -326,6 +346,7 @@ impl PostgresStore {
     }
 
     /// `host:port/database`.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn target(&self) -> &str {
         &self.shared.target
     }
@@ -511,6 +532,7 @@ impl PostgresStore {
 
     /// Prunes expired dedupe keys and the deliveries retention lets go (never one
     /// with a pending run).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn prune(&self) -> Result<Pruned> {
         self.shared.prune().await.map_err(Error::store)
     }
@@ -534,6 +556,7 @@ impl PostgresStore {
     }
 
     /// How many requests the store holds.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn count(&self) -> Result<u64> {
         let n = self
             .read("SELECT count(*) FROM dronehook_deliveries", &[], |r| {
@@ -544,6 +567,7 @@ impl PostgresStore {
     }
 
     /// The entries with an id greater than `after`, oldest first, at most `limit`.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn entries(&self, after: i64, limit: usize) -> Result<Vec<JournalEntry>> {
         self.read(
             &format!("{SELECT_ENTRY} WHERE id > $1 ORDER BY id LIMIT $2"),
@@ -566,6 +590,7 @@ impl PostgresStore {
     }
 
     /// The entry holding a body with this digest, if any.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn find(&self, digest: &BodyDigest) -> Result<Option<i64>> {
         let rows = self
             .read(
@@ -578,6 +603,7 @@ impl PostgresStore {
     }
 
     /// The handler runs of one delivery.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn runs(&self, delivery_id: i64) -> Result<Vec<HandlerRun>> {
         self.read(
             &format!("{SELECT_RUN} WHERE delivery_id = $1 ORDER BY handler"),
@@ -588,6 +614,7 @@ impl PostgresStore {
     }
 
     /// Every run not finished yet, oldest delivery first.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn pending_runs(&self) -> Result<Vec<HandlerRun>> {
         self.read(
             &format!("{SELECT_RUN} WHERE status = 'pending' ORDER BY delivery_id, handler"),
@@ -616,6 +643,7 @@ fn entry_from_row(r: &tokio_postgres::Row) -> JournalEntry {
     }
 }
 
+#[cfg_attr(not(test), allow(dead_code))]
 fn run_from_row(r: &tokio_postgres::Row) -> HandlerRun {
     HandlerRun {
         delivery_id: r.get(0),
@@ -662,10 +690,16 @@ impl Shared {
 
     /// Brings the schema up to this build's version once per process.
     async fn ensure_migrated(&self) -> std::result::Result<(), String> {
+        self.migrate().await.map_err(|e| match e {
+            Migration::Newer(m) | Migration::Failed(m) => m,
+        })
+    }
+
+    async fn migrate(&self) -> std::result::Result<(), Migration> {
         if self.migrated.load(Ordering::Acquire) {
             return Ok(());
         }
-        let mut client = self.client().await?;
+        let mut client = self.client().await.map_err(Migration::Failed)?;
         migrate(&mut client).await?;
         self.migrated.store(true, Ordering::Release);
         Ok(())
@@ -922,10 +956,18 @@ impl<'a> Columns<'a> {
     }
 }
 
+/// Why the schema could not be brought up to date.
+enum Migration {
+    /// The database's schema is newer than this build: not something a retry fixes.
+    Newer(String),
+    /// The database could not be reached or refused a step.
+    Failed(String),
+}
+
 /// Runs the missing migration steps in one transaction, under a lock that receivers
 /// starting together share; refuses a schema newer than this build.
-async fn migrate(client: &mut deadpool_postgres::Object) -> std::result::Result<(), String> {
-    let db = |e: tokio_postgres::Error| describe(&e);
+async fn migrate(client: &mut deadpool_postgres::Object) -> std::result::Result<(), Migration> {
+    let db = |e: tokio_postgres::Error| Migration::Failed(describe(&e));
     let tx = client.transaction().await.map_err(db)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
@@ -947,9 +989,9 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> std::result::Result<
         .map_err(db)?
         .get(0);
     if found > SCHEMA_VERSION {
-        return Err(format!(
+        return Err(Migration::Newer(format!(
             "the database's schema is version {found}, newer than this dronehook knows ({SCHEMA_VERSION}); upgrade dronehook"
-        ));
+        )));
     }
     for (version, step) in (1..).zip(MIGRATIONS).skip(found.max(0) as usize) {
         tx.batch_execute(step).await.map_err(db)?;
