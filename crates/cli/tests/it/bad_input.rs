@@ -275,7 +275,7 @@ fn insecure_mode_refuses_what_it_cannot_do() {
         outcome(&["serve", "--insecure-no-verify", "--bind", "127.0.0.1:0", "--journal", "j.db"]),
         (
             Some(2),
-            "error: --journal and --tls-cert need a secret: --insecure-no-verify runs a bare receiver without them\n".into(),
+            "error: --store (--journal) and --tls-cert need a secret: --insecure-no-verify runs a bare receiver without them\n".into(),
             String::new()
         )
     );
