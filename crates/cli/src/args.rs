@@ -113,12 +113,12 @@ pub(crate) struct ServeArgs {
     // Parsed by `serve` rather than clap, whose refusal would echo the value (and a
     // password in it).
     pub(crate) store: Option<String>,
-    /// How long a PostgreSQL store keeps a delivery once its handler runs are finished
-    /// (`off`: no age limit)
+    /// How long the store keeps a request once its handler runs are finished (`off`: no
+    /// age limit)
     #[arg(long, default_value = "7d", value_parser = parse_retain, value_name = "DURATION")]
     pub(crate) retain: Retain,
-    /// How many deliveries a PostgreSQL store keeps at most, the newest (`off`: no
-    /// bound); one whose handler runs are pending is never pruned
+    /// How many requests the store keeps at most, the newest (`off`: no bound); one
+    /// whose handler runs are pending is never pruned
     #[arg(long, default_value = "1000000", value_parser = parse_retain_rows, value_name = "N")]
     pub(crate) retain_rows: RetainRows,
     /// How long a receiver's claim on a handler run in a PostgreSQL store lasts

@@ -41,11 +41,11 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// the capacity is this rate times the replay window (300 000 entries for the
 /// default 5 minute window, about 40 MB when full).
 pub const DEFAULT_REPLAY_RATE: u32 = 1000;
-/// The default retention of a PostgreSQL store: deliveries older than 7 days go (once
-/// their handler runs are finished).
+/// The default retention of the store (SQLite or PostgreSQL): requests older than 7
+/// days go, once their handler runs are finished.
 pub const DEFAULT_RETAIN: Duration = Duration::from_secs(7 * 24 * 3600);
-/// The default row bound of a PostgreSQL store: the newest million deliveries are kept
-/// (and any older one whose handler runs are not finished).
+/// The default row bound of the store: the newest million requests are kept (and any
+/// older one whose handler runs are not finished).
 pub const DEFAULT_MAX_ROWS: u64 = 1_000_000;
 /// The default lease on a handler run in a PostgreSQL store: renewed every third of
 /// it while the handler runs; when its holder dies, another instance runs it after
@@ -258,13 +258,13 @@ impl Config {
         self.store.as_ref()
     }
 
-    /// How long a PostgreSQL store keeps a delivery whose handler runs are finished.
+    /// How long the store keeps a request whose handler runs are finished.
     pub fn retain(&self) -> Option<Duration> {
         self.retain
     }
 
-    /// How many deliveries a PostgreSQL store keeps at most (never pruning one whose
-    /// handler runs are not finished).
+    /// How many requests the store keeps at most (never pruning one whose handler runs
+    /// are not finished).
     pub fn max_rows(&self) -> Option<u64> {
         self.max_rows
     }
@@ -438,15 +438,16 @@ impl ConfigBuilder {
         self
     }
 
-    /// Sets how long a PostgreSQL store keeps a delivery once its handler runs are
-    /// finished (default 7 days; `None` keeps them by age forever).
+    /// Sets how long the store (SQLite or PostgreSQL) keeps a request once its handler
+    /// runs are finished (default 7 days; `None`: no age limit). Pruning runs in the
+    /// background, off the request path.
     pub fn retain(mut self, retain: Option<Duration>) -> Self {
         self.config.retain = retain;
         self
     }
 
-    /// Sets how many deliveries a PostgreSQL store keeps at most, the newest (default
-    /// a million; `None`: no bound). One whose handler runs are pending is never pruned.
+    /// Sets how many requests the store keeps at most, the newest (default a million;
+    /// `None`: no bound). One whose handler runs are pending is never pruned.
     pub fn max_rows(mut self, rows: Option<u64>) -> Self {
         self.config.max_rows = rows;
         self

@@ -100,6 +100,16 @@ impl Server {
             dispatcher.resume().await;
         }
 
+        if let Some(journal) = &journal
+            && (config.retain.is_some() || config.max_rows.is_some())
+        {
+            tokio::spawn(prune_journal(
+                journal.clone(),
+                config.retain,
+                config.max_rows,
+                shutdown_rx.clone(),
+            ));
+        }
         let task = tokio::spawn(accept_loop(listener, tls, shared.clone(), shutdown_rx));
         if !config.verify {
             // Its own target, so that a program that warns in its own words (the CLI)
@@ -187,6 +197,31 @@ impl Server {
     pub async fn run_until_signal(self) -> Result<()> {
         let signal = shutdown_signal()?;
         self.run_until(signal).await
+    }
+}
+
+/// How often the journal is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Prunes the journal by the retention settings until the server stops, off the
+/// request path (a blocking task with the journal's reading connection).
+async fn prune_journal(
+    journal: Journal,
+    retain: Option<Duration>,
+    max_rows: Option<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(PRUNE_EVERY) => {}
+            () = stopped(&mut stop) => return,
+        }
+        let journal = journal.clone();
+        match tokio::task::spawn_blocking(move || journal.prune(retain, max_rows)).await {
+            Ok(Ok(0)) | Err(_) => {}
+            Ok(Ok(n)) => tracing::info!(deliveries = n, "journal pruned"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "journal pruning failed"),
+        }
     }
 }
 
