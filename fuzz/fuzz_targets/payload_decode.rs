@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let decoded = Envelope::decode_with_header(data, Some("build"));
     assert_eq!(
         decoded,
-        Envelope::decode_with_header_serde(data, Some("build"))
+        dronehook_protocol::__private::decode_with_header_serde(data, Some("build"))
     );
     let checked = Envelope::check_with_header(data, Some("build"));
     assert_eq!(checked, decoded.as_ref().map(Outline::of).map_err(Clone::clone));

@@ -85,6 +85,23 @@ fn steps() -> Vec<Step> {
             ),
         },
         Step {
+            // Each published crate packages and builds from its package alone (a file
+            // missing from the package, a path dependency without a version). Publishing
+            // itself is a release decision; this only keeps it possible.
+            name: "cargo package --workspace --exclude xtask --allow-dirty --locked",
+            action: Action::Cargo(
+                &[
+                    "package",
+                    "--workspace",
+                    "--exclude",
+                    "xtask",
+                    "--allow-dirty",
+                    "--locked",
+                ],
+                &[],
+            ),
+        },
+        Step {
             name: "cargo xtask fixtures --check",
             action: Action::InProcess(fixtures_check),
         },

@@ -8,7 +8,6 @@
 mod cli;
 mod hostile;
 mod libs;
-mod raw;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -242,7 +241,7 @@ fn request_verify(case: &Case, request: &Path) -> Row {
     let expected = format!("valid, {}", expected_delivery(case));
     let got = (|| -> Result<String> {
         let bytes = fs::read(request).with_context(|| format!("reading {}", request.display()))?;
-        let req = raw::Request::parse(&bytes)?;
+        let req = dronehook_audit::raw::Request::parse(&bytes)?;
         if req.body != case.body {
             return Ok("the request's body is not the payload".into());
         }
@@ -275,7 +274,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     rows.extend(cli::sign_verify(binary.as_ref(), &cases));
     rows.extend(cli::send_serve(binary.as_ref(), &cases));
 
-    let catalog = dronehook_protocol::hostile::all();
+    let catalog = dronehook_audit::all();
     rows.extend(hostile::run_all(binary.as_ref(), &catalog));
 
     print!("{}", table(&rows));

@@ -124,7 +124,7 @@ fn plan(root: &Path) -> Result<Plan> {
         PathBuf::from("hostile/README.md"),
         HOSTILE_README.as_bytes().to_vec(),
     );
-    for case in dronehook_protocol::hostile::all() {
+    for case in dronehook_audit::all() {
         check_name(case.name)?;
         let http = PathBuf::from("hostile").join(format!("{}.http", case.name));
         let expect = PathBuf::from("hostile").join(format!("{}.expect", case.name));
@@ -161,10 +161,10 @@ const HOSTILE_README: &str = include_str!("hostile_readme.md");
 
 /// A hostile case's `NAME.expect`: its summary as comments, then `server:`,
 /// `verify:` and, for replays, `replay:` lines (format in the README above).
-fn hostile_expect(case: &dronehook_protocol::hostile::Case) -> String {
+fn hostile_expect(case: &dronehook_audit::Case) -> String {
     use std::fmt::Write as _;
 
-    use dronehook_protocol::hostile::VerifyOutcome;
+    use dronehook_audit::VerifyOutcome;
     let code = |c: &str| {
         if c.is_empty() {
             "-".to_owned()
@@ -187,7 +187,7 @@ fn hostile_expect(case: &dronehook_protocol::hostile::Case) -> String {
         // Writing to a String cannot fail.
         let _ = writeln!(
             out,
-            "replay: {} copies{}{}, later copies {} {}, handler calls {}",
+            "replay: {} copies{}{}{}, later copies {} {}, handler calls {}",
             r.copies,
             if r.concurrent {
                 " at once"
@@ -197,6 +197,11 @@ fn hostile_expect(case: &dronehook_protocol::hostile::Case) -> String {
             r.retarget
                 .map(|t| format!(" (later ones to {t})"))
                 .unwrap_or_default(),
+            if r.later_damage.is_empty() {
+                String::new()
+            } else {
+                format!(" (later ones changed: {:?})", r.later_damage)
+            },
             r.later.status,
             code(r.later.code),
             r.handler_calls,

@@ -8,7 +8,10 @@
 //! The crates depend on each other in one direction only ([`deps`]): the protocol
 //! reaches no async runtime, HTTP implementation or sibling crate, the server and the
 //! client never reach each other, and no library reaches the command line.
+//!
+//! ARCHITECTURE.md's code map names every source file and folder ([`codemap`]).
 
+mod codemap;
 mod deps;
 
 use std::fmt::Write as _;
@@ -111,11 +114,13 @@ pub(crate) fn violations(root: &Path) -> Result<Vec<Violation>> {
 /// `cargo xtask tidy`.
 pub(crate) fn run(root: &Path) -> Result<()> {
     let found = violations(root)?;
-    let direction = deps::check(root)?;
+    let mut direction = deps::check(root)?;
+    direction.extend(codemap::check(root)?);
     if found.is_empty() && direction.is_empty() {
         println!(
             "tidy: every source starts with `//!` and holds no forbidden pattern; \
-             the crates depend on each other in the allowed direction"
+             the crates depend on each other in the allowed direction; \
+             ARCHITECTURE.md names every source file"
         );
         return Ok(());
     }

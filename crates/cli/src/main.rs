@@ -8,7 +8,6 @@ mod args;
 mod cmd;
 mod input;
 mod output;
-mod rawhttp;
 mod secrets;
 mod summary;
 

@@ -4,7 +4,18 @@
 use std::fmt;
 
 use crate::enums::{Action, Event};
-use crate::model::{Envelope, EnvelopeCheck, Object};
+use crate::json::{self, OutlineFields, Record, index_of};
+use crate::model::{Build, Envelope, Object, Repo};
+
+/// Where the outline's fields are in the models' tables, for the scanner.
+static OUTLINE: OutlineFields = OutlineFields {
+    event: index_of(Envelope::FIELDS, "event"),
+    action: index_of(Envelope::FIELDS, "action"),
+    repo: index_of(Envelope::FIELDS, "repo"),
+    build: index_of(Envelope::FIELDS, "build"),
+    repo_slug: index_of(Repo::FIELDS, "slug"),
+    build_number: index_of(Build::FIELDS, "number"),
+};
 
 /// Why a body could not be read as a Drone event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,7 +23,7 @@ use crate::model::{Envelope, EnvelopeCheck, Object};
 pub enum DecodeError {
     /// The body is not a single well-formed JSON object of the expected shape:
     /// a syntax error, invalid UTF-8, a lone surrogate, trailing bytes, nesting too
-    /// deep, a duplicate key, a number out of range or a value of the wrong type.
+    /// deep, a number out of range or a value of the wrong type.
     Invalid {
         /// What is wrong.
         message: String,
@@ -21,8 +32,22 @@ pub enum DecodeError {
         /// The 1-based column where it was found.
         column: usize,
     },
+    /// An object of the body, at any depth, has the same key twice (after
+    /// unescaping; a field and its alias count as one key). Readers disagree on which
+    /// one counts, so such a body means different things to different readers.
+    DuplicateKey {
+        /// Which key, and where in the model.
+        message: String,
+        /// The 1-based line where it was found.
+        line: usize,
+        /// The 1-based column where it was found.
+        column: usize,
+    },
     /// Neither the body nor the `X-Drone-Event` header names the event.
     EventMissing,
+    /// The request has more than one `X-Drone-Event` header: which one names the
+    /// event would depend on the reader.
+    EventRepeated,
     /// The body's `event` differs from the `X-Drone-Event` header. The header is not
     /// signed and the body is, so a disagreement means someone changed one of them.
     EventMismatch {
@@ -38,7 +63,9 @@ impl DecodeError {
     pub fn code(&self) -> &'static str {
         match self {
             DecodeError::Invalid { .. } => "payload.invalid",
+            DecodeError::DuplicateKey { .. } => "payload.duplicate_key",
             DecodeError::EventMissing => "payload.event_missing",
+            DecodeError::EventRepeated => "payload.event_repeated",
             DecodeError::EventMismatch { .. } => "payload.event_mismatch",
         }
     }
@@ -51,10 +78,20 @@ impl DecodeError {
             Some(i) if err.line() > 0 => full[..i].to_owned(),
             _ => full,
         };
+        let (line, column) = (err.line(), err.column());
+        // The models' and `json::unique`'s own error for a repeated key; serde_json's
+        // messages never start this way.
+        if err.is_data() && message.starts_with(json::unique::DUPLICATE) {
+            return DecodeError::DuplicateKey {
+                message,
+                line,
+                column,
+            };
+        }
         DecodeError::Invalid {
             message,
-            line: err.line(),
-            column: err.column(),
+            line,
+            column,
         }
     }
 }
@@ -66,6 +103,11 @@ impl fmt::Display for DecodeError {
                 message,
                 line,
                 column,
+            }
+            | DecodeError::DuplicateKey {
+                message,
+                line,
+                column,
             } => {
                 write!(
                     f,
@@ -74,6 +116,9 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::EventMissing => {
                 f.write_str("the payload has no `event` and no X-Drone-Event header names one")
+            }
+            DecodeError::EventRepeated => {
+                f.write_str("the request has more than one X-Drone-Event header")
             }
             DecodeError::EventMismatch { header, body } => write!(
                 f,
@@ -126,6 +171,57 @@ impl Outline {
     }
 }
 
+/// The `X-Drone-Event` header of a request: `None` when there is none (or its value is
+/// not visible ASCII, as if absent), and [`DecodeError::EventRepeated`] when there are
+/// two or more, whatever their values.
+///
+/// This is the one reading of the header: [`RequestParts::header_event`] and every
+/// receiver use it, so that no two of them pick different headers of one request.
+///
+/// ```
+/// use dronehook_protocol::{DecodeError, event_header};
+/// use dronehook_protocol::http::{HeaderMap, HeaderValue};
+///
+/// let mut headers = HeaderMap::new();
+/// assert_eq!(event_header(&headers), Ok(None));
+/// headers.insert("x-drone-event", HeaderValue::from_static("build"));
+/// assert_eq!(event_header(&headers), Ok(Some("build")));
+/// headers.append("x-drone-event", HeaderValue::from_static("build"));
+/// assert_eq!(event_header(&headers), Err(DecodeError::EventRepeated));
+/// ```
+///
+/// [`RequestParts::header_event`]: crate::RequestParts::header_event
+pub fn event_header(headers: &http::HeaderMap) -> Result<Option<&str>, DecodeError> {
+    let mut values = headers.get_all("x-drone-event").iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(DecodeError::EventRepeated);
+    }
+    Ok(first.and_then(|v| v.to_str().ok()))
+}
+
+/// The `X-Drone-Event` rule, for the body's `event` (empty when it has none) and the
+/// header: `Some` when the header names the event because the body does not, `None`
+/// when the body's stands.
+///
+/// A body without an event needs the header; a body with one must agree with the
+/// header when there is one, since the header is not signed and the body is.
+fn event_from_header<'h>(
+    body_event: &str,
+    header: Option<&'h str>,
+) -> Result<Option<&'h str>, DecodeError> {
+    let header = header.map(str::trim).filter(|h| !h.is_empty());
+    match (body_event.is_empty(), header) {
+        (true, None) => Err(DecodeError::EventMissing),
+        (true, Some(h)) => Ok(Some(h)),
+        (false, Some(h)) if h != body_event => Err(DecodeError::EventMismatch {
+            header: h.to_owned(),
+            body: body_event.to_owned(),
+        }),
+        (false, _) => Ok(None),
+    }
+}
+
 impl Envelope {
     /// Checks that a body decodes, without decoding it: see [`Envelope::check_with_header`].
     pub fn check(body: &[u8]) -> Result<Outline, DecodeError> {
@@ -156,62 +252,25 @@ impl Envelope {
         body: &[u8],
         header_event: Option<&str>,
     ) -> Result<Outline, DecodeError> {
-        // The header rules, shared by both passes below.
-        let settle = |event: &str,
-                      action: &str,
-                      slug: &str,
-                      build_number: Option<i64>|
-         -> Result<Outline, DecodeError> {
-            let header = header_event.map(str::trim).filter(|h| !h.is_empty());
-            let event = match (event.is_empty(), header) {
-                (true, None) => return Err(DecodeError::EventMissing),
-                (true, Some(h)) => Event::parse(h),
-                (false, Some(h)) if h != event => {
-                    return Err(DecodeError::EventMismatch {
-                        header: h.to_owned(),
-                        body: event.to_owned(),
-                    });
-                }
-                (false, _) => Event::parse(event),
-            };
-            Ok(Outline {
-                event,
-                action: Action::parse(action),
-                repo_slug: (!slug.is_empty()).then(|| slug.to_owned()),
-                build_number,
-            })
+        // Anything the scanner does not settle (an error, anything unusual, or an
+        // escaped string in a field the outline keeps) is decoded in full: the outcome,
+        // error message and position included, is then the decoder's by construction.
+        let fast = simdutf8::basic::from_utf8(body)
+            .ok()
+            .and_then(|text| json::scan(text, Envelope::SCHEMA, &OUTLINE));
+        let Some(fast) = fast else {
+            return Envelope::decode_with_header(body, header_event).map(|e| Outline::of(&e));
         };
-        // Anything the checking passes do not settle (an error, or an escaped string in
-        // a field the outline keeps) is decoded in full: errors are rare and their
-        // messages and positions come from the decoder.
-        let slow = || Envelope::decode_with_header(body, header_event).map(|e| Outline::of(&e));
-        let Ok(text) = simdutf8::basic::from_utf8(body) else {
-            return slow();
+        let event = match event_from_header(fast.event, header_event)? {
+            Some(header) => Event::parse(header),
+            None => Event::parse(fast.event),
         };
-        // The schema-directed scan settles ordinary payloads without serde; it declines
-        // anything unusual, which the serde-based pass below then reads.
-        if let Some(fast) = crate::check::fast::scan(text) {
-            return settle(fast.event, fast.action, fast.repo_slug, fast.build_number);
-        }
-        let Ok(checked) = serde_json::from_str::<EnvelopeCheck<'_>>(text) else {
-            return slow();
-        };
-        let (Some(event), Some(action)) = (checked.event.get(), checked.action.get()) else {
-            return slow();
-        };
-        let slug = match &checked.repo {
-            Some(repo) => match repo.slug.get() {
-                Some(slug) => slug,
-                None => return slow(),
-            },
-            None => "",
-        };
-        settle(
+        Ok(Outline {
             event,
-            action,
-            slug,
-            checked.build.as_ref().map(|b| b.number),
-        )
+            action: Action::parse(fast.action),
+            repo_slug: (!fast.repo_slug.is_empty()).then(|| fast.repo_slug.to_owned()),
+            build_number: fast.build_number,
+        })
     }
 
     /// Decodes a body that names its own event, as every real Drone body does.
@@ -231,17 +290,9 @@ impl Envelope {
         Envelope::decode_inner(body, header_event, true)
     }
 
-    /// [`Envelope::decode_with_header`] without its fast path: serde alone. Not part of
-    /// the API; the tests and the fuzz target compare the two on every input.
-    #[doc(hidden)]
-    pub fn decode_with_header_serde(
-        body: &[u8],
-        header_event: Option<&str>,
-    ) -> Result<Envelope, DecodeError> {
-        Envelope::decode_inner(body, header_event, false)
-    }
-
-    fn decode_inner(
+    /// The decoder, with or without its fast path (`fast: false` is serde alone, for
+    /// the tests' comparisons).
+    pub(crate) fn decode_inner(
         body: &[u8],
         header_event: Option<&str>,
         fast: bool,
@@ -256,24 +307,15 @@ impl Envelope {
             // The schema-directed scanner builds ordinary payloads in about half of
             // serde's time; it declines anything unusual, errors included, which serde
             // then reads.
-            Ok(text) => match fast.then(|| crate::check::fast::decode(text)).flatten() {
+            Ok(text) => match fast.then(|| json::decode::<Envelope>(text)).flatten() {
                 Some(envelope) => Ok(envelope),
                 None => serde_json::from_str(text),
             },
             Err(_) => serde_json::from_slice(body),
         };
         let mut envelope: Envelope = parsed.map_err(|e| DecodeError::from_json(&e))?;
-        let header = header_event.map(str::trim).filter(|h| !h.is_empty());
-        match (envelope.event.as_str().is_empty(), header) {
-            (true, None) => return Err(DecodeError::EventMissing),
-            (true, Some(h)) => envelope.event = Event::parse(h),
-            (false, Some(h)) if h != envelope.event.as_str() => {
-                return Err(DecodeError::EventMismatch {
-                    header: h.to_owned(),
-                    body: envelope.event.as_str().to_owned(),
-                });
-            }
-            (false, _) => {}
+        if let Some(header) = event_from_header(envelope.event.as_str(), header_event)? {
+            envelope.event = Event::parse(header);
         }
         Ok(envelope)
     }
@@ -315,5 +357,303 @@ impl Envelope {
     /// empty (Drone's rule).
     pub fn filter_name(&self) -> String {
         crate::filter::filter_name(self.event.as_str(), self.action.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The scanner against the serde decoder, on the models: it must accept only what
+    //! serde accepts, and build what serde builds.
+
+    use super::OUTLINE;
+    use crate::json::{self, FastOutline, Record};
+    use crate::{DecodeError, Envelope, Outline, samples};
+
+    fn scan(text: &str) -> Option<FastOutline<'_>> {
+        json::scan(text, Envelope::SCHEMA, &OUTLINE)
+    }
+
+    fn decode(text: &str) -> Option<Envelope> {
+        json::decode::<Envelope>(text)
+    }
+
+    fn serde(body: &[u8]) -> Result<Envelope, DecodeError> {
+        Envelope::decode_inner(body, None, false)
+    }
+
+    /// The fast path's outline, checked against the decoder's; panics if it declines.
+    fn accepted(name: &str, body: &[u8]) {
+        let text = std::str::from_utf8(body).expect("UTF-8");
+        let fast = scan(text).unwrap_or_else(|| panic!("{name}: the fast path declined"));
+        let decoded = Outline::of(&Envelope::decode(body).expect("decodes"));
+        assert_eq!(fast.event, decoded.event.as_str(), "{name}");
+        assert_eq!(fast.action, decoded.action.as_str(), "{name}");
+        assert_eq!(
+            (!fast.repo_slug.is_empty()).then_some(fast.repo_slug),
+            decoded.repo_slug.as_deref(),
+            "{name}"
+        );
+        assert_eq!(fast.build_number, decoded.build_number, "{name}");
+        // The fast decoder takes it too, and builds what serde builds.
+        let built = decode(text).unwrap_or_else(|| panic!("{name}: the fast decoder declined"));
+        assert_eq!(Ok(built), serde(body), "{name}");
+    }
+
+    #[test]
+    fn accepts_every_drone_sample() {
+        let drone: Vec<_> = samples::all().into_iter().filter(|s| s.drone).collect();
+        assert!(drone.len() >= 9, "{} samples", drone.len());
+        for sample in drone {
+            accepted(sample.name, &sample.body);
+        }
+    }
+
+    #[test]
+    fn accepts_every_corpus_payload_pretty_and_compact() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/corpus");
+        let mut count = 0;
+        for entry in std::fs::read_dir(dir).expect("fixtures/corpus") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let name = path.display().to_string();
+            let pretty = std::fs::read(&path).expect("read");
+            accepted(&name, &pretty);
+            // Re-encoded compact, as Drone sends it (the benchmark's body).
+            accepted(&name, &Envelope::decode(&pretty).expect("decodes").encode());
+            count += 1;
+        }
+        assert!(count >= 9, "{count} corpus payloads");
+    }
+
+    #[test]
+    fn reads_the_outline_fields() {
+        let body = r#" {"event":"build","action":"updated","user":null,"repo":{"slug":"a/b","build":{"number":9}},"build":{"id":1},"system":{}} "#;
+        assert_eq!(
+            scan(body),
+            Some(FastOutline {
+                event: "build",
+                action: "updated",
+                repo_slug: "a/b",
+                build_number: Some(0),
+            })
+        );
+        assert_eq!(
+            scan(r#"{"build":{"number":-42},"repo":null,"event":null}"#),
+            Some(FastOutline {
+                build_number: Some(-42),
+                ..FastOutline::default()
+            })
+        );
+        assert_eq!(scan(r#"{"build":null}"#), Some(FastOutline::default()));
+    }
+
+    #[test]
+    fn accepts_what_the_decoder_surely_accepts() {
+        let cases = [
+            r#"{"event":"user"}"#,
+            " \t\r\n{ \t\r\n\"event\" \t\r\n: \t\r\n\"user\" \t\r\n} \t\r\n",
+            r#"{ "event" : "build" , "action" : "created" }"#,
+            r#"{"event":"build","user":{"avatar_url":"x"}}"#,
+            r#"{"event":"build","user":{"id":null,"login":null,"admin":null}}"#,
+            r#"{"event":"build","build":{"stages":null,"params":null}}"#,
+            r#"{"event":"build","build":{"stages":[],"params":{}}}"#,
+            r#"{"event":"build","build":{"params":{"a":"1","b":"2","A":"\n"}}}"#,
+            r#"{"event":"build","build":{"params":{"\u0041":"\n"}}}"#,
+            r#"{"event":"build","build":{"stages":[{"depends_on":["a","b\"c"],"steps":[{}]}]}}"#,
+            r#"{"event":"build","repo":{"link":"\u003c\u003e\u0026\/\b\f\n\r\t\\"}}"#,
+            r#"{"event":"build","repo":{"name":"\ud83d\ude00 \uD83D\uDE00"}}"#,
+            r#"{"event":"build","repo":{"id":0,"timeout":-1,"counter":999999999999999999}}"#,
+            r#"{"event":"build","repo":{"id":-999999999999999999}}"#,
+            r#"{"event":"build","x":"s","y":true,"z":false,"n":null,"i":-3,"a":[1,[],{}],"o":{"k":{"k":[null]},"j":1}}"#,
+            r#"{"event":"build","x":{"\u0041":"\ud800\udc00"}}"#,
+            "{\"event\":\"héllo ü 日本\",\"x\":\"😀\"}",
+        ];
+        for body in cases {
+            accepted(body, body.as_bytes());
+        }
+    }
+
+    #[test]
+    fn declines_the_unusual() {
+        let deep = format!(r#"{{"x":{}{}}}"#, "[".repeat(65), "]".repeat(65));
+        let many_unknown = format!(
+            "{{{}}}",
+            (0..9)
+                .map(|i| format!(r#""u{i}":1"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let cases: Vec<String> = [
+            // Not one object, or something after it.
+            "",
+            " ",
+            "[]",
+            "null",
+            "\u{feff}{}",
+            r#"{"event":"build"} x"#,
+            r#"{"event":"build"}{}"#,
+            "{\u{b}}",
+            "{\u{a0}}",
+            // Structure.
+            r#"{"event":"build",}"#,
+            r#"{"event":"build""action":"x"}"#,
+            r#"{"event" "build"}"#,
+            r#"{"event":"build""#,
+            r#"{"build":{"stages":[{},]}}"#,
+            r#"{"build":{"stages":[null]}}"#,
+            r#"{"build":{"stages":{}}}"#,
+            r#"{"build":{"params":{"a":null}}}"#,
+            r#"{"build":{"params":{"a":1}}}"#,
+            r#"{"build":{"params":[]}}"#,
+            r#"{"build":{"stages":[{"depends_on":[null]}]}}"#,
+            r#"{"build":{"stages":[{"depends_on":["a",]}]}}"#,
+            r#"{"build":[]}"#,
+            r#"{"build":"x"}"#,
+            // Repeated fields, aliases included, and repeated unknown fields.
+            r#"{"event":"build","event":"build"}"#,
+            r#"{"event":null,"event":"build"}"#,
+            r#"{"user":{"avatar":"a","avatar_url":"b"}}"#,
+            r#"{"x":1,"x":1}"#,
+            // Repeated keys inside unknown objects and string maps, at any depth, and
+            // escaped keys that might repeat another.
+            r#"{"x":{"a":1,"a":1}}"#,
+            r#"{"x":[{"a":1,"b":{"c":[{"d":1,"d":2}]}}]}"#,
+            r#"{"x":{"a":1,"\u0061":1}}"#,
+            r#"{"x":{"\u0061":1,"b":1}}"#,
+            r#"{"build":{"params":{"a":"1","a":"2"}}}"#,
+            r#"{"build":{"params":{"a":"1","\u0061":"2"}}}"#,
+            r#"{"build":{"stages":[{"labels":{"k":"v","k":"v"}}]}}"#,
+            r#"{"x":{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8}}"#,
+            // Keys and outline fields with escapes.
+            r#"{"\u0065vent":"build"}"#,
+            r#"{"x\n":1}"#,
+            // Strings.
+            "{\"x\":\"a\u{1}b\"}",
+            "{\"x\":\"a\tb\"}",
+            r#"{"x":"\a"}"#,
+            r#"{"x":"\u12"}"#,
+            r#"{"x":"\u12g4"}"#,
+            r#"{"x":"\ud800"}"#,
+            r#"{"x":"\ud800x"}"#,
+            r#"{"x":"\ud800\n"}"#,
+            r#"{"x":"\ud800\u0041"}"#,
+            r#"{"x":"\udc00"}"#,
+            r#"{"x":"\udc00\ud800"}"#,
+            r#"{"x":"abc"#,
+            // Numbers.
+            r#"{"repo":{"id":01}}"#,
+            r#"{"repo":{"id":00}}"#,
+            r#"{"repo":{"id":-0}}"#,
+            r#"{"repo":{"id":-}}"#,
+            r#"{"repo":{"id":+1}}"#,
+            r#"{"repo":{"id":1.0}}"#,
+            r#"{"repo":{"id":1e3}}"#,
+            r#"{"repo":{"id":1E3}}"#,
+            r#"{"repo":{"id":1000000000000000000}}"#,
+            r#"{"repo":{"id":9223372036854775807}}"#,
+            r#"{"repo":{"id":"1"}}"#,
+            r#"{"repo":{"id":true}}"#,
+            r#"{"x":1.5}"#,
+            r#"{"x":-0}"#,
+            r#"{"x":12345678901234567890}"#,
+            r#"{"x":[0.1]}"#,
+            // Other types.
+            r#"{"repo":{"private":"true"}}"#,
+            r#"{"repo":{"private":1}}"#,
+            r#"{"repo":{"private":tru}}"#,
+            r#"{"repo":{"private":nul}}"#,
+            r#"{"repo":{"name":1}}"#,
+            r#"{"x":undefined}"#,
+            r#"{"x":nan}"#,
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([deep, many_unknown])
+        .collect();
+        for body in &cases {
+            assert_eq!(scan(body), None, "{body:?}");
+            assert_eq!(decode(body), None, "{body:?}");
+        }
+        // The outline borrows its fields, so the scan declines them escaped; the
+        // decoder unescapes them.
+        for body in [
+            r#"{"event":"bu\u0069ld"}"#,
+            r#"{"event":"build","action":"a\/b"}"#,
+            r#"{"event":"repo","repo":{"slug":"a\/b"}}"#,
+        ] {
+            assert_eq!(scan(body), None, "{body:?}");
+            let built = decode(body).expect("the decoder unescapes");
+            assert_eq!(Ok(built), serde(body.as_bytes()), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn reads_integers_of_every_length() {
+        for len in 1..=18usize {
+            for first in 1..=9u8 {
+                let digits: String = std::iter::once(char::from(b'0' + first))
+                    .chain(
+                        (1..len)
+                            .map(|i| char::from(b'0' + ((i * 7 + usize::from(first)) % 10) as u8)),
+                    )
+                    .collect();
+                let expected: i64 = digits.parse().expect("digits");
+                for sign in ["", "-"] {
+                    let body =
+                        format!(r#"{{"event":"build","build":{{"number":{sign}{digits}}}}}"#);
+                    let number = scan(&body).expect("scans").build_number;
+                    let want = if sign.is_empty() { expected } else { -expected };
+                    assert_eq!(number, Some(want), "{body}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decodes_integers_of_every_length() {
+        // With 16 bytes and more after the number (the two-load path) and at the end
+        // of the body (the general path), both signs, every length the scanner takes.
+        let tails = [r#","message":"sixteen bytes and more"}}"#, "}}"];
+        for len in 1..=18usize {
+            let digits: String = (0..len)
+                .map(|i| char::from(b'1' + ((i * 7) % 9) as u8))
+                .collect();
+            let expected: i64 = digits.parse().expect("digits");
+            for sign in ["", "-"] {
+                for tail in tails {
+                    let body =
+                        format!(r#"{{"event":"build","build":{{"number":{sign}{digits}{tail}"#);
+                    let built = decode(&body).expect("decodes");
+                    let want = if sign.is_empty() { expected } else { -expected };
+                    assert_eq!(built.build.as_ref().map(|b| b.number), Some(want), "{body}");
+                    assert_eq!(Ok(built), serde(body.as_bytes()), "{body}");
+                }
+            }
+        }
+        // What serde_json does not read as an `i64` is declined on both paths.
+        for number in [
+            "0",
+            "-0",
+            "01",
+            "-01",
+            "00",
+            "1.5",
+            "1e3",
+            "1E3",
+            "-",
+            "--1",
+            "1234567890123456789",
+        ] {
+            for tail in tails {
+                let body = format!(r#"{{"event":"build","build":{{"number":{number}{tail}"#);
+                let serde = serde(body.as_bytes());
+                match decode(&body) {
+                    Some(built) => assert_eq!(Ok(built), serde, "{body}"),
+                    None => assert!(number != "0", "{body}"),
+                }
+            }
+        }
     }
 }

@@ -9,24 +9,21 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use compact_str::CompactString;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::check::fast::{FieldSpec, Kind, Scanner};
-use crate::check::{AnyValue, Seq, Str, StrMap};
 use crate::enums::{Action, Event, Status};
 use crate::gojson;
+use crate::json::unique::{UniqueStrMap, UniqueValue};
+use crate::json::{FieldSpec, Kind, Record, Scanner, fits_mask, index_of};
+use crate::text::Text;
 
 /// A value that can be a field of a model: written the Go way, with Go's notion of zero.
 pub(crate) trait Field: Default {
-    /// What the checking pass reads in its place (see `check.rs`): the same grammar,
-    /// nothing allocated.
-    type Light<'de>: Deserialize<'de> + Default;
-    /// What the fast checking pass expects in its place (see `check/fast.rs`).
+    /// What the scanner expects in its place (see `json/schema.rs`).
     const KIND: Kind;
     /// Reads the value at the scanner's cursor on the fast decoding path (see
-    /// `check/fast.rs`); `None` declines.
+    /// `json/scanner.rs`); `None` declines.
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self>;
     /// [`Field::fast_read`] into a model's field, out of line: one copy per type
     /// rather than one per field keeps each model's dispatch small enough that the
@@ -36,6 +33,14 @@ pub(crate) trait Field: Default {
         *self = Self::fast_read(s)?;
         Some(())
     }
+    /// Reads the value of a member with serde: `null` reads as the zero value, as Go's
+    /// decoder leaves it.
+    fn read_value<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Self, A::Error>
+    where
+        Self: Deserialize<'de>,
+    {
+        Ok(map.next_value::<Option<Self>>()?.unwrap_or_default())
+    }
     /// Appends the value's Go JSON encoding.
     fn write(&self, out: &mut Vec<u8>);
     /// Whether `omitempty` leaves the field out.
@@ -44,7 +49,6 @@ pub(crate) trait Field: Default {
 
 impl Field for i64 {
     const KIND: Kind = Kind::Int;
-    type Light<'de> = i64;
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         s.read_i64()
     }
@@ -58,7 +62,6 @@ impl Field for i64 {
 
 impl Field for bool {
     const KIND: Kind = Kind::Bool;
-    type Light<'de> = bool;
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         s.read_bool()
     }
@@ -70,16 +73,15 @@ impl Field for bool {
     }
 }
 
-impl Field for CompactString {
+impl Field for Text {
     const KIND: Kind = Kind::Str;
-    type Light<'de> = Str<'de>;
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_str(out, self);
     }
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         // Strings of up to 24 bytes, most of a Drone payload's, are stored inline;
         // an unescaped copy made for a longer one is kept without another copy.
-        s.read_str().map(CompactString::from)
+        s.read_str().map(Text::from)
     }
     fn is_zero(&self) -> bool {
         self.is_empty()
@@ -90,7 +92,6 @@ macro_rules! enum_field {
     ($($t:ty),*) => {$(
         impl Field for $t {
             const KIND: Kind = Kind::Str;
-            type Light<'de> = Str<'de>;
             fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
                 s.read_str().map(|v| <$t>::parse(&v))
             }
@@ -107,9 +108,15 @@ enum_field!(Event, Action, Status);
 
 impl Field for BTreeMap<String, String> {
     const KIND: Kind = Kind::StrMap;
-    type Light<'de> = StrMap;
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         s.read_str_map()
+    }
+    fn read_value<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Self, A::Error> {
+        // A repeated key is an error, where a `BTreeMap` would keep the last value.
+        Ok(map
+            .next_value::<Option<UniqueStrMap>>()?
+            .map(|m| m.0)
+            .unwrap_or_default())
     }
     fn write(&self, out: &mut Vec<u8>) {
         gojson::write_string_map(out, self);
@@ -121,7 +128,6 @@ impl Field for BTreeMap<String, String> {
 
 impl Field for Vec<String> {
     const KIND: Kind = Kind::StrList;
-    type Light<'de> = Seq<Str<'de>>;
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         s.read_str_list()
     }
@@ -140,23 +146,14 @@ impl Field for Vec<String> {
     }
 }
 
-/// A model struct: encodes itself as a Go JSON object.
-pub(crate) trait Object: Default {
-    /// The model's twin for the checking pass.
-    type Check<'de>: Deserialize<'de> + Default;
-    /// The model's fields for the fast checking pass, in declaration (Drone's) order.
-    const SCHEMA: &'static [FieldSpec];
-    /// Reads the value of field `index` (a position in `SCHEMA`) on the fast decoding
-    /// path; `None` declines.
-    fn fast_field(&mut self, s: &mut Scanner<'_>, index: usize) -> Option<()>;
-    /// The fields the model does not name.
-    fn extra_mut(&mut self) -> &mut Extra;
+/// A model struct: read by the scanner through its [`Record`] table, and encodes
+/// itself as a Go JSON object.
+pub(crate) trait Object: Record {
     fn write_object(&self, out: &mut Vec<u8>);
 }
 
 impl<T: Object> Field for Vec<T> {
     const KIND: Kind = Kind::ObjList(T::SCHEMA);
-    type Light<'de> = Seq<T::Check<'de>>;
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         s.read_obj_list()
     }
@@ -177,7 +174,6 @@ impl<T: Object> Field for Vec<T> {
 
 impl<T: Object> Field for Option<Box<T>> {
     const KIND: Kind = Kind::Obj(T::SCHEMA);
-    type Light<'de> = Option<T::Check<'de>>;
     fn fast_read(s: &mut Scanner<'_>) -> Option<Self> {
         let mut slot = None;
         s.read_obj(&mut slot)?;
@@ -286,34 +282,6 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// Compile-time position of a field name in a list, for the duplicate-key bitmaps (of
-/// the models' `Deserialize` and of the checking passes).
-pub(crate) const fn index_of(fields: &[&str], key: &str) -> usize {
-    let mut i = 0;
-    while i < fields.len() {
-        let a = fields[i].as_bytes();
-        let b = key.as_bytes();
-        if a.len() == b.len() {
-            let mut j = 0;
-            while j < a.len() && a[j] == b[j] {
-                j += 1;
-            }
-            if j == a.len() {
-                return i;
-            }
-        }
-        i += 1;
-    }
-    panic!("field is not in the model's list")
-}
-
-/// Reads one field's value: `null` reads as the zero value, as Go's decoder leaves it.
-fn next_field<'de, A: MapAccess<'de>, T: Deserialize<'de> + Default>(
-    map: &mut A,
-) -> Result<T, A::Error> {
-    Ok(map.next_value::<Option<T>>()?.unwrap_or_default())
-}
-
 macro_rules! omit {
     (keep) => {
         false
@@ -336,7 +304,7 @@ macro_rules! alias {
 macro_rules! model {
     (
         $(#[$meta:meta])*
-        pub struct $name:ident as $check:ident {
+        pub struct $name:ident {
             $(
                 $(#[doc = $doc:literal])*
                 $omit:ident $field:ident : $ty:ty = $key:literal $(| $alias:literal)? ;
@@ -364,66 +332,12 @@ macro_rules! model {
             }
         }
 
-        /// The model's twin for the checking pass (see `check.rs`).
-        #[derive(Default)]
-        #[allow(dead_code, reason = "the pass reads every field to check it; only a few are read back")]
-        pub(crate) struct $check<'de> {
-            $( pub(crate) $field: <$ty as Field>::Light<'de>, )*
-        }
-
-        impl<'de> Deserialize<'de> for $check<'de> {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> Visitor<'de> for V {
-                    type Value = $check<'de>;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str(concat!("a JSON object (", stringify!($name), ")"))
-                    }
-                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$check<'de>, A::Error> {
-                        let mut out = $check::default();
-                        let mut seen = [false; $name::FIELDS.len()];
-                        // Unknown keys, for the duplicate check; empty (no allocation)
-                        // for payloads with none.
-                        let mut unknown: Vec<Key<'de>> = Vec::new();
-                        while let Some(key) = map.next_key::<Key<'de>>()? {
-                            let mut is_unknown = false;
-                            match key.as_str() {
-                                $(
-                                    $key $(| $alias)? => {
-                                        const I: usize = index_of($name::FIELDS, $key);
-                                        if std::mem::replace(&mut seen[I], true) {
-                                            return Err(de::Error::custom("duplicate field"));
-                                        }
-                                        out.$field = next_field(&mut map)?;
-                                    }
-                                )*
-                                other => {
-                                    if unknown.iter().any(|k| k.as_str() == other) {
-                                        return Err(de::Error::custom("duplicate field"));
-                                    }
-                                    map.next_value::<AnyValue>()?;
-                                    is_unknown = true;
-                                }
-                            }
-                            if is_unknown {
-                                unknown.push(key);
-                            }
-                        }
-                        Ok(out)
-                    }
-                }
-                d.deserialize_map(V)
-            }
-        }
-
-        impl Object for $name {
-            type Check<'de> = $check<'de>;
-
+        impl Record for $name {
             const SCHEMA: &'static [FieldSpec] = &[$(
                 FieldSpec::new($key, concat!($key, "\":"), alias!($($alias)?), <$ty as Field>::KIND),
             )*];
 
-            fn fast_field(&mut self, s: &mut Scanner<'_>, index: usize) -> Option<()> {
+            fn read_field(&mut self, s: &mut Scanner<'_>, index: usize) -> Option<()> {
                 // A chain of comparisons with constants, which the compiler turns into
                 // one jump.
                 $(
@@ -434,9 +348,20 @@ macro_rules! model {
                 None
             }
 
-            fn extra_mut(&mut self) -> &mut Extra {
-                &mut self.extra
+            fn unknown_len(&self) -> usize {
+                self.extra.len()
             }
+
+            fn has_unknown(&self, key: &str) -> bool {
+                self.extra.contains(key)
+            }
+
+            fn push_unknown(&mut self, key: String, value: Value) {
+                self.extra.push(key, value);
+            }
+        }
+
+        impl Object for $name {
 
             fn write_object(&self, out: &mut Vec<u8>) {
                 out.push(b'{');
@@ -480,7 +405,7 @@ macro_rules! model {
                                                 "duplicate field `{}` in {}", key.as_str(), stringify!($name)
                                             )));
                                         }
-                                        out.$field = next_field(&mut map)?;
+                                        out.$field = <$ty as Field>::read_value(&mut map)?;
                                     }
                                 )*
                                 other => {
@@ -489,7 +414,7 @@ macro_rules! model {
                                             "duplicate field `{}` in {}", other, stringify!($name)
                                         )));
                                     }
-                                    let value: Value = map.next_value()?;
+                                    let UniqueValue(value) = map.next_value()?;
                                     out.extra.push(other.to_owned(), value);
                                 }
                             }
@@ -505,7 +430,7 @@ macro_rules! model {
 
 model! {
     /// The envelope Drone POSTs: what happened (`event`, `action`) and the objects involved.
-    pub struct Envelope as EnvelopeCheck {
+    pub struct Envelope {
         /// The kind of object: `user`, `repo` or `build`.
         keep event: Event = "event";
         /// What happened: `created`, `updated`, `deleted`, `enabled` or `disabled`.
@@ -523,13 +448,13 @@ model! {
 
 model! {
     /// A Drone user account.
-    pub struct User as UserCheck {
+    pub struct User {
         /// Drone's id of the user.
         keep id: i64 = "id";
         /// The login name at the source-code host.
-        keep login: CompactString = "login";
+        keep login: Text = "login";
         /// The e-mail address.
-        keep email: CompactString = "email";
+        keep email: Text = "email";
         /// Whether this is a machine (robot) account.
         keep machine: bool = "machine";
         /// Whether the user is a Drone administrator.
@@ -537,7 +462,7 @@ model! {
         /// Whether the account is active.
         keep active: bool = "active";
         /// The avatar URL; drone-go's client copy names it `avatar_url`, accepted on input.
-        keep avatar: CompactString = "avatar" | "avatar_url";
+        keep avatar: Text = "avatar" | "avatar_url";
         /// Whether the user's repository list is being synchronised.
         keep syncing: bool = "syncing";
         /// When the repository list was last synchronised (Unix seconds).
@@ -553,37 +478,37 @@ model! {
 
 model! {
     /// A repository known to Drone.
-    pub struct Repo as RepoCheck {
+    pub struct Repo {
         /// Drone's id of the repository.
         keep id: i64 = "id";
         /// The source-code host's id of the repository.
-        keep uid: CompactString = "uid";
+        keep uid: Text = "uid";
         /// The id of the user who activated it.
         keep user_id: i64 = "user_id";
         /// The owner or organisation.
-        keep namespace: CompactString = "namespace";
+        keep namespace: Text = "namespace";
         /// The repository name.
-        keep name: CompactString = "name";
+        keep name: Text = "name";
         /// `namespace/name`.
-        keep slug: CompactString = "slug";
+        keep slug: Text = "slug";
         /// The version-control system (`git`, often empty).
-        keep scm: CompactString = "scm";
+        keep scm: Text = "scm";
         /// The HTTP clone URL.
-        keep git_http_url: CompactString = "git_http_url";
+        keep git_http_url: Text = "git_http_url";
         /// The SSH clone URL.
-        keep git_ssh_url: CompactString = "git_ssh_url";
+        keep git_ssh_url: Text = "git_ssh_url";
         /// The repository's web page.
-        keep link: CompactString = "link";
+        keep link: Text = "link";
         /// The default branch.
-        keep default_branch: CompactString = "default_branch";
+        keep default_branch: Text = "default_branch";
         /// Whether the repository is private at the host.
         keep private: bool = "private";
         /// `public`, `private` or `internal`.
-        keep visibility: CompactString = "visibility";
+        keep visibility: Text = "visibility";
         /// Whether Drone builds it.
         keep active: bool = "active";
         /// The path of the pipeline file.
-        keep config_path: CompactString = "config_path";
+        keep config_path: Text = "config_path";
         /// Whether pipelines may run privileged containers.
         keep trusted: bool = "trusted";
         /// Whether builds need approval.
@@ -621,7 +546,7 @@ model! {
 
 model! {
     /// A user's permissions on a repository.
-    pub struct Perm as PermCheck {
+    pub struct Perm {
         /// May read.
         keep read: bool = "read";
         /// May write.
@@ -633,13 +558,13 @@ model! {
 
 model! {
     /// A build.
-    pub struct Build as BuildCheck {
+    pub struct Build {
         /// Drone's id of the build.
         keep id: i64 = "id";
         /// The repository's id.
         keep repo_id: i64 = "repo_id";
         /// Who or what triggered it (a login, `@cron`, `@hook`).
-        keep trigger: CompactString = "trigger";
+        keep trigger: Text = "trigger";
         /// The build number within the repository.
         keep number: i64 = "number";
         /// The build this one was promoted or rolled back from.
@@ -647,47 +572,47 @@ model! {
         /// The state.
         keep status: Status = "status";
         /// Why it could not run.
-        omit error: CompactString = "error";
+        omit error: Text = "error";
         /// The triggering event: `push`, `pull_request`, `tag`, `promote`, `rollback`, `cron`, `custom`.
-        keep event: CompactString = "event";
+        keep event: Text = "event";
         /// The host's action for the event (`sync`, `opened`), often empty.
-        keep action: CompactString = "action";
+        keep action: Text = "action";
         /// The commit or compare page.
-        keep link: CompactString = "link";
+        keep link: Text = "link";
         /// The commit time (Unix seconds).
         keep timestamp: i64 = "timestamp";
         /// The pull-request title.
-        omit title: CompactString = "title";
+        omit title: Text = "title";
         /// The commit message.
-        keep message: CompactString = "message";
+        keep message: Text = "message";
         /// The commit before the change.
-        keep before: CompactString = "before";
+        keep before: Text = "before";
         /// The commit built.
-        keep after: CompactString = "after";
+        keep after: Text = "after";
         /// The git reference.
-        keep r#ref: CompactString = "ref";
+        keep r#ref: Text = "ref";
         /// The fork a pull request comes from.
-        keep source_repo: CompactString = "source_repo";
+        keep source_repo: Text = "source_repo";
         /// The source branch.
-        keep source: CompactString = "source";
+        keep source: Text = "source";
         /// The target branch.
-        keep target: CompactString = "target";
+        keep target: Text = "target";
         /// The commit author's login.
-        keep author_login: CompactString = "author_login";
+        keep author_login: Text = "author_login";
         /// The commit author's name.
-        keep author_name: CompactString = "author_name";
+        keep author_name: Text = "author_name";
         /// The commit author's e-mail.
-        keep author_email: CompactString = "author_email";
+        keep author_email: Text = "author_email";
         /// The commit author's avatar URL.
-        keep author_avatar: CompactString = "author_avatar";
+        keep author_avatar: Text = "author_avatar";
         /// Who sent the hook.
-        keep sender: CompactString = "sender";
+        keep sender: Text = "sender";
         /// Custom build parameters.
         omit params: BTreeMap<String, String> = "params";
         /// The cron job's name.
-        omit cron: CompactString = "cron";
+        omit cron: Text = "cron";
         /// The deployment target.
-        omit deploy_to: CompactString = "deploy_to";
+        omit deploy_to: Text = "deploy_to";
         /// The deployment id.
         omit deploy_id: i64 = "deploy_id";
         /// Whether debug mode is on.
@@ -709,7 +634,7 @@ model! {
 
 model! {
     /// A stage: one pipeline of a build.
-    pub struct Stage as StageCheck {
+    pub struct Stage {
         /// Drone's id of the stage.
         keep id: i64 = "id";
         /// The repository's id.
@@ -719,29 +644,29 @@ model! {
         /// The stage number within the build.
         keep number: i64 = "number";
         /// The pipeline name.
-        keep name: CompactString = "name";
+        keep name: Text = "name";
         /// The resource kind (`pipeline`).
-        omit kind: CompactString = "kind";
+        omit kind: Text = "kind";
         /// The runner type (`docker`, `exec`, `kubernetes`).
-        omit r#type: CompactString = "type";
+        omit r#type: Text = "type";
         /// The state.
         keep status: Status = "status";
         /// Why it could not run.
-        omit error: CompactString = "error";
+        omit error: Text = "error";
         /// Whether failures are ignored.
         keep errignore: bool = "errignore";
         /// The exit code.
         keep exit_code: i64 = "exit_code";
         /// The runner's machine name.
-        omit machine: CompactString = "machine";
+        omit machine: Text = "machine";
         /// The operating system.
-        keep os: CompactString = "os";
+        keep os: Text = "os";
         /// The architecture.
-        keep arch: CompactString = "arch";
+        keep arch: Text = "arch";
         /// The architecture variant.
-        omit variant: CompactString = "variant";
+        omit variant: Text = "variant";
         /// The kernel version.
-        omit kernel: CompactString = "kernel";
+        omit kernel: Text = "kernel";
         /// The concurrency limit.
         omit limit: i64 = "limit";
         /// The throttle.
@@ -771,7 +696,7 @@ model! {
 
 model! {
     /// A step of a stage.
-    pub struct Step as StepCheck {
+    pub struct Step {
         /// Drone's id of the step.
         keep id: i64 = "id";
         /// The stage's id (Drone names it `step_id`).
@@ -779,11 +704,11 @@ model! {
         /// The step number within the stage.
         keep number: i64 = "number";
         /// The step name.
-        keep name: CompactString = "name";
+        keep name: Text = "name";
         /// The state.
         keep status: Status = "status";
         /// Why it could not run.
-        omit error: CompactString = "error";
+        omit error: Text = "error";
         /// Whether failures are ignored.
         omit errignore: bool = "errignore";
         /// The exit code.
@@ -797,7 +722,7 @@ model! {
         /// The steps it waits for.
         omit depends_on: Vec<String> = "depends_on";
         /// The container image.
-        omit image: CompactString = "image";
+        omit image: Text = "image";
         /// Whether it runs detached.
         omit detached: bool = "detached";
     }
@@ -805,14 +730,25 @@ model! {
 
 model! {
     /// The Drone server that sent the event.
-    pub struct System as SystemCheck {
+    pub struct System {
         /// `http` or `https`.
-        omit proto: CompactString = "proto";
+        omit proto: Text = "proto";
         /// The server's host name.
-        omit host: CompactString = "host";
+        omit host: Text = "host";
         /// The server's URL.
-        omit link: CompactString = "link";
+        omit link: Text = "link";
         /// The server's version.
-        omit version: CompactString = "version";
+        omit version: Text = "version";
     }
 }
+
+const _: () = assert!(fits_mask(&[
+    Envelope::SCHEMA,
+    User::SCHEMA,
+    Repo::SCHEMA,
+    Perm::SCHEMA,
+    Build::SCHEMA,
+    Stage::SCHEMA,
+    Step::SCHEMA,
+    System::SCHEMA,
+]));

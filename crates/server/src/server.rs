@@ -262,6 +262,8 @@ async fn accept_loop(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(None)
+        .max_headers(crate::framing::MAX_HEADERS)
+        .max_buf_size(crate::framing::MAX_HEAD_BYTES)
         .keep_alive(true);
     let builder = Arc::new(builder);
     let timeouts = Timeouts {
@@ -464,21 +466,14 @@ impl Conn<'_> {
         let builder = self.builder.clone();
         let mut conn = Box::pin(builder.serve_connection(io, service));
         let grace = self.shared.config.shutdown_grace;
+        let shared = self.shared.clone();
         async move {
             loop {
-                let stopping = tokio::select! {
-                    result = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
-                        if let Err(e) = result {
-                            // An error (a late head, a broken stream) ends the
-                            // connection without a shutdown, as hyper does.
-                            tracing::debug!(error = %e, "connection ended with an error");
-                            return;
-                        }
-                        false
-                    }
-                    () = crate::server::stopped(&mut shutdown) => true,
+                let ended = tokio::select! {
+                    result = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => Some(result),
+                    () = crate::server::stopped(&mut shutdown) => None,
                 };
-                if stopping {
+                let Some(result) = ended else {
                     // Finish the request in flight, then close instead of keeping
                     // alive. Boxed: only a stopping server pays for the timer.
                     conn.as_mut().graceful_shutdown();
@@ -492,15 +487,41 @@ impl Conn<'_> {
                         let _ = io.inner_mut().shutdown().await;
                     }
                     return;
-                }
+                };
                 // hyper is done with the connection: it was parked, or it is closing.
                 let parts = Pin::into_inner(conn).into_parts();
+                let mut sniff = parts.io.into_inner();
+                if let Err(e) = result {
+                    drop(parts.read_buf);
+                    if let Some(refusal) = sniff.refusal() {
+                        // A head hyper could not parse: its answer was held back, the
+                        // connection gives the coded one (closing.rs).
+                        Box::pin(crate::closing::refuse_head(
+                            &shared,
+                            sniff,
+                            refusal,
+                            &mut shutdown,
+                        ))
+                        .await;
+                    } else {
+                        // Another error (a late head, a broken stream) ends the
+                        // connection without a shutdown, as hyper does.
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
                 // The read buffer goes now: even empty, it holds hyper's 8 KiB.
                 let buffered = !parts.read_buf.is_empty();
                 drop(parts.read_buf);
                 let service = parts.service;
-                let mut sniff = parts.io.into_inner();
-                if !sniff.parked() || buffered {
+                if buffered || sniff.unsettled() {
+                    // Input is left unread (an answer came before the body, or more
+                    // follows a request that closed the connection): a plain close
+                    // could reset the connection before the client reads the answer.
+                    Box::pin(crate::closing::linger(sniff.into_inner(), &mut shutdown)).await;
+                    return;
+                }
+                if !sniff.parked() {
                     let _ = sniff.shutdown().await;
                     return;
                 }

@@ -293,6 +293,9 @@ fn check_head(config: &Config, req: &Request<Incoming>, smuggled: bool) -> Resul
         return Err(Refusal::new(StatusCode::BAD_REQUEST, "transport.malformed")
             .header(CONNECTION, "close"));
     }
+    if let Some((status, code)) = crate::framing::transfer_coding_refusal(headers) {
+        return Err(Refusal::new(status, code).header(CONNECTION, "close"));
+    }
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -383,7 +386,10 @@ fn verify(
 ) -> Result<Checked, Refusal> {
     let request = request_parts(parts, body);
     if !config.verify {
-        return match Envelope::check_with_header(body, request.header_event()) {
+        return match request
+            .header_event()
+            .and_then(|event| Envelope::check_with_header(body, event))
+        {
             Ok(outline) => Ok(Checked {
                 digest: BodyDigest::of(body),
                 secret_index: 0,
@@ -460,7 +466,10 @@ async fn accept(
         None
     } else {
         let request = request_parts(&parts, &body);
-        match Envelope::decode_with_header(&body, request.header_event()) {
+        match request
+            .header_event()
+            .and_then(|event| Envelope::decode_with_header(&body, event))
+        {
             Ok(envelope) => Some(Delivery {
                 id: None,
                 envelope: Arc::new(envelope),

@@ -1,12 +1,19 @@
 //! The connection's reader: a byte-level watch on request heads for
-//! `Transfer-Encoding` together with `Content-Length`, and the header-read and idle
-//! deadlines.
+//! `Transfer-Encoding` together with `Content-Length` and for the codings
+//! `Transfer-Encoding` names, hyper's own answers held back, and the header-read and
+//! idle deadlines.
 //!
 //! hyper 1.x accepts a request with both headers (chunked wins, as RFC 9112 allows),
 //! drops the `Content-Length` header and closes the connection after answering, so the
 //! service cannot see that both were sent. Two framings for one body are how requests
 //! are smuggled past proxies, so the receiver refuses them with 400: this reader notes,
 //! per connection, that a head carried both, and the service checks the note.
+//!
+//! The codings are read for heads hyper refuses itself (a `Transfer-Encoding` whose
+//! last coding is not `chunked`): hyper answers those with an empty 400 before the
+//! service sees them. Every answer hyper makes by itself (400, 414, 431, to a head it
+//! cannot parse) is held back here and replaced by one with the refusal's code
+//! (`framing.rs`, `closing.rs`): see [`Sniff::refusal`].
 //!
 //! The deadlines live here because hyper 1.x has only one timer for both: its
 //! `header_read_timeout` starts when it begins waiting for a head, so on a keep-alive
@@ -180,9 +187,16 @@ pub(crate) struct Sniff<T> {
     prefix_len: usize,
     line_len: usize,
     te: bool,
+    /// The codings of the `Transfer-Encoding` line being read.
+    codings: Codings,
+    /// What the `Transfer-Encoding` lines seen said.
+    te_note: TeNote,
     cl: Option<u64>,
     /// Body bytes still to pass over unread (the head gave a Content-Length).
     skip: u64,
+    /// The status of an answer hyper wrote by itself, to a head it could not parse
+    /// (see [`Sniff::refused`]); the answer was held back.
+    refused: Option<u16>,
 }
 
 impl<T> Sniff<T> {
@@ -199,7 +213,7 @@ impl<T> Sniff<T> {
             inner,
             flag,
             seen: progress.get(),
-            flushed: u64::MAX,
+            flushed: progress.get(),
             progress,
             phase: Phase::Head,
             deadline: started + timeouts.header,
@@ -212,9 +226,81 @@ impl<T> Sniff<T> {
             prefix_len: 0,
             line_len: 0,
             te: false,
+            codings: Codings::default(),
+            te_note: TeNote::default(),
             cl: None,
             skip: 0,
+            refused: None,
         }
+    }
+
+    /// The stream, for the connection's last words once hyper is done with it (an
+    /// answer of its own, the lingering close): read and written past this reader.
+    pub(crate) fn inner_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// The stream.
+    pub(crate) fn into_inner(self) -> T {
+        self.inner
+    }
+
+    /// Whether input may remain that belongs to a request already answered: the
+    /// connection is not at a request boundary (a body of announced length not all
+    /// read, a head cut short, a chunked request seen on it). Closing then could reset
+    /// the connection and destroy the answer in the client's receive buffer, so the
+    /// close lingers (see `linger.rs`).
+    pub(crate) fn unsettled(&self) -> bool {
+        self.unframed
+            || self.skip > 0
+            || self.prefix_len > 0
+            || self.line_len > 0
+            || self.te
+            || self.cl.is_some()
+    }
+
+    /// The status of the answer hyper made by itself to a head it could not parse
+    /// (400, 414 or 431, with an empty body), if it made one. That answer never
+    /// reaches the stream: the connection answers instead, with the refusal's code
+    /// in the body as every other refusal has it (`framing.rs`).
+    ///
+    /// It is told from the service's answers by when it is written: hyper parses a
+    /// head only once the previous answer is flushed, so an answer written while no
+    /// request has been with the service since the last flush is hyper's own. The
+    /// status line is looked at first, so the check costs an answer (nearly always a
+    /// 2xx) one comparison of ten bytes.
+    fn holds_back(&mut self, first: &[u8]) -> bool {
+        if !first.starts_with(b"HTTP/1.1 4") {
+            return false;
+        }
+        let now = self.progress.get();
+        if !now.is_multiple_of(2) || now != self.flushed {
+            return false;
+        }
+        self.refused = first
+            .get(9..12)
+            .and_then(|digits| std::str::from_utf8(digits).ok())
+            .and_then(|digits| digits.parse().ok());
+        self.refused.is_some()
+    }
+
+    /// The status and code to answer with instead of hyper's own refusal, if hyper
+    /// refused a head (see [`Sniff::holds_back`]).
+    ///
+    /// hyper has split the head off its buffer by the time it refuses a header's
+    /// value, so the head's framing comes from what this reader noted: both framings
+    /// (400) before another coding (501), as the service has them. A connection's first
+    /// such head sets the note, and every framing refusal closes the connection, so
+    /// the note is the refused head's unless a head before it on the connection was
+    /// refused for something else with this one already read behind it.
+    pub(crate) fn refusal(&self) -> Option<(http::StatusCode, &'static str)> {
+        let status = self.refused?;
+        let both = self.flag.load(Ordering::Acquire);
+        Some(crate::framing::refused_head(
+            status,
+            both,
+            self.te_note.connection_other && !both,
+        ))
     }
 
     /// Catches up with the service: a request started (busy) or ended (idle from now).
@@ -339,8 +425,21 @@ impl<T> Sniff<T> {
         let room = self.prefix.len() - self.prefix_len;
         let take = room.min(part.len());
         self.prefix[self.prefix_len..self.prefix_len + take].copy_from_slice(&part[..take]);
+        let before = self.line_len;
         self.prefix_len += take;
         self.line_len += part.len();
+        if self.te_note.line {
+            self.codings.feed(part);
+        } else if before < TE.len() && self.line_len >= TE.len() {
+            // The name is in (the prefix holds more than it): a Transfer-Encoding
+            // line's value is read whole, however long, the part kept in the prefix
+            // and the rest of this piece.
+            if starts_with_ignore_case(&self.prefix[..self.prefix_len], TE) {
+                self.te_note.line = true;
+                self.codings.feed(&self.prefix[TE.len()..self.prefix_len]);
+                self.codings.feed(&part[take..]);
+            }
+        }
     }
 
     fn end_line(&mut self) {
@@ -349,6 +448,8 @@ impl<T> Sniff<T> {
             // A blank line ends a head (or is a blank line in a body; the flags only
             // count when both are seen within one block).
             self.unframed |= self.te;
+            self.te_note.connection_other |= self.te_note.head_other && self.cl.is_none();
+            self.te_note.head_other = false;
             match (self.te, self.cl) {
                 (true, Some(_)) => self.flag.store(true, Ordering::Release),
                 // The next head starts after the body.
@@ -359,7 +460,11 @@ impl<T> Sniff<T> {
             self.cl = None;
         } else {
             let line = &self.prefix[..self.prefix_len];
-            self.te |= starts_with_ignore_case(line, TE);
+            if self.te_note.line {
+                self.te = true;
+                self.te_note.head_other |= self.codings.end_line();
+                self.te_note.line = false;
+            }
             if let Some(value) = starts_with_ignore_case(line, CL).then(|| &line[CL.len()..]) {
                 // An unreadable length is left to hyper, which refuses it; 0 keeps
                 // the scan going line by line.
@@ -372,6 +477,66 @@ impl<T> Sniff<T> {
         }
         self.prefix_len = 0;
         self.line_len = 0;
+    }
+}
+
+/// What a connection's `Transfer-Encoding` lines said.
+#[derive(Debug, Default)]
+struct TeNote {
+    /// The line being read is a `Transfer-Encoding` line (known once its name is in):
+    /// its value streams through [`Codings`].
+    line: bool,
+    /// A `Transfer-Encoding` line of the current head named a coding other than
+    /// `chunked`.
+    head_other: bool,
+    /// A head on this connection named a coding other than `chunked` (without a
+    /// `Content-Length`): what a head hyper refuses is answered for (see
+    /// [`Sniff::refusal`]).
+    connection_other: bool,
+}
+
+/// The codings of a `Transfer-Encoding` line, read as its bytes stream: a list split
+/// at commas, each element trimmed of whitespace, empty elements skipped (as
+/// `framing::transfer_coding_refusal` reads the header's values).
+#[derive(Debug, Default)]
+struct Codings {
+    /// Bytes of the current element so far (not counting leading whitespace).
+    len: usize,
+    /// The current element is not (a beginning of) `chunked`.
+    differs: bool,
+    /// Whitespace came after the current element's first byte: any more bytes make
+    /// it something other than `chunked`.
+    spaced: bool,
+    /// An element other than `chunked` was named on this line.
+    other: bool,
+}
+
+impl Codings {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match b {
+                b',' => self.end_element(),
+                b' ' | b'\t' | b'\r' => self.spaced = self.len > 0,
+                _ => {
+                    self.differs |=
+                        self.spaced || b"chunked".get(self.len) != Some(&b.to_ascii_lowercase());
+                    self.len += 1;
+                }
+            }
+        }
+    }
+
+    fn end_element(&mut self) {
+        self.other |= self.len > 0 && (self.differs || self.len != b"chunked".len());
+        self.len = 0;
+        self.differs = false;
+        self.spaced = false;
+    }
+
+    /// The line has ended: whether it named a coding other than `chunked`.
+    fn end_line(&mut self) -> bool {
+        self.end_element();
+        std::mem::take(&mut self.other)
     }
 }
 
@@ -428,6 +593,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Sniff<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        if self.holds_back(buf) {
+            return Poll::Ready(Ok(buf.len()));
+        }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -459,6 +627,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Sniff<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &b[..]);
+        if self.holds_back(first) {
+            return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
+        }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
@@ -483,6 +658,67 @@ mod tests {
             s.scan(c);
         }
         flag.load(Ordering::Acquire)
+    }
+
+    /// Whether the sniffer notes a coding other than `chunked` for these reads.
+    fn other_coding(chunks: &[&[u8]]) -> bool {
+        let timeouts = Timeouts {
+            header: Duration::from_secs(1),
+            idle: Duration::from_secs(1),
+            park: None,
+        };
+        let mut s = Sniff::new((), Arc::default(), Arc::default(), timeouts, Instant::now());
+        for c in chunks {
+            s.scan(c);
+        }
+        s.te_note.connection_other
+    }
+
+    #[test]
+    fn codings_are_read_whole_across_reads() {
+        let head = |te: &str| format!("POST / HTTP/1.1\r\nHost: x\r\n{te}\r\n\r\n");
+        for (te, other) in [
+            ("Transfer-Encoding: chunked", false),
+            ("transfer-encoding:Chunked", false),
+            ("Transfer-Encoding: \t chunked \t", false),
+            ("Transfer-Encoding: chunked, chunked", false),
+            (
+                "Transfer-Encoding: chunked, chunked, chunked, chunked, chunked",
+                false,
+            ),
+            ("Transfer-Encoding: ,chunked,", false),
+            ("Transfer-Encoding: gzip, chunked", true),
+            ("Transfer-Encoding: gzip", true),
+            ("Transfer-Encoding: chun ked", true),
+            ("Transfer-Encoding: chunkedx", true),
+            ("Transfer-Encoding: chunk", true),
+            ("Transfer-Encoding: chunked;x=1", true),
+            (
+                "Transfer-Encoding: chunked, chunked, chunked, chunked, gzip",
+                true,
+            ),
+            (
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity",
+                true,
+            ),
+            ("X-Transfer-Encoding: gzip", false),
+            // Both framings: noted as that instead.
+            ("Transfer-Encoding: gzip\r\nContent-Length: 0", false),
+        ] {
+            let bytes = head(te).into_bytes();
+            assert_eq!(other_coding(&[&bytes]), other, "{te:?} in one read");
+            // And byte by byte: every split of the name and the value.
+            let pieces: Vec<&[u8]> = bytes.chunks(1).collect();
+            assert_eq!(other_coding(&pieces), other, "{te:?} byte by byte");
+        }
+        // A later head on the connection is noted too, and a body is not read as a head.
+        assert!(other_coding(&[
+            b"POST / HTTP/1.1\r\nContent-Length: 27\r\n\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        ]));
+        assert!(!other_coding(&[
+            b"POST / HTTP/1.1\r\nContent-Length: 27\r\n\r\nTransfer-Encoding: gzip\r\n\r\n"
+        ]));
     }
 
     #[test]

@@ -313,7 +313,8 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     }
     let baseline = match &args.baseline {
         Some(path) => {
-            let version = baseline_version(path)?;
+            let (version, bounded) = baseline_version(path)?;
+            bins.baseline_bounded = bounded;
             let same_binary = same_file(path, &bins.dronehook);
             eprintln!(
                 "bench: baseline {} ({version}){}",
@@ -523,6 +524,9 @@ struct Bins {
     dronehook: PathBuf,
     /// `--baseline`: another `dronehook` to compare with.
     baseline: Option<PathBuf>,
+    /// Whether the baseline's `serve` takes `--replay-capacity` (older builds have an
+    /// unbounded replay map and no such flag).
+    baseline_bounded: bool,
 }
 
 impl Bins {
@@ -532,6 +536,7 @@ impl Bins {
             xtask: release.join(format!("xtask{}", std::env::consts::EXE_SUFFIX)),
             dronehook: release.join(format!("dronehook{}", std::env::consts::EXE_SUFFIX)),
             baseline: None,
+            baseline_bounded: false,
         }
     }
 }
@@ -569,8 +574,9 @@ fn record_pairs(baseline: &mut Baseline, kinds: &[Kind], round: &[Run]) {
 }
 
 /// What the baseline binary says it is; fails early, and clearly, when it is not a
-/// `dronehook` whose `serve` takes the flags the bench passes.
-fn baseline_version(path: &Path) -> anyhow::Result<String> {
+/// `dronehook` whose `serve` takes the flags the bench passes; also whether it takes
+/// `--replay-capacity`.
+fn baseline_version(path: &Path) -> anyhow::Result<(String, bool)> {
     let run = |args: &[&str]| -> anyhow::Result<String> {
         let out = Command::new(path)
             .args(args)
@@ -598,7 +604,7 @@ fn baseline_version(path: &Path) -> anyhow::Result<String> {
             missing.join(", ")
         );
     }
-    run(&["--version"])
+    Ok((run(&["--version"])?, help.contains("--replay-capacity")))
 }
 
 fn build(root: &Path) -> anyhow::Result<()> {
@@ -674,6 +680,11 @@ fn command(
     let mut cmd = serve_command(bin);
     if !kind.replay_check() {
         cmd.arg("--no-replay-check");
+    } else if !baseline || bins.baseline_bounded {
+        // Every request of a replay-check run is new (`pool_for`), so the default bound
+        // (the window times 1,000 a second) would fill within seconds at the bench's
+        // rates and turn the rest of the run into 503s: room for the largest pool.
+        cmd.args(["--replay-capacity", &MAX_REPLAY_POOL.to_string()]);
     }
     if kind == Kind::Journal {
         let which = if baseline { "-baseline" } else { "" };
@@ -698,6 +709,9 @@ fn serve_command(dronehook: &Path) -> Command {
     cmd
 }
 
+/// The most requests signed ahead for one replay-check run.
+const MAX_REPLAY_POOL: usize = 4_000_000;
+
 /// Requests signed ahead for one run. Servers that do not check replays may be sent
 /// a request again when the pool runs out; for the replay check every request of the
 /// run must be new, so its pool is sized from the ceiling's rate (and the generator
@@ -705,7 +719,7 @@ fn serve_command(dronehook: &Path) -> Command {
 fn pool_for(template: &Arc<Template>, kind: Kind, ceiling_rps: f64, spec: LoadSpec) -> Pool {
     let window = (spec.warmup + spec.duration).as_secs_f64();
     let len = if kind.replay_check() {
-        (ceiling_rps * window * 1.25).clamp(50_000.0, 4_000_000.0) as usize
+        (ceiling_rps * window * 1.25).clamp(50_000.0, MAX_REPLAY_POOL as f64) as usize
     } else {
         50_000
     };
@@ -724,7 +738,7 @@ fn sized_template(envelope: &Envelope, size: usize) -> anyhow::Result<Template> 
     let mut e = envelope.clone();
     if let Some(build) = e.build.as_mut() {
         build.stages.clear();
-        build.message.clear();
+        build.message = dronehook_protocol::Text::default();
     }
     let mut base = Template::from_build(&e)?.body_len();
     if base > size {

@@ -1,6 +1,6 @@
 //! The hostile catalog against `dronehook serve` and `dronehook verify`. Cases come
-//! from `dronehook_protocol::hostile`, the source `fixtures/hostile/` is generated
-//! from, and are rendered live (signed at send time, so `Date` is fresh; wrong-secret
+//! from `dronehook_audit`, the source `fixtures/hostile/` is generated from, and are
+//! rendered live (signed at send time, so `Date` is fresh; wrong-secret
 //! cases and replays as the catalog defines them).
 //!
 //! The tests also carry an independent renderer of the `fixtures/hostile/*.http`
@@ -9,13 +9,13 @@
 //! to the same bytes as the catalog, so the fixture files are usable on their own.
 
 use std::fs;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
-use dronehook_protocol::hostile::{Case, RenderContext, VerifyOutcome, response_code};
+use dronehook_audit::{Answer, Case, RenderContext, Tcp, VerifyOutcome, run_case};
 
 use super::cli::{Binary, Serve, run};
-use super::{Row, paths, raw};
+use super::{Row, paths};
 use crate::fixtures::SECRET;
 
 // The template renderer below reads `fixtures/hostile/*.http` as a consumer of the
@@ -29,7 +29,6 @@ use {
     dronehook_protocol::{BodyDigest, http_date},
     hmac::{Hmac, Mac as _},
     sha2::Sha256,
-    std::time::Duration,
 };
 
 #[cfg(test)]
@@ -39,7 +38,9 @@ use {
 /// `{{date-rfc850:N}}` and `{{date-asctime:N}}`, `{{digest}}` and `{{content-length}}`
 /// are replaced first. Then `{{signature}}` (or
 /// `{{signature:LIST}}`, a space-separated header list) becomes a whole `Signature`
-/// value and `{{signature-b64}}` (or `{{signature-b64:LIST}}`) only its base64, both
+/// value and `{{signature-b64}}` (or `{{signature-b64:LIST}}`) only its base64
+/// (`{{signature-b64-noncanonical:LIST}}` with the unused bits of its last character
+/// set), all
 /// computed with the fixture secret over the headers as they now stand in the
 /// request, so a case can sign a `Digest` that does not match its body. A header
 /// listed but absent is signed as empty.
@@ -69,10 +70,17 @@ pub(crate) fn render(template: &[u8], now: SystemTime) -> Result<Vec<u8>> {
     // Signatures are computed over the head with dates and digests in place, and
     // with the signature placeholders still in it (they are never signed).
     let signed_head = head.clone();
-    for (name, whole) in [("signature", true), ("signature-b64", false)] {
+    for (name, whole) in [
+        ("signature", true),
+        ("signature-b64", false),
+        ("signature-b64-noncanonical", false),
+    ] {
         while let Some((start, end, arg)) = placeholder(&head, name) {
             let list = arg.unwrap_or("date digest").to_owned();
-            let b64 = sign(&signed_head, &list);
+            let mut b64 = sign(&signed_head, &list);
+            if name == "signature-b64-noncanonical" {
+                b64 = set_unused_bits(&b64);
+            }
             let value = if whole {
                 format!(
                     "keyId=\"hmac-key\",algorithm=\"hmac-sha256\",signature=\"{b64}\",headers=\"{list}\""
@@ -86,6 +94,29 @@ pub(crate) fn render(template: &[u8], now: SystemTime) -> Result<Vec<u8>> {
     let mut out = head.into_bytes();
     out.extend_from_slice(body);
     Ok(out)
+}
+
+#[cfg(test)]
+/// Sets the lowest unused bit of a padded base64 text's last character (`...c=` of
+/// 32 bytes has two): the same bytes to a lenient decoder, not canonical base64.
+fn set_unused_bits(b64: &str) -> String {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let data = b64.trim_end_matches('=');
+    let Some(last) = data.bytes().last() else {
+        return b64.to_owned();
+    };
+    let Some(i) = alphabet.iter().position(|&c| c == last) else {
+        return b64.to_owned();
+    };
+    if data.len() == b64.len() {
+        return b64.to_owned();
+    }
+    format!(
+        "{}{}{}",
+        &data[..data.len() - 1],
+        char::from(alphabet[i | 1]),
+        &b64[data.len()..]
+    )
 }
 
 #[cfg(test)]
@@ -177,7 +208,7 @@ fn sign(head: &str, list: &str) -> String {
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// Runs every case of the protocol's catalog (`dronehook_protocol::hostile`, the
+/// Runs every case of the catalog (`dronehook_audit`, the
 /// source `fixtures/hostile/` is generated from) against one `dronehook serve` and
 /// against `dronehook verify`. Cases are rendered live with the fixture secret, so
 /// wrong-secret cases and replays (several copies, some sent at once) run as the
@@ -249,38 +280,24 @@ fn expected_server(case: &Case) -> String {
 /// answers in the form of [`expected_server`] when each matched its expectation, or
 /// names the first copy that did not.
 fn send_copies(addr: std::net::SocketAddr, case: &Case, ctx: &RenderContext) -> String {
-    let copies = case.render_copies(ctx);
-    let concurrent = case.replay.as_ref().is_some_and(|r| r.concurrent);
-    let answers: Vec<Result<raw::Response>> = if concurrent {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = copies
-                .iter()
-                .map(|req| scope.spawn(move || raw::exchange(addr, req)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("sender thread panicked")))
-                })
-                .collect()
-        })
-    } else {
-        copies.iter().map(|req| raw::exchange(addr, req)).collect()
+    let tcp = Tcp {
+        addr,
+        timeout: Duration::from_secs(30),
     };
-    for (index, answer) in answers.iter().enumerate() {
+    let run = run_case(case.clone(), ctx, &tcp);
+    for (index, answer) in run.answers.iter().enumerate() {
         let want = case.expected_for_copy(index);
         match answer {
-            Err(e) => return format!("copy {}: error: {e:#}", index + 1),
-            Ok(resp) if !want.matches(resp.status, &resp.body) => {
-                let got = outcome_text(resp.status, response_code(&resp.body));
-                return if answers.len() == 1 {
+            Answer::Error(e) => return format!("copy {}: error: {e}", index + 1),
+            Answer::Response { status, code } if !answer.matches(&want) => {
+                let got = outcome_text(*status, code);
+                return if run.answers.len() == 1 {
                     got
                 } else {
                     format!("copy {}: {got}", index + 1)
                 };
             }
-            Ok(_) => {}
+            Answer::Response { .. } => {}
         }
     }
     expected_server(case)
@@ -387,13 +404,13 @@ mod tests {
         );
     }
 
-    /// The protocol crate's catalog writes `fixtures/hostile/` in this runner's
+    /// The audit crate's catalog writes `fixtures/hostile/` in this runner's
     /// placeholder language: each template must render to the bytes the catalog
     /// itself renders (cases signed with a wrong secret excepted: their template holds
     /// a fixed signature, as the catalog documents).
     #[test]
     fn the_protocol_catalog_templates_render_as_the_catalog_renders() {
-        use dronehook_protocol::hostile::{self, Key, RenderContext};
+        use dronehook_audit::{self as hostile, Key, RenderContext};
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let ctx = RenderContext::new(SECRET, now);
         let mut checked = 0;
@@ -422,7 +439,7 @@ mod tests {
 
     #[test]
     fn without_a_binary_every_case_is_reported_not_run() {
-        let catalog = dronehook_protocol::hostile::all();
+        let catalog = dronehook_audit::all();
         let why = "no binary".to_owned();
         let rows = run_all(Err(&why), &catalog);
         let verify_rows = catalog

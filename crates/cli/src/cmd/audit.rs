@@ -1,10 +1,10 @@
-//! `dronehook audit`: sends the hostile catalog ([`dronehook_protocol::hostile`]) to a
-//! receiver, each request signed at send time with the receiver's secret, and
-//! compares every answer with what the catalog expects.
+//! `dronehook audit`: sends the hostile catalog ([`dronehook_audit`]) to a receiver,
+//! each request signed at send time with the receiver's secret, and prints how every
+//! answer compares with what the catalog expects.
 //!
-//! Requests are written as raw bytes on a fresh connection each (TLS with rustls for
-//! `https` URLs), because many cases are requests an HTTP client library would
-//! refuse to send: duplicated headers, two framings, a length with no body.
+//! The catalog, the judging of answers and the reading of responses are the audit
+//! crate's; this module holds the arguments, the connections (raw bytes on a fresh
+//! connection each, TLS with rustls for `https` URLs) and the printing.
 
 use std::io;
 use std::path::PathBuf;
@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use dronehook_protocol::hostile::{self, Case, RenderContext, ServerOutcome};
+use dronehook_audit::raw::{self, io_reason as reason};
+use dronehook_audit::{Answer, Exchange, RenderContext, Run, run_case};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -23,10 +24,6 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use crate::cmd::parse_url;
 use crate::output::{self, Painter};
 use crate::{Outcome, usage};
-
-/// The most response bytes read: a code is one short line, and a hostile receiver
-/// must not make the audit buffer without end.
-const MAX_RESPONSE: usize = 64 * 1024;
 
 /// `dronehook audit URL --secret S`.
 #[derive(clap::Args, Debug)]
@@ -69,98 +66,6 @@ struct Target {
     path: String,
     tls: Option<TlsConnector>,
     timeout: Duration,
-}
-
-/// What one copy of a request was answered.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Answer {
-    Response { status: u16, code: String },
-    Error(String),
-}
-
-impl Answer {
-    fn matches(&self, expected: &ServerOutcome) -> bool {
-        match self {
-            Answer::Response { status, code } => {
-                *status == expected.status && code == expected.code
-            }
-            Answer::Error(_) => false,
-        }
-    }
-}
-
-impl std::fmt::Display for Answer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Answer::Response { status, code } if code.is_empty() => write!(f, "{status}"),
-            Answer::Response { status, code } => write!(f, "{status} {code}"),
-            Answer::Error(e) => write!(f, "error: {e}"),
-        }
-    }
-}
-
-/// One case's result.
-struct Run {
-    case: Case,
-    answers: Vec<Answer>,
-}
-
-impl Run {
-    fn passed(&self) -> bool {
-        self.answers
-            .iter()
-            .enumerate()
-            .all(|(i, a)| a.matches(&self.case.expected_for_copy(i)))
-    }
-
-    /// The expected outcome in one cell: `401 digest.mismatch`, `204 x50`,
-    /// `204, then 404 not_found`.
-    fn expected(&self) -> String {
-        let copies = self.answers.len();
-        let first = self.case.expected_for_copy(0);
-        if copies <= 1 {
-            return first.to_string();
-        }
-        let later = self.case.expected_for_copy(1);
-        if later == first {
-            format!("{first} x{copies}")
-        } else if copies == 2 {
-            format!("{first}, then {later}")
-        } else {
-            format!("{first}, then {later} x{}", copies - 1)
-        }
-    }
-
-    /// What was answered, runs of equal answers counted: `204 x49, 500 x1`.
-    fn got(&self) -> String {
-        summarize(&self.answers)
-    }
-}
-
-fn summarize(answers: &[Answer]) -> String {
-    if let [only] = answers {
-        return only.to_string();
-    }
-    let mut runs: Vec<(&Answer, usize)> = Vec::new();
-    for a in answers {
-        match runs.last_mut() {
-            Some((last, n)) if *last == a => *n += 1,
-            _ => runs.push((a, 1)),
-        }
-    }
-    if let [(first, n)] = runs.as_slice() {
-        return format!("{first} x{n}");
-    }
-    runs.iter()
-        .map(|(a, n)| {
-            if *n == 1 {
-                a.to_string()
-            } else {
-                format!("{a} x{n}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Runs the catalog and prints the table (or JSON) and the score.
@@ -212,7 +117,7 @@ pub(crate) fn run(args: &AuditArgs) -> anyhow::Result<Outcome> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let runs = runtime.block_on(run_all(&target, &secret))?;
+    let runs = run_all(&runtime, &target, &secret)?;
 
     let passed = runs.iter().filter(|r| r.passed()).count();
     if args.json {
@@ -227,11 +132,16 @@ pub(crate) fn run(args: &AuditArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-async fn run_all(target: &Target, secret: &str) -> anyhow::Result<Vec<Run>> {
+fn run_all(
+    runtime: &tokio::runtime::Runtime,
+    target: &Target,
+    secret: &str,
+) -> anyhow::Result<Vec<Run>> {
+    let parts = Arc::new(target_parts(target));
     // A receiver that is not there, or whose certificate is not trusted, gives one
     // clear error rather than a table of failures.
-    preflight(&target_parts(target))
-        .await
+    runtime
+        .block_on(preflight(&parts))
         .map_err(|e| anyhow::anyhow!("cannot reach {}:{}: {e}", target.host, target.port))?;
 
     // The nonce makes this run's bodies new to the receiver, so a receiver that
@@ -244,40 +154,33 @@ async fn run_all(target: &Target, secret: &str) -> anyhow::Result<Vec<Run>> {
             .as_secs(),
         rand::random::<u32>()
     );
+    let remote = Remote {
+        parts,
+        runtime: runtime.handle().clone(),
+    };
     let mut runs = Vec::new();
-    for case in hostile::all() {
+    for case in dronehook_audit::all() {
         // Each case is signed just before it is sent, so its Date is fresh.
         let ctx = RenderContext::new(secret, SystemTime::now())
             .host(target.authority.clone())
             .base_path(target.path.clone())
             .nonce(nonce.clone());
-        let copies = case.render_copies(&ctx);
-        let concurrent = case.replay.as_ref().is_some_and(|r| r.concurrent);
-        let answers = if concurrent {
-            let mut set = tokio::task::JoinSet::new();
-            let shared = Arc::new(target_parts(target));
-            for (i, bytes) in copies.into_iter().enumerate() {
-                let shared = shared.clone();
-                set.spawn(async move { (i, exchange_with(&shared, &bytes).await) });
-            }
-            let mut answers = vec![Answer::Error("not sent".into()); set.len()];
-            while let Some(joined) = set.join_next().await {
-                if let Ok((i, answer)) = joined {
-                    answers[i] = answer;
-                }
-            }
-            answers
-        } else {
-            let parts = target_parts(target);
-            let mut answers = Vec::with_capacity(copies.len());
-            for bytes in &copies {
-                answers.push(exchange_with(&parts, bytes).await);
-            }
-            answers
-        };
-        runs.push(Run { case, answers });
+        runs.push(run_case(case, &ctx, &remote));
     }
     Ok(runs)
+}
+
+/// The receiver as the catalog's runner sees it: each exchange runs on the async
+/// runtime (which holds the TLS connections), called from the runner's threads.
+struct Remote {
+    parts: Arc<Parts>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Exchange for Remote {
+    fn exchange(&self, request: &[u8]) -> Answer {
+        self.runtime.block_on(exchange_with(&self.parts, request))
+    }
 }
 
 /// What a spawned exchange needs, owned.
@@ -369,118 +272,32 @@ async fn talk<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Reads a response: the status, and the first line of the body (its code).
+/// Reads a response as far as its status and code, with the audit crate's reader.
 async fn read_response<R: AsyncRead + Unpin>(reader: &mut R) -> Result<(u16, String), String> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(&buf) {
-            Ok(httparse::Status::Complete(head_len)) => {
-                let status = response.code.unwrap_or_default();
-                if (100..200).contains(&status) {
-                    // An interim response (100 Continue): the real one follows.
-                    buf.drain(..head_len);
-                    continue;
-                }
-                let header = |name: &str| {
-                    response
-                        .headers
-                        .iter()
-                        .find(|h| h.name.eq_ignore_ascii_case(name))
-                        .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
-                };
-                let length = header("content-length").and_then(|v| v.parse::<usize>().ok());
-                let chunked = header("transfer-encoding")
-                    .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-                let body = if status == 204 || status == 304 {
-                    Vec::new()
-                } else {
-                    read_body(reader, buf.split_off(head_len), length, chunked).await?
-                };
-                return Ok((status, hostile::response_code(&body).to_owned()));
+        let (closed, failure) = match reader.read(&mut chunk).await {
+            Ok(0) => (true, None),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                (false, None)
             }
-            Ok(httparse::Status::Partial) => {}
-            Err(e) => return Err(format!("the answer is not HTTP/1.x: {e}")),
-        }
-        if buf.len() > MAX_RESPONSE {
-            return Err("the answer's head is over 64 KiB".into());
-        }
-        let n = reader
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("the connection failed before an answer: {}", reason(&e)))?;
-        if n == 0 {
-            return Err(if buf.is_empty() {
-                "the connection closed without an answer".into()
-            } else {
-                "the connection closed in the middle of the answer".into()
-            });
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// Reads as much of the body as gives its first line: up to its length, the end of
-/// its chunks, or the end of the connection, and never more than [`MAX_RESPONSE`].
-async fn read_body<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    mut body: Vec<u8>,
-    length: Option<usize>,
-    chunked: bool,
-) -> Result<Vec<u8>, String> {
-    let mut chunk = [0u8; 4096];
-    loop {
-        let complete = match (length, chunked) {
-            (_, true) => dechunk(&body).is_some(),
-            (Some(n), false) => body.len() >= n,
-            (None, false) => false,
+            // A reset after a complete answer still counts as that answer.
+            Err(e) => (true, Some(e)),
         };
-        if complete || body.len() > MAX_RESPONSE || (!chunked && body.contains(&b'\n')) {
-            break;
+        match raw::read_response(&buf, closed) {
+            Ok(Some(response)) => return Ok((response.status, response.code().to_owned())),
+            Ok(None) => {}
+            Err(_) if failure.is_some() => {
+                let e = failure.unwrap_or_else(|| io::Error::other("the connection failed"));
+                return Err(format!(
+                    "the connection failed before an answer: {}",
+                    reason(&e)
+                ));
+            }
+            Err(e) => return Err(e.to_string()),
         }
-        match reader.read(&mut chunk).await {
-            Ok(n) if n > 0 => body.extend_from_slice(&chunk[..n]),
-            // The end of the connection, or a reset after the answer's head: what
-            // arrived is the answer.
-            _ => break,
-        }
-    }
-    if chunked {
-        return Ok(dechunk(&body).unwrap_or_default());
-    }
-    if let Some(n) = length {
-        body.truncate(n);
-    }
-    Ok(body)
-}
-
-/// A complete chunked body, decoded; `None` while it is incomplete.
-fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let Ok(httparse::Status::Complete((used, size))) = httparse::parse_chunk_size(rest) else {
-            return None;
-        };
-        rest = &rest[used..];
-        let size = usize::try_from(size).ok()?;
-        if size == 0 {
-            return Some(out);
-        }
-        if rest.len() < size + 2 {
-            return None;
-        }
-        out.extend_from_slice(&rest[..size]);
-        rest = &rest[size + 2..];
-    }
-}
-
-fn reason(e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => "connection refused".into(),
-        io::ErrorKind::ConnectionReset => "connection reset".into(),
-        _ => e.to_string(),
     }
 }
 
@@ -618,46 +435,6 @@ fn print_json(url: &str, target: &Target, runs: &[Run], passed: usize) -> io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ok(status: u16, code: &str) -> Answer {
-        Answer::Response {
-            status,
-            code: code.into(),
-        }
-    }
-
-    #[test]
-    fn answers_are_summarized_in_runs() {
-        assert_eq!(
-            summarize(&[ok(401, "digest.mismatch")]),
-            "401 digest.mismatch"
-        );
-        assert_eq!(summarize(&[ok(204, ""), ok(204, "")]), "204 x2");
-        assert_eq!(
-            summarize(&[ok(204, ""), ok(204, ""), ok(500, "handler.failed")]),
-            "204 x2, 500 handler.failed"
-        );
-        assert_eq!(
-            summarize(&[Answer::Error("connection reset".into())]),
-            "error: connection reset"
-        );
-    }
-
-    #[test]
-    fn expectations_read_as_cells() {
-        let run = |name: &str, copies: usize| Run {
-            case: hostile::get(name).unwrap(),
-            answers: vec![ok(204, ""); copies],
-        };
-        assert_eq!(run("digest_md5", 1).expected(), "401 digest.weak");
-        assert_eq!(run("replay_50_at_once", 50).expected(), "204 x50");
-        assert_eq!(
-            run("replay_other_path", 2).expected(),
-            "204, then 404 not_found"
-        );
-        assert!(run("replay_exact", 2).passed());
-        assert!(!run("replay_other_path", 2).passed());
-    }
 
     #[tokio::test]
     async fn responses_are_read_to_their_code() {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::args::{SignArgs, SignFormat};
 use crate::cmd::{body_event, parse_moment, parse_url};
-use crate::{Outcome, input, output, rawhttp, usage};
+use crate::{Outcome, input, output, usage};
 
 /// Signs the input's bytes as they are.
 pub(crate) fn run(args: &SignArgs) -> anyhow::Result<Outcome> {
@@ -74,7 +74,8 @@ pub(crate) fn run(args: &SignArgs) -> anyhow::Result<Outcome> {
         SignFormat::Http => {
             let host = uri.authority().map(ToString::to_string).unwrap_or_default();
             let target = uri.path_and_query().map_or("/", |p| p.as_str());
-            let request = rawhttp::render("POST", &host, target, &headers, &payload.body);
+            let request =
+                dronehook_audit::raw::write_request("POST", &host, target, &headers, &payload.body);
             output::out_bytes(&request)?;
         }
     }

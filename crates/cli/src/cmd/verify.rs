@@ -10,7 +10,7 @@ use crate::args::VerifyArgs;
 use crate::cmd::parse_moment;
 use crate::input::{self, reason};
 use crate::output::{self, Painter};
-use crate::{Outcome, rawhttp, summary, usage};
+use crate::{Outcome, summary, usage};
 
 /// Verifies and decodes; prints `valid  ...` or the error's code and explanation.
 pub(crate) fn run(args: &VerifyArgs) -> anyhow::Result<Outcome> {
@@ -31,7 +31,8 @@ pub(crate) fn run(args: &VerifyArgs) -> anyhow::Result<Outcome> {
         } else {
             std::fs::read(file).map_err(|e| usage(format!("cannot read {file}: {}", reason(&e))))?
         };
-        let req = rawhttp::parse(&bytes).map_err(|e| usage(format!("{file}: {e}")))?;
+        let req = dronehook_audit::raw::Request::parse(&bytes)
+            .map_err(|e| usage(format!("{file}: {e}")))?;
         (req.method, req.target, req.headers, req.body)
     } else {
         if args.headers.is_empty() {

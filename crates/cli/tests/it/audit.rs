@@ -2,7 +2,7 @@
 //! catalog passes; a wrong secret, an untrusted certificate or an absent receiver
 //! are reported as such.
 
-use dronehook_protocol::hostile;
+use dronehook_audit as hostile;
 use serde_json::Value;
 
 use crate::support::{Served, dronehook, run, serve_cmd, stderr, stdout};
@@ -185,4 +185,90 @@ fn an_absent_receiver_and_bad_arguments_are_errors() {
         stderr(&ca_on_http).trim_end(),
         "error: --ca-cert needs an https URL"
     );
+}
+
+// Connection-level cases the catalog does not hold: its model is one request per
+// connection (`Connection: close`), which keeps every reader of its fixtures simple.
+// They run here against a real `dronehook serve`, with requests rendered by the
+// catalog.
+
+/// Where a served URL listens.
+fn addr_of(served: &Served) -> std::net::SocketAddr {
+    served
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap()
+}
+
+fn read_to_end(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read as _;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+            Err(e) => panic!("reading: {e} after {} bytes", out.len()),
+        }
+    }
+}
+
+#[test]
+fn a_forgery_pipelined_behind_a_valid_request_is_refused() {
+    use std::io::Write as _;
+    let served = serve(&[]);
+    let addr = addr_of(&served);
+    let ctx = hostile::RenderContext::new(SECRET, std::time::SystemTime::now())
+        .host(addr.to_string())
+        .nonce(format!("pipelined-{}", std::process::id()));
+    // The valid request keeps the connection open; the forgery behind it (its own
+    // captured headers over another body) asks for the close.
+    let valid = String::from_utf8(hostile::get("signature_valid").unwrap().render(&ctx))
+        .unwrap()
+        .replacen("Connection: close\r\n", "", 1);
+    let forged = hostile::get("digest_body_replaced").unwrap().render(&ctx);
+    let mut both = valid.into_bytes();
+    both.extend_from_slice(&forged);
+
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(&both).unwrap();
+    let answers = read_to_end(&mut stream);
+    let text = String::from_utf8_lossy(&answers).into_owned();
+    // A 204 has no body: the second answer starts after the first head.
+    let first_end = text.find("\r\n\r\n").expect("a first answer") + 4;
+    assert!(text.starts_with("HTTP/1.1 204 "), "{text}");
+    let second = dronehook_audit::raw::read_response(&answers[first_end..], true)
+        .unwrap()
+        .expect("a second answer");
+    assert_eq!(
+        (second.status, second.code()),
+        (401, "digest.mismatch"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_http2_preface_is_closed_without_an_answer() {
+    use std::io::Write as _;
+    let served = serve(&[]);
+    let addr = addr_of(&served);
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&read_to_end(&mut stream)), "");
+    // The receiver serves the next connection as usual.
+    let ctx = hostile::RenderContext::new(SECRET, std::time::SystemTime::now())
+        .host(addr.to_string())
+        .nonce(format!("after-preface-{}", std::process::id()));
+    let valid = hostile::get("signature_valid").unwrap().render(&ctx);
+    let answer =
+        dronehook_audit::raw::exchange(addr, &valid, std::time::Duration::from_secs(10)).unwrap();
+    assert_eq!(answer.status, 204);
 }

@@ -389,11 +389,11 @@ impl<'a> RequestParts<'a> {
         }
     }
 
-    /// The `X-Drone-Event` header, which names the event when the body does not.
-    pub fn header_event(&self) -> Option<&'a str> {
-        self.headers
-            .get("x-drone-event")
-            .and_then(|v| v.to_str().ok())
+    /// The `X-Drone-Event` header, which names the event when the body does not;
+    /// [`EventRepeated`](crate::DecodeError::EventRepeated) when the request has two or
+    /// more (see [`event_header`](crate::event_header)).
+    pub fn header_event(&self) -> Result<Option<&'a str>, crate::DecodeError> {
+        crate::event_header(self.headers)
     }
 }
 
@@ -588,7 +588,7 @@ impl Policy {
         now: SystemTime,
     ) -> Result<(Verified, Envelope), Error> {
         let verified = self.verify(req, now)?;
-        let envelope = Envelope::decode_with_header(req.body, req.header_event())?;
+        let envelope = Envelope::decode_with_header(req.body, req.header_event()?)?;
         Ok((verified, envelope))
     }
 
@@ -601,7 +601,7 @@ impl Policy {
         now: SystemTime,
     ) -> Result<(Verified, Outline), Error> {
         let verified = self.verify(req, now)?;
-        let outline = Envelope::check_with_header(req.body, req.header_event())?;
+        let outline = Envelope::check_with_header(req.body, req.header_event()?)?;
         Ok((verified, outline))
     }
 }

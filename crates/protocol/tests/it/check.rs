@@ -10,13 +10,13 @@ use crate::repo_root;
 
 /// Both ways, compared; returns the shared result for further assertions.
 ///
-/// The decoder itself is compared with its serde-only twin too: its fast path must
+/// The decoder itself is compared with serde alone too: its fast path must
 /// build the same envelope, or decline.
 fn check(body: &[u8], header: Option<&str>) -> Result<Outline, String> {
     let full = Envelope::decode_with_header(body, header);
     assert_eq!(
         full,
-        Envelope::decode_with_header_serde(body, header),
+        dronehook_protocol::__private::decode_with_header_serde(body, header),
         "the fast decoder and serde disagree on {:?} (header {header:?})",
         String::from_utf8_lossy(body)
     );
@@ -74,18 +74,25 @@ fn edge_cases_check_as_they_decode() {
         (r#"{"event":"build","action":"created"}"#, Ok(())),
         (
             r#"{"event":"build","event":"build"}"#,
-            Err("payload.invalid"),
+            Err("payload.duplicate_key"),
         ),
-        (r#"{"event":"build","x":1,"x":2}"#, Err("payload.invalid")),
+        (
+            r#"{"event":"build","x":1,"x":2}"#,
+            Err("payload.duplicate_key"),
+        ),
         (
             r#"{"event":"user","user":{"avatar":"a","avatar_url":"b"}}"#,
-            Err("payload.invalid"),
+            Err("payload.duplicate_key"),
         ),
         (r#"{"event":"user","user":{"avatar_url":"b"}}"#, Ok(())),
         (r#"{"event":"build","x":1e400}"#, Err("payload.invalid")),
         (
-            r#"{"event":"build","x":[1,{"a":1,"a":2},"s\n",null,true,-0.5e-3]}"#,
+            r#"{"event":"build","x":[1,{"a":1,"b":2},"s\n",null,true,-0.5e-3]}"#,
             Ok(()),
+        ),
+        (
+            r#"{"event":"build","x":[1,{"a":1,"a":2},"s\n",null,true,-0.5e-3]}"#,
+            Err("payload.duplicate_key"),
         ),
         (
             r#"{"event":"build","build":{"number":"42"}}"#,
@@ -118,7 +125,7 @@ fn edge_cases_check_as_they_decode() {
         ),
         (
             r#"{"event":"build","build":{"params":{"a":"1","a":"2"}}}"#,
-            Ok(()),
+            Err("payload.duplicate_key"),
         ),
         (
             r#"{"event":"build","build":{"params":{"a":null}}}"#,
@@ -177,6 +184,82 @@ fn the_outline_reads_escaped_fields() {
     assert_eq!(outline.action.as_str(), "updated");
     assert_eq!(outline.repo_slug.as_deref(), Some("octocat/hello"));
     assert_eq!(outline.build_number, Some(7));
+}
+
+/// A key given twice is refused with one code wherever it sits: in the models'
+/// objects, in string maps, in unknown objects at any depth, inside arrays, and when
+/// the two are written differently but unescape to the same key. Each case is checked
+/// against the decoder, and against the same body with the second key renamed, which
+/// both accept.
+#[test]
+fn duplicate_keys_at_any_depth_check_as_they_decode() {
+    // `K` is the second occurrence of the object's first key; `"j"` in its place is
+    // no repeat.
+    let cases = [
+        // Depth 1: the envelope's own fields and unknown ones.
+        r#"{"k":1,"event":"build",K:2}"#,
+        r#"{"action":"a","event":"build",K:"b"}"#,
+        // Depth 2: the repository's fields, an unknown object, a string map.
+        r#"{"event":"build","repo":{"slug":"a/b","id":1,K:"c/d"}}"#,
+        r#"{"event":"build","x":{"k":1,K:2}}"#,
+        r#"{"event":"build","build":{"params":{"k":"1",K:"2"}}}"#,
+        // Depth 3 to 5, through the models and through unknown objects.
+        r#"{"event":"build","build":{"stages":[{"name":"a",K:"b"}]}}"#,
+        r#"{"event":"build","build":{"stages":[{"labels":{"k":"v",K:"w"}}]}}"#,
+        r#"{"event":"build","build":{"stages":[{"steps":[{"x":{"k":1,K:2}}]}]}}"#,
+        r#"{"event":"build","x":{"a":{"b":{"c":{"k":1,K:2}}}}}"#,
+        r#"{"event":"build","repo":{"x":{"a":{"b":{"k":null,K:null}}}}}"#,
+        // Inside arrays, nested or not.
+        r#"{"event":"build","x":[{"k":1,K:2}]}"#,
+        r#"{"event":"build","x":[1,[{"a":1},{"k":1,"a":2,K:3}]]}"#,
+        r#"{"event":"build","build":{"stages":[{},{"steps":[{},{"k":[],K:{}}]}]}}"#,
+        // Deep: an unknown object 100 levels down.
+        &format!(
+            r#"{{"event":"build","x":{}{{"k":1,K:2}}{}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        ),
+    ];
+    for case in cases {
+        // The key repeated is the one before the last `{` preceding `K`.
+        let before = &case[..case.find('K').unwrap()];
+        let open = before.rfind('{').unwrap();
+        let key = before[open + 2..].split('"').next().unwrap();
+        let escaped = format!(r#""\u{:04x}{}""#, u32::from(key.as_bytes()[0]), &key[1..]);
+        for (second, expected) in [
+            (
+                format!("\"{key}\""),
+                Err("payload.duplicate_key".to_owned()),
+            ),
+            // Escaped, the same key.
+            (escaped, Err("payload.duplicate_key".to_owned())),
+            (r#""j""#.to_owned(), Ok(())),
+        ] {
+            let body = case.replace('K', &second);
+            for header in [None, Some("build")] {
+                assert_eq!(
+                    check(body.as_bytes(), header).map(|_| ()),
+                    expected,
+                    "{body}"
+                );
+            }
+        }
+    }
+    // The error names the key and where the repeat is.
+    let err = Envelope::decode(br#"{"event":"build","x":[{"k":1,"k":2}]}"#).unwrap_err();
+    assert_eq!(err.code(), "payload.duplicate_key");
+    assert_eq!(
+        err.to_string(),
+        "the body is not a valid payload: duplicate field `k` at line 1 column 32"
+    );
+    let err = Envelope::check(
+        b"{\"event\":\"build\",\n\"build\":{\"params\":{\"a\":\"1\",\n\"a\":\"2\"}}}",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the body is not a valid payload: duplicate field `a` at line 3 column 3"
+    );
 }
 
 /// JSON fragments a mutation may put in place of a value.
@@ -332,6 +415,7 @@ proptest! {
 fn fast_path_edge_cases_check_as_they_decode() {
     let ok = Ok(());
     let invalid = Err("payload.invalid");
+    let duplicate = Err("payload.duplicate_key");
     let cases: &[(&str, Result<(), &str>)] = &[
         // Escapes in ordinary strings, in kept fields and in keys.
         (
@@ -352,7 +436,7 @@ fn fast_path_edge_cases_check_as_they_decode() {
         (r#"{"event":"build","repo":{"sl\u0075g":"a/b"}}"#, ok),
         (
             r#"{"event":"build","repo":{"slug":"a/b","sl\u0075g":"c/d"}}"#,
-            invalid,
+            duplicate,
         ),
         (
             "{\"event\":\"build\",\"repo\":{\"link\":\"a\u{1}b\"}}",
@@ -445,8 +529,12 @@ fn fast_path_edge_cases_check_as_they_decode() {
             ok,
         ),
         (
-            r#"{"event":"build","repo":{"x":[1,"a",null,[{"k":[true]}]],"y":{"k":{"k":1},"k":2}}}"#,
+            r#"{"event":"build","repo":{"x":[1,"a",null,[{"k":[true]}]],"y":{"k":{"k":1},"j":2}}}"#,
             ok,
+        ),
+        (
+            r#"{"event":"build","repo":{"x":[1,"a",null,[{"k":[true]}]],"y":{"k":{"k":1},"k":2}}}"#,
+            duplicate,
         ),
         (
             r#"{"event":"build","build":{"stages":[{"steps":[{"x":{"y":[]}}]}]}}"#,
@@ -456,7 +544,7 @@ fn fast_path_edge_cases_check_as_they_decode() {
             r#"{"event":"build","u0":0,"u1":1,"u2":2,"u3":3,"u4":4,"u5":5,"u6":6,"u7":7,"u8":8,"u9":9}"#,
             ok,
         ),
-        (r#"{"event":"build","x":1,"y":2,"x":3}"#, invalid),
+        (r#"{"event":"build","x":1,"y":2,"x":3}"#, duplicate),
         (r#"{"event":"build","x":tru}"#, invalid),
         (r#"{"event":"build","x":nul}"#, invalid),
         (r#"{"event":"build","x":[1,]}"#, invalid),
@@ -466,11 +554,11 @@ fn fast_path_edge_cases_check_as_they_decode() {
         (r#"{"event":"user","user":{"avatar_url":"a"}}"#, ok),
         (
             r#"{"event":"user","user":{"avatar_url":"a","avatar":"b"}}"#,
-            invalid,
+            duplicate,
         ),
         (
             r#"{"event":"user","user":{"avatar_url":"a","avatar_url":"b"}}"#,
-            invalid,
+            duplicate,
         ),
         // Fields out of Drone's order, and repeated ones.
         (
@@ -479,11 +567,11 @@ fn fast_path_edge_cases_check_as_they_decode() {
         ),
         (
             r#"{"event":"build","build":{"number":5,"id":1,"number":6}}"#,
-            invalid,
+            duplicate,
         ),
         (
             r#"{"event":"build","build":null,"build":{"number":1}}"#,
-            invalid,
+            duplicate,
         ),
         // `null` for every kind of field, and in lists.
         (
@@ -513,7 +601,7 @@ fn fast_path_edge_cases_check_as_they_decode() {
         ),
         (
             r#"{"event":"build","build":{"params":{"a":"1","a":"2"}}}"#,
-            ok,
+            duplicate,
         ),
         // Wrong types in each kind of field.
         (r#"{"event":"build","build":{"params":[]}}"#, invalid),

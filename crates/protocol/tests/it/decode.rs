@@ -56,28 +56,28 @@ fn strictness_where_safety_needs_it() {
         br#"{"event":"user","event":"repo"}"#,
         None,
         expect![
-            "payload.invalid: the body is not a valid payload: duplicate field `event` in Envelope at line 1 column 23"
+            "payload.duplicate_key: the body is not a valid payload: duplicate field `event` in Envelope at line 1 column 23"
         ],
     );
     check(
         br#"{"event":"build","build":{"number":1,"number":2}}"#,
         None,
         expect![
-            "payload.invalid: the body is not a valid payload: duplicate field `number` in Build at line 1 column 45"
+            "payload.duplicate_key: the body is not a valid payload: duplicate field `number` in Build at line 1 column 45"
         ],
     );
     check(
         br#"{"event":"user","x":1,"x":2}"#,
         None,
         expect![
-            "payload.invalid: the body is not a valid payload: duplicate field `x` in Envelope at line 1 column 25"
+            "payload.duplicate_key: the body is not a valid payload: duplicate field `x` in Envelope at line 1 column 25"
         ],
     );
     check(
         br#"{"event":"user","user":{"avatar":"a","avatar_url":"b"}}"#,
         None,
         expect![
-            "payload.invalid: the body is not a valid payload: duplicate field `avatar_url` in User at line 1 column 49"
+            "payload.duplicate_key: the body is not a valid payload: duplicate field `avatar_url` in User at line 1 column 49"
         ],
     );
     check(

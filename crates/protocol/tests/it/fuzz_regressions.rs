@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use dronehook_protocol::{BodyDigest, Envelope, SignatureParams};
+use dronehook_protocol::{BodyDigest, Envelope, Outline, SignatureParams};
 
 use crate::repo_root;
 
@@ -32,7 +32,20 @@ fn payload_decode_regressions() {
         "fuzz/regressions/payload_decode holds the float round-trip case"
     );
     for (name, data) in cases {
-        if let Ok(envelope) = Envelope::decode_with_header(&data, Some("build")) {
+        // The target's whole property: check equals decode, the fast path equals serde,
+        // and the round trip holds.
+        let decoded = Envelope::decode_with_header(&data, Some("build"));
+        assert_eq!(
+            decoded,
+            dronehook_protocol::__private::decode_with_header_serde(&data, Some("build")),
+            "{name}"
+        );
+        assert_eq!(
+            Envelope::check_with_header(&data, Some("build")),
+            decoded.as_ref().map(Outline::of).map_err(Clone::clone),
+            "{name}"
+        );
+        if let Ok(envelope) = decoded {
             let bytes = envelope.encode();
             let again = Envelope::decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(again.encode(), bytes, "{name}");

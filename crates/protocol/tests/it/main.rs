@@ -4,7 +4,6 @@ mod check;
 mod corpus;
 mod decode;
 mod fuzz_regressions;
-mod hostile;
 mod props;
 mod vectors;
 mod verify;

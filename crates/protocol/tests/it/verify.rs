@@ -551,3 +551,49 @@ fn nothing_secret_leaks() {
     wrong.policy = Policy::new("x");
     assert!(!wrong.render().contains("Y3+K"));
 }
+
+/// Two `X-Drone-Event` headers are refused whatever their values: which one names
+/// the event would depend on the reader. One header, or none, is read as before.
+#[test]
+fn a_repeated_event_header_is_refused() {
+    use dronehook_protocol::{DecodeError, Error, event_header};
+
+    let case = Case::drone();
+    let policy = &case.policy;
+    for values in [["user", "user"], ["user", "build"], ["", "user"]] {
+        let mut headers = case.headers.clone();
+        headers.remove("x-drone-event");
+        for value in values {
+            headers.append("x-drone-event", HeaderValue::from_static(value));
+        }
+        assert_eq!(event_header(&headers), Err(DecodeError::EventRepeated));
+        let req = RequestParts::new("POST", "/hooks", &headers, &case.body);
+        assert_eq!(req.header_event(), Err(DecodeError::EventRepeated));
+        // The signature does not cover the header, so the request verifies; the
+        // repetition is refused where the header is read.
+        assert!(policy.verify(&req, case.now).is_ok());
+        let err = policy.verify_and_decode(&req, case.now).unwrap_err();
+        assert!(
+            matches!(err, Error::Decode(DecodeError::EventRepeated)),
+            "{err:?}"
+        );
+        assert_eq!(err.code(), "payload.event_repeated");
+        assert_eq!(
+            err.to_string(),
+            "payload.event_repeated: the request has more than one X-Drone-Event header"
+        );
+        let err = policy.verify_and_check(&req, case.now).unwrap_err();
+        assert_eq!(err.code(), "payload.event_repeated");
+    }
+    // Three are refused too; one, or none, is read as before.
+    let mut headers = case.headers.clone();
+    headers.append("x-drone-event", HeaderValue::from_static("user"));
+    headers.append("x-drone-event", HeaderValue::from_static("user"));
+    assert_eq!(event_header(&headers), Err(DecodeError::EventRepeated));
+    let req = RequestParts::new("POST", "/hooks", &case.headers, &case.body);
+    assert_eq!(req.header_event(), Ok(Some("user")));
+    assert!(policy.verify_and_decode(&req, case.now).is_ok());
+    let mut headers = case.headers.clone();
+    headers.remove("x-drone-event");
+    assert_eq!(event_header(&headers), Ok(None));
+}

@@ -1,11 +1,27 @@
 //! Verification turned off on purpose: `Config::insecure_no_verification`.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dronehook_server::{Config, Router, Server};
 use http::StatusCode;
 
 use crate::util::{Calls, post, signed, user_event};
+
+/// Collects what a `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 fn json() -> Vec<(String, String)> {
     vec![("content-type".to_owned(), "application/json".to_owned())]
@@ -23,10 +39,26 @@ async fn unsigned_requests_are_delivered_and_every_other_rule_holds() {
     assert_eq!(config.secret_count(), 0);
     assert!(format!("{config:?}").contains("DISABLED"));
     let calls = Calls::default();
-    // No secret, yet it starts: the configuration says so explicitly.
+    let log = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer({
+            let log = log.clone();
+            move || log.clone()
+        })
+        .with_ansi(false)
+        .finish();
+    // This test's runtime runs on this thread, where `bind` logs.
+    let guard = tracing::subscriber::set_default(subscriber);
+    // No secret, yet it starts: the configuration says so explicitly, and loudly.
     let server = Server::bind(config, Router::new().route("", calls.handler()).unwrap())
         .await
         .expect("starts without secrets");
+    drop(guard);
+    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("WARN dronehook_server::insecure: VERIFICATION DISABLED"),
+        "{log}"
+    );
     let addr = server.local_addr();
 
     let body = user_event(7);

@@ -15,4 +15,5 @@ mod statuses;
 mod store;
 mod timeouts;
 mod tls;
+mod transport;
 mod util;
