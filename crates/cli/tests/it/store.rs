@@ -123,6 +123,36 @@ fn a_schema_newer_than_this_build_refuses_the_start_with_one_line() {
 }
 
 #[test]
+fn a_sqlite_store_is_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let mut serve = serve_cmd();
+    serve
+        .env("DRONEHOOK_STORE", format!("sqlite:{}", path.display()))
+        .args(["--secret", "s3cr3t", "--output", "none"]);
+    let served = Served::start(serve);
+    assert!(
+        served
+            .banner
+            .contains(&format!(", journal {}, ", path.display())),
+        "{}",
+        served.banner
+    );
+    let out = run(dronehook().args([
+        "send",
+        "--endpoint",
+        &served.url,
+        "--secret",
+        "s3cr3t",
+        "fixture:build_created",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    drop(served);
+    let journal = dronehook_server::Journal::open(&path).unwrap();
+    assert_eq!(journal.count().unwrap(), 1);
+}
+
+#[test]
 fn a_bad_store_is_refused_with_one_line() {
     let out = run(dronehook().args(["serve", "--secret", "s3cr3t", "--store", "mysql://u:p@h/db"]));
     // One line, without the value (and its password).
