@@ -100,9 +100,31 @@ pub(crate) struct ServeArgs {
     /// close first and never send into a closing connection.
     #[arg(long, default_value = "120s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) idle_timeout: Duration,
-    /// Record every accepted request in this SQLite file (off unless given).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) journal: Option<PathBuf>,
+    /// Record every accepted request before answering it: in a SQLite file
+    /// (`sqlite:PATH` or a PATH), or in a PostgreSQL database several receivers share
+    /// (`postgres://USER@HOST/DB`). Off unless given
+    #[arg(
+        long,
+        visible_alias = "journal",
+        env = "DRONEHOOK_STORE",
+        hide_env_values = true,
+        value_name = "STORE"
+    )]
+    // Parsed by `serve` rather than clap, whose refusal would echo the value (and a
+    // password in it).
+    pub(crate) store: Option<String>,
+    /// How long the store keeps a request once its handler runs are finished (`off`: no
+    /// age limit)
+    #[arg(long, default_value = "7d", value_parser = parse_retain, value_name = "DURATION")]
+    pub(crate) retain: Retain,
+    /// How many requests the store keeps at most, the newest (`off`: no bound); one
+    /// whose handler runs are pending is never pruned
+    #[arg(long, default_value = "1000000", value_parser = parse_retain_rows, value_name = "N")]
+    pub(crate) retain_rows: RetainRows,
+    /// How long a receiver's claim on a handler run in a PostgreSQL store lasts
+    /// unrenewed: how soon another receiver runs the handlers of one that died
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) lease: Duration,
     #[command(flatten)]
     pub(crate) events: Events,
     /// Run this shell command for each event, with the payload on stdin and DRONE_*
@@ -436,6 +458,31 @@ pub(crate) struct CompletionsArgs {
 }
 
 /// Parses durations such as `5m`, `90s`, `1h 30m`.
+/// `--retain`: a duration, or `off`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Retain(pub(crate) Option<Duration>);
+
+/// `--retain-rows`: a count, or `off`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RetainRows(pub(crate) Option<u64>);
+
+fn parse_retain(s: &str) -> Result<Retain, String> {
+    if s.trim() == "off" {
+        return Ok(Retain(None));
+    }
+    parse_duration(s).map(|d| Retain(Some(d)))
+}
+
+fn parse_retain_rows(s: &str) -> Result<RetainRows, String> {
+    if s.trim() == "off" {
+        return Ok(RetainRows(None));
+    }
+    match s.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(RetainRows(Some(n))),
+        _ => Err("a number of rows above 0, or off".to_owned()),
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("{e} (durations look like 30s, 5m or 1h30m)"))

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use dronehook_protocol::{Policy, Secret};
 
+use crate::store::StoreUrl;
+
 /// The default listen address: all interfaces, port 3000.
 pub const DEFAULT_ADDR: &str = "0.0.0.0:3000";
 /// The default webhook path.
@@ -39,6 +41,16 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// the capacity is this rate times the replay window (300 000 entries for the
 /// default 5 minute window, about 40 MB when full).
 pub const DEFAULT_REPLAY_RATE: u32 = 1000;
+/// The default retention of the store (SQLite or PostgreSQL): requests older than 7
+/// days go, once their handler runs are finished.
+pub const DEFAULT_RETAIN: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The default row bound of the store: the newest million requests are kept (and any
+/// older one whose handler runs are not finished).
+pub const DEFAULT_MAX_ROWS: u64 = 1_000_000;
+/// The default lease on a handler run in a PostgreSQL store: renewed every third of
+/// it while the handler runs; when its holder dies, another instance runs it after
+/// this long.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 /// PEM files for TLS: a certificate chain and its private key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +102,10 @@ pub struct Config {
     pub(crate) replay_protection: bool,
     /// `None`: derived from the window and [`DEFAULT_REPLAY_RATE`].
     pub(crate) replay_capacity: Option<usize>,
-    pub(crate) journal: Option<PathBuf>,
+    pub(crate) store: Option<StoreUrl>,
+    pub(crate) retain: Option<Duration>,
+    pub(crate) max_rows: Option<u64>,
+    pub(crate) lease: Duration,
     pub(crate) workers: usize,
     pub(crate) max_attempts: u32,
     pub(crate) retry_base: Duration,
@@ -143,7 +158,10 @@ impl Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             replay_protection: true,
             replay_capacity: None,
-            journal: None,
+            store: None,
+            retain: Some(DEFAULT_RETAIN),
+            max_rows: Some(DEFAULT_MAX_ROWS),
+            lease: DEFAULT_LEASE,
             workers: DEFAULT_WORKERS,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             retry_base: DEFAULT_RETRY_BASE,
@@ -227,9 +245,33 @@ impl Config {
         })
     }
 
-    /// The journal file, when there is one.
+    /// The journal file, when the store is SQLite.
     pub fn journal(&self) -> Option<&Path> {
-        self.journal.as_deref()
+        match &self.store {
+            Some(StoreUrl::Sqlite(path)) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// The store, when there is one.
+    pub fn store(&self) -> Option<&StoreUrl> {
+        self.store.as_ref()
+    }
+
+    /// How long the store keeps a request whose handler runs are finished.
+    pub fn retain(&self) -> Option<Duration> {
+        self.retain
+    }
+
+    /// How many requests the store keeps at most (never pruning one whose handler runs
+    /// are not finished).
+    pub fn max_rows(&self) -> Option<u64> {
+        self.max_rows
+    }
+
+    /// How long a claim on a handler run in a PostgreSQL store lasts unrenewed.
+    pub fn lease(&self) -> Duration {
+        self.lease
     }
 
     /// How many handler runs may be under way at once (with a journal).
@@ -282,7 +324,10 @@ impl std::fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("replay_protection", &self.replay_protection)
             .field("replay_capacity", &self.replay_capacity())
-            .field("journal", &self.journal)
+            .field("store", &self.store)
+            .field("retain", &self.retain)
+            .field("max_rows", &self.max_rows)
+            .field("lease", &self.lease)
             .field("workers", &self.workers)
             .field("max_attempts", &self.max_attempts)
             .field("retry_base", &self.retry_base)
@@ -379,7 +424,40 @@ impl ConfigBuilder {
     /// Keeps a journal in this SQLite file: every acknowledged request is on disk
     /// first, handlers run after the answer with retries, and a restart resumes them.
     pub fn journal(mut self, path: impl Into<PathBuf>) -> Self {
-        self.config.journal = Some(path.into());
+        self.config.store = Some(StoreUrl::Sqlite(path.into()));
+        self
+    }
+
+    /// Sets the store: a SQLite journal (as [`ConfigBuilder::journal`]) or a PostgreSQL
+    /// database that several receivers share (with the `postgres` feature; without it,
+    /// [`crate::Server::bind`] refuses the configuration). With PostgreSQL the replay
+    /// check is the database's, a request is answered only after its commit, and
+    /// handler runs are claimed with a lease by whichever receiver has a free worker.
+    pub fn store(mut self, store: StoreUrl) -> Self {
+        self.config.store = Some(store);
+        self
+    }
+
+    /// Sets how long the store (SQLite or PostgreSQL) keeps a request once its handler
+    /// runs are finished (default 7 days; `None`: no age limit). Pruning runs in the
+    /// background, off the request path.
+    pub fn retain(mut self, retain: Option<Duration>) -> Self {
+        self.config.retain = retain;
+        self
+    }
+
+    /// Sets how many requests the store keeps at most, the newest (default a million;
+    /// `None`: no bound). One whose handler runs are pending is never pruned.
+    pub fn max_rows(mut self, rows: Option<u64>) -> Self {
+        self.config.max_rows = rows;
+        self
+    }
+
+    /// Sets how long a claim on a handler run in a PostgreSQL store lasts unrenewed
+    /// (default 30 s, at least 1 s): how soon another receiver takes over the runs of
+    /// one that died.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.config.lease = lease.max(Duration::from_secs(1));
         self
     }
 

@@ -265,7 +265,7 @@ impl Dispatcher {
 }
 
 /// Exponential backoff: `base * 2^(attempt - 1)`, capped.
-fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     let factor = 1u32
         .checked_shl(attempt.saturating_sub(1).min(31))
         .unwrap_or(u32::MAX);

@@ -26,6 +26,7 @@ enum Kind {
     },
     Config(String),
     Io(std::io::Error),
+    Store(String),
 }
 
 /// A receiver result.
@@ -68,6 +69,13 @@ impl Error {
         }
     }
 
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn store(message: impl fmt::Display) -> Self {
+        Error {
+            kind: Kind::Store(message.to_string()),
+        }
+    }
+
     /// The listen address could not be bound.
     pub fn is_bind(&self) -> bool {
         matches!(self.kind, Kind::Bind { .. })
@@ -86,6 +94,11 @@ impl Error {
     /// The configuration is inconsistent (for example, no secrets).
     pub fn is_config(&self) -> bool {
         matches!(self.kind, Kind::Config(_))
+    }
+
+    /// The store (a database server) could not be reached, migrated or read.
+    pub fn is_store(&self) -> bool {
+        matches!(self.kind, Kind::Store(_))
     }
 
     /// Another I/O failure (for example, installing a signal handler).
@@ -113,6 +126,7 @@ impl fmt::Display for Error {
             }
             Kind::Config(message) => write!(f, "configuration: {message}"),
             Kind::Io(source) => write!(f, "{source}"),
+            Kind::Store(message) => write!(f, "store: {message}"),
         }
     }
 }

@@ -161,7 +161,8 @@ pub struct RequestRecord {
     /// The HTTP status answered.
     pub status: u16,
     /// The outcome code: `ok`, `replay`, `unknown_event`, or an error code such as
-    /// `digest.mismatch`, `body.too_large`, `journal.unavailable`, `handler.failed`.
+    /// `digest.mismatch`, `body.too_large`, `journal.unavailable`,
+    /// `store.unavailable`, `handler.failed`.
     pub code: &'static str,
     /// The event, when the body was verified and checked.
     pub event: Option<Event>,

@@ -383,6 +383,58 @@ impl Journal {
         })
     }
 
+    /// Removes the requests retention lets go, oldest first, with their runs: those
+    /// received more than `retain` ago, and those beyond the newest `max_rows`. A
+    /// request with a pending run is never removed. Works in chunks on a connection of
+    /// its own, so the writer waits at most one chunk's delete. Returns how many
+    /// requests were removed.
+    pub fn prune(&self, retain: Option<Duration>, max_rows: Option<u64>) -> Result<u64> {
+        const CHUNK: i64 = 1000;
+        let cutoff = retain.map(|d| {
+            millis(SystemTime::now())
+                .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        });
+        let mut total = 0;
+        loop {
+            let removed = self.read(|c| {
+                // The newest id beyond the row bound: it and older ones may go.
+                let bound: Option<i64> = match max_rows {
+                    Some(max) => c
+                        .query_row(
+                            "SELECT id FROM deliveries ORDER BY id DESC LIMIT 1 OFFSET ?1",
+                            [i64::try_from(max).unwrap_or(i64::MAX)],
+                            |r| r.get(0),
+                        )
+                        .optional()?,
+                    None => None,
+                };
+                if cutoff.is_none() && bound.is_none() {
+                    return Ok(0);
+                }
+                let chosen = "SELECT d.id FROM deliveries d
+                     WHERE (d.received_at_ms < ?1 OR d.id <= ?2)
+                       AND NOT EXISTS (SELECT 1 FROM runs r
+                                       WHERE r.delivery_id = d.id AND r.status = 'pending')
+                     ORDER BY d.id LIMIT ?3";
+                let tx = c.unchecked_transaction()?;
+                tx.execute(
+                    &format!("DELETE FROM runs WHERE delivery_id IN ({chosen})"),
+                    params![cutoff, bound, CHUNK],
+                )?;
+                let n = tx.execute(
+                    &format!("DELETE FROM deliveries WHERE id IN ({chosen})"),
+                    params![cutoff, bound, CHUNK],
+                )?;
+                tx.commit()?;
+                Ok(n as u64)
+            })?;
+            total += removed;
+            if removed < CHUNK as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Every run not finished yet (what a restart resumes), oldest delivery first.
     pub fn pending_runs(&self) -> Result<Vec<HandlerRun>> {
         self.read(|c| {
@@ -444,7 +496,7 @@ pub(crate) fn encode_headers(headers: &http::HeaderMap) -> Vec<u8> {
     out
 }
 
-fn decode_headers(raw: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn decode_headers(raw: &[u8]) -> Vec<(String, Vec<u8>)> {
     raw.split(|b| *b == b'\n')
         .filter_map(|line| {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -837,6 +889,58 @@ mod tests {
             body: body.into(),
             handlers: Vec::new(),
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retention_prunes_old_and_surplus_requests_but_never_pending_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let journal = Journal::start(&path, BatchStats::default());
+        let mut ids = Vec::new();
+        for n in 0..6 {
+            let mut e = entry(n, 64);
+            if n == 0 || n == 4 {
+                e.handlers = vec!["h".to_owned()];
+            }
+            let (Inserted::New(id), _) = journal.insert(e).await.unwrap() else {
+                panic!("not new")
+            };
+            ids.push(id);
+        }
+        // Run 4 finished; run 0 is pending.
+        journal.record_attempt(ids[4], "h", RunStatus::Ok, None, Duration::ZERO);
+        journal.flush().await.unwrap();
+        // Nothing is old, and the bound is not reached.
+        let retain = Some(Duration::from_secs(3600));
+        assert_eq!(journal.prune(retain, Some(10)).unwrap(), 0);
+        assert_eq!(journal.prune(None, None).unwrap(), 0);
+        // The first three are two hours old: 1 and 2 go, 0 (pending) stays.
+        journal
+            .read(|c| {
+                c.execute(
+                    "UPDATE deliveries SET received_at_ms = received_at_ms - 7200000 WHERE id <= ?1",
+                    [ids[2]],
+                )
+            })
+            .unwrap();
+        assert_eq!(journal.prune(retain, None).unwrap(), 2);
+        // The bound keeps the newest two (5 and 4, its run finished, with it), and 0.
+        assert_eq!(journal.prune(None, Some(2)).unwrap(), 1);
+        let left: Vec<i64> = journal
+            .entries(0, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(left, vec![ids[0], ids[4], ids[5]]);
+        assert_eq!(journal.runs(ids[0]).unwrap()[0].status, RunStatus::Pending);
+        // Once its run finishes, the old pending one goes too, with its run.
+        journal.record_attempt(ids[0], "h", RunStatus::Ok, None, Duration::ZERO);
+        journal.flush().await.unwrap();
+        assert_eq!(journal.prune(retain, None).unwrap(), 1);
+        assert!(journal.runs(ids[0]).unwrap().is_empty());
+        assert_eq!(journal.count().unwrap(), 2);
+        journal.close();
     }
 
     /// 96 MiB through the journal, one and a half times the WAL's hard limit and six

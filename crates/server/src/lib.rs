@@ -20,6 +20,7 @@
 //! | head over [`MAX_HEADERS`] lines or [`MAX_HEAD_BYTES`]; target over 64 KiB | 431; 414 | `headers.too_large`; `uri.too_long` |
 //! | compressed body / not JSON | 415 | `encoding.unsupported` / `content_type.unsupported` |
 //! | journal commit failed | 503 | `journal.unavailable` |
+//! | PostgreSQL store commit failed | 503 + `Retry-After` | `store.unavailable` |
 //! | replay check full (no journal) | 503 + `Retry-After` | `replay.full` |
 //! | handler failed (no journal) | 500 | the handler's message |
 //!
@@ -85,14 +86,15 @@ mod server;
 mod service;
 mod shutdown;
 mod sniff;
+mod store;
 mod tls;
 
 pub use closing::{LINGER_BYTES, LINGER_TIME};
 pub use config::{
     Config, ConfigBuilder, DEFAULT_ADDR, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_PATH,
-    DEFAULT_REPLAY_RATE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_WORKERS, TlsFiles,
+    DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_ROWS, DEFAULT_PATH, DEFAULT_REPLAY_RATE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETAIN,
+    DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX, DEFAULT_SHUTDOWN_GRACE, DEFAULT_WORKERS, TlsFiles,
 };
 pub use error::{Error, Result};
 pub use framing::{MAX_HEAD_BYTES, MAX_HEADERS};
@@ -103,6 +105,7 @@ pub use handler::{
 pub use journal::{HandlerRun, Journal, JournalEntry, RunStatus};
 pub use server::Server;
 pub use shutdown::ShutdownHandle;
+pub use store::{BadStoreUrl, StoreUrl};
 
 /// Re-exported so users name the same protocol types.
 pub use dronehook_protocol as protocol;

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +25,7 @@ use crate::replay::ReplayCache;
 use crate::service::Shared;
 use crate::shutdown::{ShutdownHandle, shutdown_signal, stopped};
 use crate::sniff::{InFlight, Parkable, Progress, Sniff, Timeouts};
+use crate::store::{SharedStore, StoreUrl};
 
 /// The receiver: bound, and serving in the background.
 ///
@@ -60,9 +60,9 @@ impl Server {
             .map_err(|e| Error::bind(config.addr, e))?;
 
         let metrics = Metrics::new();
-        let journal = match &config.journal {
+        let journal = match config.journal() {
             Some(path) => {
-                let path = path.clone();
+                let path = path.to_owned();
                 let stats = metrics.batches.clone();
                 let journal = tokio::task::spawn_blocking(move || Journal::start(&path, stats))
                     .await
@@ -71,11 +71,18 @@ impl Server {
             }
             None => None,
         };
-        let replay = config
-            .replay_protection
+        let router = Arc::new(router);
+        let shared_store = match config.store() {
+            Some(StoreUrl::Postgres(url)) => {
+                Some(SharedStore::open(url, &config, router.clone(), &metrics).await?)
+            }
+            _ => None,
+        };
+        // With a shared store the replay check is the database's: every receiver sees
+        // every accepted key there, which a map in one process cannot offer.
+        let replay = (config.replay_protection && shared_store.is_none())
             .then(|| ReplayCache::new(config.replay_window(), config.replay_capacity()));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let router = Arc::new(router);
         let dispatcher = journal
             .as_ref()
             .map(|journal| Dispatcher::start(&config, router.clone(), journal.clone(), &metrics));
@@ -86,11 +93,22 @@ impl Server {
             replay,
             metrics,
             dispatcher: dispatcher.clone(),
+            store: shared_store,
         });
         if let Some(dispatcher) = &dispatcher {
             dispatcher.resume().await;
         }
 
+        if let Some(journal) = &journal
+            && (config.retain.is_some() || config.max_rows.is_some())
+        {
+            tokio::spawn(prune_journal(
+                journal.clone(),
+                config.retain,
+                config.max_rows,
+                shutdown_rx.clone(),
+            ));
+        }
         let task = tokio::spawn(accept_loop(listener, tls, shared.clone(), shutdown_rx));
         if !config.verify {
             // Its own target, so that a program that warns in its own words (the CLI)
@@ -107,7 +125,7 @@ impl Server {
             path = %config.path,
             secrets = config.secret_count(),
             verification = config.verify,
-            journal = ?config.journal().map(Path::display),
+            store = ?config.store().map(ToString::to_string),
             tls = config.tls.is_some(),
             "dronehook receiver listening"
         );
@@ -178,6 +196,31 @@ impl Server {
     pub async fn run_until_signal(self) -> Result<()> {
         let signal = shutdown_signal()?;
         self.run_until(signal).await
+    }
+}
+
+/// How often the journal is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Prunes the journal by the retention settings until the server stops, off the
+/// request path (a blocking task with the journal's reading connection).
+async fn prune_journal(
+    journal: Journal,
+    retain: Option<Duration>,
+    max_rows: Option<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(PRUNE_EVERY) => {}
+            () = stopped(&mut stop) => return,
+        }
+        let journal = journal.clone();
+        match tokio::task::spawn_blocking(move || journal.prune(retain, max_rows)).await {
+            Ok(Ok(0)) | Err(_) => {}
+            Ok(Ok(n)) => tracing::info!(deliveries = n, "journal pruned"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "journal pruning failed"),
+        }
     }
 }
 
@@ -312,6 +355,9 @@ async fn accept_loop(
     }
     if let Some(dispatcher) = &shared.dispatcher {
         dispatcher.stop(grace).await;
+    }
+    if let Some(store) = &shared.store {
+        store.stop(grace).await;
     }
     if let Some(journal) = &shared.journal {
         let flushed = journal.flush().await;

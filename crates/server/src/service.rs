@@ -31,6 +31,7 @@ use crate::handler::{Delivery, Observation, RequestRecord, Router};
 use crate::journal::{Inserted, Journal, NewEntry, encode_headers};
 use crate::metrics::Metrics;
 use crate::replay::{Claim, ReplayCache};
+use crate::store::SharedStore;
 
 /// What every connection's service shares.
 #[derive(Debug)]
@@ -41,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) replay: Option<ReplayCache>,
     pub(crate) metrics: Metrics,
     pub(crate) dispatcher: Option<Dispatcher>,
+    /// The shared store (PostgreSQL), when the configuration names one.
+    pub(crate) store: Option<SharedStore>,
 }
 
 /// What the per-request log line and the observer hear about.
@@ -198,12 +201,26 @@ pub(crate) async fn respond(
 
 fn health(shared: &Shared) -> Response<Full<Bytes>> {
     let ok = shared.journal.as_ref().is_none_or(Journal::is_available);
-    let (status, body) = if ok {
-        (StatusCode::OK, "ok\n")
+    let store_down = shared
+        .store
+        .as_ref()
+        .and_then(SharedStore::unavailable_reason);
+    let (status, body) = if let Some(reason) = store_down {
+        // The reason names the database's failure (never a password: the URL is not
+        // part of it), on the same line as the code.
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Bytes::from(format!("store.unavailable: {reason}\n")),
+        )
+    } else if ok {
+        (StatusCode::OK, Bytes::from_static(b"ok\n"))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "journal.unavailable\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Bytes::from_static(b"journal.unavailable\n"),
+        )
     };
-    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         CONTENT_TYPE,
@@ -440,10 +457,8 @@ async fn accept(
     let routes = shared.router.select(&outline);
     // The journal's copy of the headers is taken first, so that the handlers' delivery
     // can take the headers themselves.
-    let journal_headers = shared
-        .journal
-        .as_ref()
-        .map(|_| encode_headers(&parts.headers));
+    let journal_headers = (shared.journal.is_some() || shared.store.is_some())
+        .then(|| encode_headers(&parts.headers));
     // The handlers' copy of the payload. Decoding cannot fail after the check passed
     // (the check accepts exactly what decoding accepts); were it to, the request is
     // refused as the check would have refused it.
@@ -468,6 +483,47 @@ async fn accept(
             Err(e) => return Outcome::error(StatusCode::BAD_REQUEST, e.code()),
         }
     };
+
+    if let (Some(store), Some(headers)) = (&shared.store, &journal_headers) {
+        let entry = NewEntry {
+            received_at,
+            digest,
+            dedupe: shared.config.replay_protection,
+            event: outline.event.as_str().to_owned(),
+            action: outline.action.as_str().to_owned(),
+            known,
+            repo: outline.repo_slug.clone(),
+            build: outline.build_number,
+            headers: headers.clone(),
+            body,
+            handlers: routes.iter().map(|r| r.name.clone()).collect(),
+        };
+        // The answer waits for the commit: a 2xx only for what the database holds. The
+        // handlers are claimed from the database by whichever receiver has a free
+        // worker (this one is woken at once).
+        return match store.insert(entry).await {
+            Err(message) => {
+                tracing::error!(error = %message, "store commit failed; answering 503");
+                Outcome {
+                    outline: Some(outline),
+                    ..Outcome::error(StatusCode::SERVICE_UNAVAILABLE, "store.unavailable")
+                        .header(RETRY_AFTER, "1")
+                }
+            }
+            Ok((inserted, took)) => {
+                shared.metrics.commit(took);
+                let (id, mut out) = match inserted {
+                    Inserted::Duplicate(id) => (
+                        id,
+                        Outcome::empty(StatusCode::NO_CONTENT, "replay", outline),
+                    ),
+                    Inserted::New(id) => (id, Outcome::empty(success, success_code, outline)),
+                };
+                out.delivery_id = Some(id);
+                out
+            }
+        };
+    }
 
     if let (Some(journal), Some(headers)) = (&shared.journal, journal_headers) {
         let entry = NewEntry {

@@ -75,15 +75,21 @@ pub(crate) const RULES: &[Rule] = &[
     },
     Rule {
         from: "dronehook-server",
-        forbids: &["dronehook-cli", "xtask"],
+        forbids: &["dronehook-cli", "dronehook-testkit", "xtask"],
         except: &[],
         why: "a library never depends on the command line or the tools",
     },
     Rule {
         from: "dronehook-client",
-        forbids: &["dronehook-cli", "xtask"],
+        forbids: &["dronehook-cli", "dronehook-testkit", "xtask"],
         except: &[],
         why: "a library never depends on the command line or the tools",
+    },
+    Rule {
+        from: "dronehook-cli",
+        forbids: &["dronehook-testkit", "xtask"],
+        except: &[],
+        why: "the binary never carries the test harness or the tools",
     },
 ];
 

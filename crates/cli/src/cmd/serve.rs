@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use dronehook_client::{Client, Payload};
 use dronehook_protocol::{Policy, Secret};
-use dronehook_server::{Config, Delivery, Handler, HandlerError, Observation, Router, Server};
+use dronehook_server::{
+    Config, Delivery, Handler, HandlerError, Observation, Router, Server, StoreUrl,
+};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::{Notify, Semaphore};
@@ -85,6 +87,11 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         .build()?;
     let paint = Painter::stderr();
     let insecure = args.insecure_no_verify && secrets.is_empty();
+    let store = match args.store.as_deref().map(str::parse::<StoreUrl>) {
+        Some(Ok(store)) => Some(store),
+        Some(Err(e)) => return Err(usage(format!("--store: {e}"))),
+        None => None,
+    };
     let mut router = Router::new().unknown_events(true);
     for (name, handler) in handlers {
         router = router.route_filter(name, filter.clone(), handler);
@@ -118,9 +125,13 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
     if let Some(entries) = args.replay_capacity {
         config = config.replay_capacity(usize::try_from(entries).unwrap_or(usize::MAX));
     }
-    if let Some(journal) = &args.journal {
-        config = config.journal(journal);
+    if let Some(store) = store {
+        config = config.store(store);
     }
+    config = config
+        .retain(args.retain.0)
+        .max_rows(args.retain_rows.0)
+        .lease(args.lease);
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config = config.tls(cert, key);
     }
@@ -143,14 +154,21 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         };
         let local = server.local_addr();
         let path = config.path();
-        let journal = config
-            .journal()
-            .map_or_else(|| "off".to_owned(), |p| p.display().to_string());
+        // The store's URL is shown without its password.
+        let journal = match config.store() {
+            Some(StoreUrl::Sqlite(path)) => format!("journal {}", path.display()),
+            Some(store) => format!("store {store}"),
+            None => "journal off".to_owned(),
+        };
         let count = config.secret_count();
         output::err_line(&format!(
-            "listening on {scheme}://{local}{path}  ({count} secret{}, journal {journal}, replay check {})",
+            "listening on {scheme}://{local}{path}  ({count} secret{}, {journal}, replay check {})",
             if count == 1 { "" } else { "s" },
-            if config.replay_protection() { "on" } else { "off" },
+            if config.replay_protection() {
+                "on"
+            } else {
+                "off"
+            },
         ));
         server.run_until(signal).await?;
         Ok(Outcome::Ok)

@@ -12,5 +12,6 @@ mod env;
 mod exec;
 mod serve_send;
 mod snapshots;
+mod store;
 mod support;
 mod tls;

@@ -1,16 +1,19 @@
-//! A small receiver with a journal, for trying the server by hand and for the crash
-//! test (which needs a real process to kill).
+//! A small receiver with a store, for trying the server by hand and for the crash
+//! tests (which need a real process to kill).
 //!
-//! Usage: `dronehook-receiver-demo ADDR JOURNAL SECRET [HANDLER_LOG]`. It prints
+//! Usage: `dronehook-receiver-demo ADDR STORE SECRET [HANDLER_LOG]`, where STORE is a
+//! journal file or a `postgres://` URL (with the `postgres` feature). It prints
 //! `listening on ADDR` once it accepts connections. Each handler run appends the
 //! delivery id to HANDLER_LOG (when given), so a test can see which runs happened.
+//! `DEMO_HANDLER_DELAY_MS` slows each run down; `DEMO_LEASE_MS` sets the lease on a
+//! handler run in a PostgreSQL store.
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dronehook_server::{Config, Delivery, Router, Server, protocol::Policy};
+use dronehook_server::{Config, Delivery, Router, Server, StoreUrl, protocol::Policy};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -25,9 +28,9 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: dronehook-receiver-demo ADDR JOURNAL SECRET [HANDLER_LOG]";
+    let usage = "usage: dronehook-receiver-demo ADDR STORE SECRET [HANDLER_LOG]";
     let addr = args.next().ok_or(usage)?.parse()?;
-    let journal = PathBuf::from(args.next().ok_or(usage)?);
+    let store: StoreUrl = args.next().ok_or(usage)?.parse()?;
     let secret = args.next().ok_or(usage)?;
     let log = args.next().map(PathBuf::from);
     let delay_ms: u64 = std::env::var("DEMO_HANDLER_DELAY_MS")
@@ -35,10 +38,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
 
+    let lease_ms: u64 = std::env::var("DEMO_LEASE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30_000);
+
     let config = Config::builder(Policy::new(secret))
         .addr(addr)
-        .journal(journal)
+        .store(store)
         .retry_base(Duration::from_millis(10))
+        .lease(Duration::from_millis(lease_ms))
         .build();
     // One file handle behind a lock: each line is written whole, whatever the
     // number of handler runs under way.

@@ -11,6 +11,8 @@ mod ops;
 mod overload;
 mod replay;
 mod statuses;
+#[cfg(feature = "postgres")]
+mod store;
 mod timeouts;
 mod tls;
 mod transport;

@@ -1,0 +1,1130 @@
+//! The PostgreSQL store: several receivers share one database, and each accepted
+//! request is committed there before it is answered.
+//!
+//! - Inserts go through one writer task that commits whatever queued up while the last
+//!   commit was in flight in one transaction (group commit), as the SQLite writer does.
+//! - The replay check is the database's: a dedupe key is unique in `dronehook_dedupe`,
+//!   so receivers racing on copies of one body agree on which copy is new. Keys expire
+//!   with the replay window and are pruned off the request path.
+//! - Handler runs are claimed with a lease (`FOR UPDATE SKIP LOCKED`), renewed while the
+//!   handler runs, and claimed again by any instance once a lease expires (its holder
+//!   died). Failed runs are retried after a backoff; after the last attempt a run is
+//!   `dead`, kept and visible.
+//! - Instances wake on `LISTEN/NOTIFY` when runs are added; polling is the fallback.
+//! - Retention (an age and a row bound) prunes off the request path and never removes
+//!   a delivery whose runs are pending.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use dronehook_protocol::BodyDigest;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use crate::error::{Error, Result};
+use crate::journal::{
+    BatchStats, HandlerRun, Inserted, JournalEntry, NewEntry, RunStatus, decode_headers,
+};
+
+pub(crate) mod runner;
+#[cfg(test)]
+mod tests;
+
+/// The schema version this build writes and understands.
+pub(crate) const SCHEMA_VERSION: i32 = 1;
+
+/// The schema, one step per version: step `n` takes a database from version `n` to
+/// `n + 1`. Steps are only ever appended.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE dronehook_deliveries (
+    id bigint PRIMARY KEY,
+    received_at timestamptz NOT NULL,
+    digest bytea NOT NULL,
+    event text NOT NULL,
+    action text NOT NULL,
+    known boolean NOT NULL,
+    repo text,
+    build bigint,
+    headers bytea NOT NULL,
+    body bytea NOT NULL
+);
+CREATE SEQUENCE dronehook_delivery_ids OWNED BY dronehook_deliveries.id;
+CREATE INDEX dronehook_deliveries_digest ON dronehook_deliveries (digest);
+CREATE INDEX dronehook_deliveries_received ON dronehook_deliveries (received_at);
+CREATE TABLE dronehook_dedupe (
+    key bytea PRIMARY KEY,
+    delivery_id bigint NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX dronehook_dedupe_expiry ON dronehook_dedupe (expires_at);
+CREATE TABLE dronehook_runs (
+    delivery_id bigint NOT NULL REFERENCES dronehook_deliveries (id) ON DELETE CASCADE,
+    handler text NOT NULL,
+    status text NOT NULL CHECK (status IN ('pending', 'ok', 'dead')),
+    attempts integer NOT NULL DEFAULT 0,
+    last_error text,
+    duration_ms bigint,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    next_at timestamptz NOT NULL DEFAULT now(),
+    lease_owner text,
+    lease_until timestamptz,
+    PRIMARY KEY (delivery_id, handler)
+);
+CREATE INDEX dronehook_runs_due ON dronehook_runs (next_at) WHERE status = 'pending';
+"];
+
+/// The channel a commit that adds runs notifies.
+const CHANNEL: &str = "dronehook_runs";
+
+/// Serialises migrations between receivers starting at once (an arbitrary constant).
+const MIGRATION_LOCK: i64 = 0x0064_726f_6e65_686b;
+
+/// The most inserts one transaction takes; a larger burst is split.
+const MAX_BATCH: usize = 512;
+
+/// A commit slower than this is answered as failed (the client retries, and the retry
+/// is a replay if the commit did land).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Rows deleted per pruning statement, so pruning never holds long locks.
+const PRUNE_CHUNK: i64 = 1000;
+
+const SELECT_ENTRY: &str =
+    "SELECT id, received_at, digest, event, action, known, repo, build, headers, body
+     FROM dronehook_deliveries";
+#[cfg_attr(not(test), allow(dead_code))]
+const SELECT_RUN: &str =
+    "SELECT delivery_id, handler, status, attempts, last_error, duration_ms FROM dronehook_runs";
+
+/// How the store behaves; the defaults suit a receiver.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    /// How long a dedupe key is kept (the replay window).
+    pub(crate) dedupe_window: Duration,
+    /// Deliveries older than this are pruned (once their runs are finished).
+    pub(crate) retain: Option<Duration>,
+    /// At most this many deliveries are kept (the oldest finished ones go first).
+    pub(crate) max_rows: Option<u64>,
+    /// How often pruning runs.
+    pub(crate) maintenance_every: Duration,
+    /// How often an instance looks for due runs when no notification came.
+    pub(crate) poll_every: Duration,
+    /// Connections in the pool.
+    pub(crate) pool_size: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            dedupe_window: Duration::from_secs(300),
+            retain: Some(Duration::from_secs(7 * 24 * 3600)),
+            max_rows: Some(1_000_000),
+            maintenance_every: Duration::from_secs(30),
+            poll_every: Duration::from_secs(5),
+            pool_size: 8,
+        }
+    }
+}
+
+/// A run this instance holds the lease of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Claimed {
+    /// The delivery's id.
+    pub(crate) delivery_id: i64,
+    /// The route name.
+    pub(crate) handler: String,
+    /// This attempt's number, from 1 (attempts interrupted by a dying instance count).
+    pub(crate) attempt: u32,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The handler succeeded.
+    Ok,
+    /// It failed and is tried again after this delay.
+    Retry { error: String, after: Duration },
+    /// It failed and has no attempts left: the run is `dead`.
+    Dead { error: String },
+}
+
+/// What one pruning pass removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Pruned {
+    /// Deliveries (with their finished runs).
+    pub(crate) deliveries: u64,
+    /// Expired dedupe keys.
+    pub(crate) dedupe_keys: u64,
+}
+
+/// An insert's answer: the outcome and how long the commit took.
+type InsertReply = std::result::Result<(Inserted, Duration), String>;
+
+type Cmd = (Box<NewEntry>, oneshot::Sender<InsertReply>);
+
+/// What the handles, the writer and the background tasks share.
+struct Shared {
+    /// `host:port/database`, for messages (never the password).
+    target: String,
+    config: tokio_postgres::Config,
+    pool: Pool,
+    settings: Settings,
+    /// This instance's name in `lease_owner`.
+    owner: String,
+    available: AtomicBool,
+    /// Why the store is unavailable, when it is.
+    reason: Mutex<Option<String>>,
+    migrated: AtomicBool,
+    /// Woken by notifications and by this instance's own commits that add runs.
+    wake: Notify,
+    stats: BatchStats,
+}
+
+/// Stops the background tasks when the last handle goes.
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// A handle on a PostgreSQL store. Cloning shares it.
+#[derive(Clone)]
+pub(crate) struct PostgresStore {
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<Cmd>,
+    _tasks: Arc<Tasks>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("target", &self.shared.target)
+            .finish_non_exhaustive()
+    }
+}
+
+fn describe(e: &tokio_postgres::Error) -> String {
+    let text = match e.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => e.to_string(),
+    };
+    text.replace('\n', " ")
+}
+
+fn describe_pool(e: &PoolError) -> String {
+    match e {
+        PoolError::Backend(e) => describe(e),
+        PoolError::Timeout(_) => "timed out waiting for a database connection".to_owned(),
+        other => other.to_string().replace('\n', " "),
+    }
+}
+
+fn target_of(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
+    format!("{host}:{port}/{db}")
+}
+
+/// A name for this instance that no other holds: host, process and a counter.
+fn instance_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    format!(
+        "{host}/{}/{started}/{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+// The journal's read API (`count`, `entries`, `runs`, ...) is mirrored here for the
+// tests and for tools that read a store; the server itself only writes and claims.
+impl PostgresStore {
+    /// Connects, migrates the schema and starts the writer: fails when the database
+    /// cannot be reached or its schema is newer than this build knows.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn open(
+        url: &str,
+        settings: Settings,
+        stats: BatchStats,
+    ) -> Result<PostgresStore> {
+        let store = PostgresStore::start(url, settings, stats)?;
+        store.shared.ensure_migrated().await.map_err(Error::store)?;
+        store.shared.set_available(None);
+        Ok(store)
+    }
+
+    /// Starts the store for a server: a schema newer than this build refuses the start;
+    /// an unreachable database does not (requests are answered 503 until it answers,
+    /// and the schema is brought up to date then).
+    pub(crate) async fn for_server(
+        url: &str,
+        settings: Settings,
+        stats: BatchStats,
+    ) -> Result<PostgresStore> {
+        let store = PostgresStore::start(url, settings, stats)?;
+        match store.shared.migrate().await {
+            Ok(()) => store.shared.set_available(None),
+            Err(Migration::Newer(message)) => return Err(Error::store(message)),
+            Err(Migration::Failed(message)) => {
+                tracing::error!(store = %store.shared.target, error = %message, "store unavailable at start; answering 503 until it is back");
+                store.shared.set_available(Some(message));
+            }
+        }
+        Ok(store)
+    }
+
+    /// Starts the writer and the background tasks without waiting for the database:
+    /// while it cannot be reached, inserts fail and the store says why.
+    pub(crate) fn start(url: &str, settings: Settings, stats: BatchStats) -> Result<PostgresStore> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| Error::store(format!("not a PostgreSQL URL: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        config.application_name("dronehook");
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| Error::store(e.to_string()))?;
+        let shared = Arc::new(Shared {
+            target: target_of(&config),
+            config,
+            pool,
+            settings,
+            owner: instance_name(),
+            available: AtomicBool::new(false),
+            reason: Mutex::new(Some("not connected yet".to_owned())),
+            migrated: AtomicBool::new(false),
+            wake: Notify::new(),
+            stats,
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let tasks = vec![
+            tokio::spawn(writer(shared.clone(), rx)),
+            tokio::spawn(listener(shared.clone())),
+            tokio::spawn(maintenance(shared.clone())),
+        ];
+        Ok(PostgresStore {
+            shared,
+            tx,
+            _tasks: Arc::new(Tasks(tasks)),
+        })
+    }
+
+    /// `host:port/database`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn target(&self) -> &str {
+        &self.shared.target
+    }
+
+    /// Whether the last attempt to reach the database succeeded.
+    pub(crate) fn is_available(&self) -> bool {
+        self.shared.available.load(Ordering::Acquire)
+    }
+
+    /// Why the store is unavailable (one line), when it is.
+    pub(crate) fn unavailable_reason(&self) -> Option<String> {
+        if self.is_available() {
+            return None;
+        }
+        self.shared
+            .reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Commits a request, in one transaction with whatever else is waiting.
+    pub(crate) async fn insert(&self, entry: NewEntry) -> InsertReply {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send((Box::new(entry), reply)).is_err() {
+            return Err("the store is closed".into());
+        }
+        rx.await
+            .unwrap_or_else(|_| Err("the store's writer stopped".into()))
+    }
+
+    /// Claims up to `limit` due runs of these handlers for `lease`. Runs whose lease
+    /// expired with no attempts left are marked `dead` first.
+    pub(crate) async fn claim(
+        &self,
+        handlers: &[String],
+        limit: usize,
+        lease: Duration,
+        max_attempts: u32,
+    ) -> Result<Vec<Claimed>> {
+        let max = i32::try_from(max_attempts).unwrap_or(i32::MAX);
+        let client = self.shared.client().await.map_err(Error::store)?;
+        let sweep = client
+            .prepare_cached(
+                "UPDATE dronehook_runs
+                 SET status = 'dead', lease_owner = NULL, lease_until = NULL, updated_at = now(),
+                     last_error = 'its last attempt did not finish: the lease expired'
+                 WHERE status = 'pending' AND attempts >= $1::int4
+                   AND (lease_until IS NULL OR lease_until < now())",
+            )
+            .await
+            .map_err(|e| Error::store(describe(&e)))?;
+        let claim = client
+            .prepare_cached(
+                "WITH due AS (
+                    SELECT delivery_id, handler FROM dronehook_runs
+                    WHERE status = 'pending' AND next_at <= now()
+                      AND (lease_until IS NULL OR lease_until < now())
+                      AND attempts < $3::int4 AND handler = ANY($2::text[])
+                    ORDER BY next_at, delivery_id
+                    LIMIT $4::int8
+                    FOR UPDATE SKIP LOCKED
+                 )
+                 UPDATE dronehook_runs r
+                 SET lease_owner = $1::text,
+                     lease_until = now() + $5::float8 * interval '1 millisecond',
+                     attempts = r.attempts + 1, updated_at = now()
+                 FROM due WHERE r.delivery_id = due.delivery_id AND r.handler = due.handler
+                 RETURNING r.delivery_id, r.handler, r.attempts",
+            )
+            .await
+            .map_err(|e| Error::store(describe(&e)))?;
+        let swept = client
+            .execute(&sweep, &[&max])
+            .await
+            .map_err(|e| Error::store(describe(&e)))?;
+        if swept > 0 {
+            tracing::warn!(
+                runs = swept,
+                "handler runs are dead: their last attempt's lease expired"
+            );
+        }
+        let rows = client
+            .query(
+                &claim,
+                &[
+                    &self.shared.owner,
+                    &handlers,
+                    &max,
+                    &(limit as i64),
+                    &(lease.as_secs_f64() * 1000.0),
+                ],
+            )
+            .await
+            .map_err(|e| Error::store(describe(&e)))?;
+        Ok(rows
+            .iter()
+            .map(|r| Claimed {
+                delivery_id: r.get(0),
+                handler: r.get(1),
+                attempt: r.get::<_, i32>(2).max(0) as u32,
+            })
+            .collect())
+    }
+
+    /// Extends a lease this instance holds; `false` when it no longer holds it.
+    pub(crate) async fn renew(&self, run: &Claimed, lease: Duration) -> Result<bool> {
+        let client = self.shared.client().await.map_err(Error::store)?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE dronehook_runs
+                 SET lease_until = now() + $4::float8 * interval '1 millisecond'
+                 WHERE delivery_id = $1 AND handler = $2 AND lease_owner = $3
+                   AND status = 'pending'",
+            )
+            .await
+            .map_err(|e| Error::store(describe(&e)))?;
+        let n = client
+            .execute(
+                &stmt,
+                &[
+                    &run.delivery_id,
+                    &run.handler,
+                    &self.shared.owner,
+                    &(lease.as_secs_f64() * 1000.0),
+                ],
+            )
+            .await
+            .map_err(|e| Error::store(describe(&e)))?;
+        Ok(n > 0)
+    }
+
+    /// Records how an attempt ended and gives the lease up; `false` when the lease was
+    /// lost (another instance claimed the run again), in which case nothing is written.
+    pub(crate) async fn finish(
+        &self,
+        run: &Claimed,
+        outcome: &Outcome,
+        duration: Duration,
+    ) -> Result<bool> {
+        let (status, error, after) = match outcome {
+            Outcome::Ok => ("ok", None, Duration::ZERO),
+            Outcome::Retry { error, after } => ("pending", Some(error.as_str()), *after),
+            Outcome::Dead { error } => ("dead", Some(error.as_str()), Duration::ZERO),
+        };
+        let client = self.shared.client().await.map_err(Error::store)?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE dronehook_runs
+                 SET status = $4, last_error = $5, duration_ms = $6,
+                     next_at = now() + $7::float8 * interval '1 millisecond',
+                     lease_owner = NULL, lease_until = NULL, updated_at = now()
+                 WHERE delivery_id = $1 AND handler = $2 AND lease_owner = $3",
+            )
+            .await
+            .map_err(|e| Error::store(describe(&e)))?;
+        let n = client
+            .execute(
+                &stmt,
+                &[
+                    &run.delivery_id,
+                    &run.handler,
+                    &self.shared.owner,
+                    &status,
+                    &error,
+                    &(duration.as_millis() as i64),
+                    &(after.as_secs_f64() * 1000.0),
+                ],
+            )
+            .await
+            .map_err(|e| Error::store(describe(&e)))?;
+        Ok(n > 0)
+    }
+
+    /// Waits until runs may be due: a notification, this instance's own commit of new
+    /// runs, or the polling interval (at most `timeout`). `true` when woken early.
+    pub(crate) async fn wait_for_work(&self, timeout: Duration) -> bool {
+        let wait = timeout.min(self.shared.settings.poll_every);
+        tokio::time::timeout(wait, self.shared.wake.notified())
+            .await
+            .is_ok()
+    }
+
+    /// Prunes expired dedupe keys and the deliveries retention lets go (never one
+    /// with a pending run).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn prune(&self) -> Result<Pruned> {
+        self.shared.prune().await.map_err(Error::store)
+    }
+
+    async fn read<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        f: impl Fn(&tokio_postgres::Row) -> T,
+    ) -> Result<Vec<T>> {
+        let client = self.shared.client().await.map_err(Error::store)?;
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| Error::store(describe(&e)))?;
+        let rows = client
+            .query(&stmt, params)
+            .await
+            .map_err(|e| Error::store(describe(&e)))?;
+        Ok(rows.iter().map(f).collect())
+    }
+
+    /// How many requests the store holds.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn count(&self) -> Result<u64> {
+        let n = self
+            .read("SELECT count(*) FROM dronehook_deliveries", &[], |r| {
+                r.get::<_, i64>(0)
+            })
+            .await?;
+        Ok(n.first().copied().unwrap_or(0).max(0) as u64)
+    }
+
+    /// The entries with an id greater than `after`, oldest first, at most `limit`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn entries(&self, after: i64, limit: usize) -> Result<Vec<JournalEntry>> {
+        self.read(
+            &format!("{SELECT_ENTRY} WHERE id > $1 ORDER BY id LIMIT $2"),
+            &[&after, &(limit as i64)],
+            entry_from_row,
+        )
+        .await
+    }
+
+    /// One entry by id.
+    pub(crate) async fn entry(&self, id: i64) -> Result<Option<JournalEntry>> {
+        let mut rows = self
+            .read(
+                &format!("{SELECT_ENTRY} WHERE id = $1"),
+                &[&id],
+                entry_from_row,
+            )
+            .await?;
+        Ok(rows.pop())
+    }
+
+    /// The entry holding a body with this digest, if any.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn find(&self, digest: &BodyDigest) -> Result<Option<i64>> {
+        let rows = self
+            .read(
+                "SELECT id FROM dronehook_deliveries WHERE digest = $1 ORDER BY id LIMIT 1",
+                &[&&digest.as_bytes()[..]],
+                |r| r.get::<_, i64>(0),
+            )
+            .await?;
+        Ok(rows.first().copied())
+    }
+
+    /// The handler runs of one delivery.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn runs(&self, delivery_id: i64) -> Result<Vec<HandlerRun>> {
+        self.read(
+            &format!("{SELECT_RUN} WHERE delivery_id = $1 ORDER BY handler"),
+            &[&delivery_id],
+            run_from_row,
+        )
+        .await
+    }
+
+    /// Every run not finished yet, oldest delivery first.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn pending_runs(&self) -> Result<Vec<HandlerRun>> {
+        self.read(
+            &format!("{SELECT_RUN} WHERE status = 'pending' ORDER BY delivery_id, handler"),
+            &[],
+            run_from_row,
+        )
+        .await
+    }
+}
+
+fn entry_from_row(r: &tokio_postgres::Row) -> JournalEntry {
+    let digest: &[u8] = r.get(2);
+    let digest = <[u8; 32]>::try_from(digest).unwrap_or([0; 32]);
+    let headers: &[u8] = r.get(8);
+    JournalEntry {
+        id: r.get(0),
+        received_at: r.get(1),
+        digest: BodyDigest::from_bytes(digest),
+        event: r.get(3),
+        action: r.get(4),
+        known: r.get(5),
+        repo: r.get(6),
+        build: r.get(7),
+        headers: decode_headers(headers),
+        body: r.get(9),
+    }
+}
+
+#[cfg_attr(not(test), allow(dead_code))]
+fn run_from_row(r: &tokio_postgres::Row) -> HandlerRun {
+    HandlerRun {
+        delivery_id: r.get(0),
+        handler: r.get(1),
+        // `dead` is the journal's `failed`: the last attempt failed, kept and visible.
+        status: match r.get::<_, &str>(2) {
+            "ok" => RunStatus::Ok,
+            "dead" => RunStatus::Failed,
+            _ => RunStatus::Pending,
+        },
+        attempts: r.get::<_, i32>(3).max(0) as u32,
+        last_error: r.get(4),
+        last_duration: r
+            .get::<_, Option<i64>>(5)
+            .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+    }
+}
+
+impl Shared {
+    fn set_available(&self, reason: Option<String>) {
+        let up = reason.is_none();
+        let was = self.available.swap(up, Ordering::AcqRel);
+        if was && !up {
+            tracing::error!(store = %self.target, reason = reason.as_deref().unwrap_or(""), "store unavailable");
+        } else if !was && up {
+            tracing::info!(store = %self.target, "store available");
+        }
+        *self
+            .reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = reason;
+    }
+
+    async fn client(&self) -> std::result::Result<deadpool_postgres::Object, String> {
+        match self.pool.get().await {
+            Ok(client) => Ok(client),
+            Err(e) => {
+                let reason = describe_pool(&e);
+                self.set_available(Some(reason.clone()));
+                Err(reason)
+            }
+        }
+    }
+
+    /// Brings the schema up to this build's version once per process.
+    async fn ensure_migrated(&self) -> std::result::Result<(), String> {
+        self.migrate().await.map_err(|e| match e {
+            Migration::Newer(m) | Migration::Failed(m) => m,
+        })
+    }
+
+    async fn migrate(&self) -> std::result::Result<(), Migration> {
+        if self.migrated.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut client = self.client().await.map_err(Migration::Failed)?;
+        migrate(&mut client).await?;
+        self.migrated.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    async fn write_batch(
+        &self,
+        entries: &[&NewEntry],
+    ) -> std::result::Result<Vec<Inserted>, String> {
+        self.ensure_migrated().await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| describe(&e))?;
+        let db = |e: tokio_postgres::Error| describe(&e);
+
+        // The dedupe keys: the first copy of a key in the batch claims it; later copies
+        // in the batch are replays of that one.
+        let mut outcome: Vec<Option<Inserted>> = vec![None; entries.len()];
+        let mut first_of: HashMap<[u8; 32], usize> = HashMap::new();
+        let mut copies = Vec::new();
+        let mut plain = Vec::new();
+        let mut keys: Vec<&[u8]> = Vec::new();
+        let mut expiries = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            if !e.dedupe {
+                plain.push(i);
+                continue;
+            }
+            match first_of.entry(*e.digest.as_bytes()) {
+                Entry::Occupied(first) => copies.push((i, *first.get())),
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                    keys.push(&e.digest.as_bytes()[..]);
+                    expiries.push(e.received_at + self.settings.dedupe_window);
+                }
+            }
+        }
+        if !keys.is_empty() {
+            // A key another receiver is inserting makes this wait for its transaction,
+            // then count as taken if it committed.
+            let claim = tx
+                .prepare_cached(
+                    "INSERT INTO dronehook_dedupe (key, delivery_id, expires_at)
+                     SELECT k, nextval('dronehook_delivery_ids'), x
+                     FROM unnest($1::bytea[], $2::timestamptz[]) AS t(k, x)
+                     ON CONFLICT (key) DO NOTHING
+                     RETURNING key, delivery_id",
+                )
+                .await
+                .map_err(db)?;
+            let rows = tx.query(&claim, &[&keys, &expiries]).await.map_err(db)?;
+            for row in &rows {
+                let key: &[u8] = row.get(0);
+                if let Some(&i) = <[u8; 32]>::try_from(key)
+                    .ok()
+                    .and_then(|k| first_of.get(&k))
+                {
+                    outcome[i] = Some(Inserted::New(row.get(1)));
+                }
+            }
+            if rows.len() < keys.len() {
+                // A later statement sees what other transactions committed meanwhile.
+                let taken: Vec<&[u8]> = first_of
+                    .values()
+                    .filter(|&&i| outcome[i].is_none())
+                    .map(|&i| &entries[i].digest.as_bytes()[..])
+                    .collect();
+                let existing = tx
+                    .prepare_cached(
+                        "SELECT key, delivery_id FROM dronehook_dedupe WHERE key = ANY($1::bytea[])",
+                    )
+                    .await
+                    .map_err(db)?;
+                for row in tx.query(&existing, &[&taken]).await.map_err(db)? {
+                    let key: &[u8] = row.get(0);
+                    if let Some(&i) = <[u8; 32]>::try_from(key)
+                        .ok()
+                        .and_then(|k| first_of.get(&k))
+                    {
+                        outcome[i] = Some(Inserted::Duplicate(row.get(1)));
+                    }
+                }
+            }
+        }
+        if !plain.is_empty() {
+            let ids = tx
+                .prepare_cached(
+                    "SELECT nextval('dronehook_delivery_ids') FROM generate_series(1, $1::int8)",
+                )
+                .await
+                .map_err(db)?;
+            let rows = tx.query(&ids, &[&(plain.len() as i64)]).await.map_err(db)?;
+            for (&i, row) in plain.iter().zip(&rows) {
+                outcome[i] = Some(Inserted::New(row.get(0)));
+            }
+        }
+        for (i, first) in copies {
+            outcome[i] = match outcome[first] {
+                Some(Inserted::New(id) | Inserted::Duplicate(id)) => Some(Inserted::Duplicate(id)),
+                None => None,
+            };
+        }
+        let outcome: Vec<Inserted> = outcome
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or("a dedupe key vanished during the commit")?;
+
+        let mut cols = Columns::default();
+        for (e, inserted) in entries.iter().zip(&outcome) {
+            if let Inserted::New(id) = *inserted {
+                cols.push(id, e);
+            }
+        }
+        if !cols.ids.is_empty() {
+            let deliveries = tx
+                .prepare_cached(
+                    "INSERT INTO dronehook_deliveries
+                     (id, received_at, digest, event, action, known, repo, build, headers, body)
+                     SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::bytea[], $4::text[],
+                         $5::text[], $6::bool[], $7::text[], $8::int8[], $9::bytea[], $10::bytea[])",
+                )
+                .await
+                .map_err(db)?;
+            let runs = tx
+                .prepare_cached(
+                    "INSERT INTO dronehook_runs (delivery_id, handler, status)
+                     SELECT d, h, 'pending' FROM unnest($1::int8[], $2::text[]) AS t(d, h)
+                     ON CONFLICT DO NOTHING",
+                )
+                .await
+                .map_err(db)?;
+            // The statements are sent together (the connection pipelines them) and run
+            // in order; the notification is delivered at commit.
+            let delivery_params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+                &cols.ids,
+                &cols.received,
+                &cols.digests,
+                &cols.events,
+                &cols.actions,
+                &cols.known,
+                &cols.repos,
+                &cols.builds,
+                &cols.headers,
+                &cols.bodies,
+            ];
+            let run_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+                [&cols.run_ids, &cols.run_handlers];
+            let insert = tx.execute(&deliveries, &delivery_params);
+            if cols.run_ids.is_empty() {
+                insert.await.map_err(db)?;
+            } else {
+                let add_runs = tx.execute(&runs, &run_params);
+                let notify = tx.batch_execute("NOTIFY dronehook_runs");
+                tokio::try_join!(insert, add_runs, notify).map_err(db)?;
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(outcome)
+    }
+
+    async fn prune(&self) -> std::result::Result<Pruned, String> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let db = |e: tokio_postgres::Error| describe(&e);
+        let mut pruned = Pruned::default();
+        let keys = client
+            .prepare_cached(
+                "DELETE FROM dronehook_dedupe WHERE key IN
+                 (SELECT key FROM dronehook_dedupe WHERE expires_at < now() LIMIT $1)",
+            )
+            .await
+            .map_err(db)?;
+        loop {
+            let n = client.execute(&keys, &[&PRUNE_CHUNK]).await.map_err(db)?;
+            pruned.dedupe_keys += n;
+            if n < PRUNE_CHUNK as u64 {
+                break;
+            }
+        }
+        // The newest id beyond the row bound: it and older ones may go.
+        let bound: Option<i64> = match self.settings.max_rows {
+            Some(max) => client
+                .query_opt(
+                    "SELECT id FROM dronehook_deliveries ORDER BY id DESC OFFSET $1 LIMIT 1",
+                    &[&i64::try_from(max).unwrap_or(i64::MAX)],
+                )
+                .await
+                .map_err(db)?
+                .map(|r| r.get(0)),
+            None => None,
+        };
+        let age_ms: Option<f64> = self.settings.retain.map(|d| d.as_secs_f64() * 1000.0);
+        if bound.is_none() && age_ms.is_none() {
+            return Ok(pruned);
+        }
+        let deliveries = client
+            .prepare_cached(
+                "DELETE FROM dronehook_deliveries WHERE id IN (
+                    SELECT d.id FROM dronehook_deliveries d
+                    WHERE (d.received_at < now() - $1::float8 * interval '1 millisecond'
+                           OR d.id <= $2::int8)
+                      AND NOT EXISTS (SELECT 1 FROM dronehook_runs r
+                                      WHERE r.delivery_id = d.id AND r.status = 'pending')
+                    ORDER BY d.id LIMIT $3)",
+            )
+            .await
+            .map_err(db)?;
+        loop {
+            let n = client
+                .execute(&deliveries, &[&age_ms, &bound, &PRUNE_CHUNK])
+                .await
+                .map_err(db)?;
+            pruned.deliveries += n;
+            if n < PRUNE_CHUNK as u64 {
+                break;
+            }
+        }
+        Ok(pruned)
+    }
+}
+
+/// A batch's new deliveries, column by column, for `unnest`.
+#[derive(Default)]
+struct Columns<'a> {
+    ids: Vec<i64>,
+    received: Vec<SystemTime>,
+    digests: Vec<&'a [u8]>,
+    events: Vec<&'a str>,
+    actions: Vec<&'a str>,
+    known: Vec<bool>,
+    repos: Vec<Option<&'a str>>,
+    builds: Vec<Option<i64>>,
+    headers: Vec<&'a [u8]>,
+    bodies: Vec<&'a [u8]>,
+    run_ids: Vec<i64>,
+    run_handlers: Vec<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    fn push(&mut self, id: i64, e: &'a NewEntry) {
+        self.ids.push(id);
+        self.received.push(e.received_at);
+        self.digests.push(&e.digest.as_bytes()[..]);
+        self.events.push(&e.event);
+        self.actions.push(&e.action);
+        self.known.push(e.known);
+        self.repos.push(e.repo.as_deref());
+        self.builds.push(e.build);
+        self.headers.push(&e.headers);
+        self.bodies.push(&e.body);
+        for handler in &e.handlers {
+            self.run_ids.push(id);
+            self.run_handlers.push(handler);
+        }
+    }
+}
+
+/// Why the schema could not be brought up to date.
+enum Migration {
+    /// The database's schema is newer than this build: not something a retry fixes.
+    Newer(String),
+    /// The database could not be reached or refused a step.
+    Failed(String),
+}
+
+/// Runs the missing migration steps in one transaction, under a lock that receivers
+/// starting together share; refuses a schema newer than this build.
+async fn migrate(client: &mut deadpool_postgres::Object) -> std::result::Result<(), Migration> {
+    let db = |e: tokio_postgres::Error| Migration::Failed(describe(&e));
+    let tx = client.transaction().await.map_err(db)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(db)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS dronehook_schema (
+             version integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         )",
+    )
+    .await
+    .map_err(db)?;
+    let found: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM dronehook_schema",
+            &[],
+        )
+        .await
+        .map_err(db)?
+        .get(0);
+    if found > SCHEMA_VERSION {
+        return Err(Migration::Newer(format!(
+            "the database's schema is version {found}, newer than this dronehook knows ({SCHEMA_VERSION}); upgrade dronehook"
+        )));
+    }
+    for (version, step) in (1..).zip(MIGRATIONS).skip(found.max(0) as usize) {
+        tx.batch_execute(step).await.map_err(db)?;
+        tx.execute(
+            "INSERT INTO dronehook_schema (version) VALUES ($1)",
+            &[&version],
+        )
+        .await
+        .map_err(db)?;
+        tracing::info!(version, "store schema migrated");
+    }
+    tx.commit().await.map_err(db)
+}
+
+/// Commits inserts in batches: everything that queued up while the last commit was
+/// in flight goes into the next one.
+async fn writer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+    let mut batch: Vec<Cmd> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(cmd) => batch.push(cmd),
+                Err(_) => break,
+            }
+        }
+        let started = std::time::Instant::now();
+        let entries: Vec<&NewEntry> = batch.iter().map(|(e, _)| &**e).collect();
+        let result = tokio::time::timeout(COMMIT_TIMEOUT, shared.write_batch(&entries))
+            .await
+            .unwrap_or_else(|_| Err("the commit timed out".to_owned()));
+        let elapsed = started.elapsed();
+        match result {
+            Ok(outcome) => {
+                shared.set_available(None);
+                shared.stats.commits.inc();
+                if let Some(sizes) = &shared.stats.batch_size {
+                    sizes.observe(batch.len() as f64);
+                }
+                if batch.iter().any(|(e, _)| !e.handlers.is_empty()) {
+                    shared.wake.notify_waiters();
+                }
+                for ((_, reply), inserted) in batch.drain(..).zip(outcome) {
+                    let _ = reply.send(Ok((inserted, elapsed)));
+                }
+            }
+            Err(message) => {
+                tracing::error!(store = %shared.target, error = %message, "store commit failed");
+                shared.set_available(Some(message.clone()));
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(message.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Keeps a connection listening for new runs, connecting again after a failure.
+async fn listener(shared: Arc<Shared>) {
+    loop {
+        let error = listen_once(&shared).await;
+        tracing::debug!(store = %shared.target, %error, "not listening for new runs; polling");
+        // Whatever was notified while not listening is found by the next poll.
+        tokio::time::sleep(shared.settings.poll_every).await;
+    }
+}
+
+async fn listen_once(shared: &Shared) -> String {
+    let (client, mut connection) = match shared.config.connect(NoTls).await {
+        Ok(pair) => pair,
+        Err(e) => return describe(&e),
+    };
+    let wake = &shared.wake;
+    let mut drive = std::pin::pin!(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(_))) => wake.notify_waiters(),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return describe(&e),
+                None => return "the connection closed".to_owned(),
+            }
+        }
+    });
+    let listen = format!("LISTEN {CHANNEL}");
+    tokio::select! {
+        listening = client.batch_execute(&listen) => {
+            if let Err(e) = listening {
+                return describe(&e);
+            }
+        }
+        error = &mut drive => return error,
+    }
+    // Runs added while this was not listening are due now.
+    wake.notify_waiters();
+    let error = drive.await;
+    drop(client);
+    error
+}
+
+/// Prunes on a timer, and checks an unavailable database more often so the store says
+/// it is back without waiting for a request.
+async fn maintenance(shared: Arc<Shared>) {
+    let mut last_prune = tokio::time::Instant::now();
+    loop {
+        let wait = if shared.available.load(Ordering::Acquire) {
+            shared.settings.maintenance_every
+        } else {
+            shared.settings.poll_every
+        };
+        tokio::time::sleep(wait).await;
+        if !shared.available.load(Ordering::Acquire) {
+            match shared.client().await {
+                Ok(client) => match client.simple_query("SELECT 1").await {
+                    Ok(_) => shared.set_available(None),
+                    Err(e) => shared.set_available(Some(describe(&e))),
+                },
+                Err(_) => continue,
+            }
+        }
+        if last_prune.elapsed() < shared.settings.maintenance_every {
+            continue;
+        }
+        last_prune = tokio::time::Instant::now();
+        match shared.prune().await {
+            Ok(p) if p.deliveries + p.dedupe_keys > 0 => {
+                tracing::info!(
+                    deliveries = p.deliveries,
+                    dedupe_keys = p.dedupe_keys,
+                    "store pruned"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(store = %shared.target, error = %e, "store pruning failed"),
+        }
+    }
+}
