@@ -6,7 +6,7 @@
 //! test and doc reuse each other's dependency builds instead of starting over.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -89,17 +89,7 @@ fn steps() -> Vec<Step> {
             // missing from the package, a path dependency without a version). Publishing
             // itself is a release decision; this only keeps it possible.
             name: "cargo package --workspace --exclude xtask --allow-dirty --locked",
-            action: Action::Cargo(
-                &[
-                    "package",
-                    "--workspace",
-                    "--exclude",
-                    "xtask",
-                    "--allow-dirty",
-                    "--locked",
-                ],
-                &[],
-            ),
+            action: Action::InProcess(package),
         },
         Step {
             name: "cargo xtask fixtures --check",
@@ -156,6 +146,55 @@ fn ensure_postgres(_root: &Path) -> Result<()> {
         }
         None => bail!("postgresql is installed, but its server binaries were not found"),
     }
+}
+
+/// `cargo package` of every crate but xtask, with verification.
+///
+/// Cargo verifies a crate that depends on a sibling against the sibling's package, served
+/// from a temporary registry under `target/package/` and unpacked into
+/// `$CARGO_HOME/registry/src/-<hash>/<name>-<version>/`. A later run from the same
+/// checkout finds that directory already there and uses it although the package changed
+/// (the version did not), so the dependents would be built against the previous run's
+/// sources. This workspace's unpacked packages are removed first, and only those: the
+/// nameless (local) registries' `dronehook-*` directories.
+fn package(root: &Path) -> Result<()> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    if let Some(src) = cargo_home.map(|home| home.join("registry/src")) {
+        for registry in std::fs::read_dir(&src).into_iter().flatten().flatten() {
+            if !registry.file_name().to_string_lossy().starts_with('-') {
+                continue;
+            }
+            for unpacked in std::fs::read_dir(registry.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if unpacked
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("dronehook-")
+                {
+                    std::fs::remove_dir_all(unpacked.path()).with_context(|| {
+                        format!("removing the stale package {}", unpacked.path().display())
+                    })?;
+                }
+            }
+        }
+    }
+    run_cargo(
+        root,
+        &[
+            "package",
+            "--workspace",
+            "--exclude",
+            "xtask",
+            "--allow-dirty",
+            "--locked",
+        ],
+        &[],
+    )
 }
 
 fn fixtures_check(root: &Path) -> Result<()> {
