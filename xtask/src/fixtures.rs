@@ -160,7 +160,8 @@ fn plan(root: &Path) -> Result<Plan> {
 const HOSTILE_README: &str = include_str!("hostile_readme.md");
 
 /// A hostile case's `NAME.expect`: its summary as comments, then `server:`,
-/// `verify:` and, for replays, `replay:` lines (format in the README above).
+/// `verify:` and, for pipelined cases and replays, `pipelined:` and `replay:` lines
+/// (format in the README above).
 fn hostile_expect(case: &dronehook_audit::Case) -> String {
     use std::fmt::Write as _;
 
@@ -176,13 +177,25 @@ fn hostile_expect(case: &dronehook_audit::Case) -> String {
         VerifyOutcome::NotApplicable => "-".to_owned(),
         other => other.to_string(),
     };
+    let outcome = |o: &dronehook_audit::ServerOutcome| {
+        if o.is_closed_or_4xx() {
+            "closed or 4xx".to_owned()
+        } else {
+            format!("{} {}", o.status, code(o.code))
+        }
+    };
     let mut out = format!(
-        "# {}\n# group: {}\nserver: {} {}\nverify: {verify}\n",
+        "# {}\n# group: {}\nserver: {}\nverify: {verify}\n",
         case.summary,
         case.group,
-        case.server.status,
-        code(case.server.code)
+        outcome(&case.server),
     );
+    if let dronehook_audit::Connection::Pipelined(more) = &case.connection {
+        for next in more {
+            // Writing to a String cannot fail.
+            let _ = writeln!(out, "pipelined: {}", outcome(&next.server));
+        }
+    }
     if let Some(r) = &case.replay {
         // Writing to a String cannot fail.
         let _ = writeln!(

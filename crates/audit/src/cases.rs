@@ -2,13 +2,21 @@
 //! with one thing changed.
 
 use crate::catalog::{
-    Carrier, Case, Damage, DateSpec, DigestSpec, Framing, Group, Key, NONCE_MARKER, Replay,
-    ServerOutcome, Sign, Template, Value, VerifyOutcome,
+    Carrier, Case, Connection, Damage, DateSpec, DigestSpec, Framing, Group, Key, NONCE_MARKER,
+    Pipelined, Replay, ServerOutcome, Sign, Template, Value, VerifyOutcome,
 };
 use dronehook_protocol::samples;
 
 /// The default server limit on bodies (`dronehook serve --max-body`, 1 MiB).
 const LIMIT: usize = 1024 * 1024;
+
+/// A body forged under a captured header set: another user event.
+const FORGED: &[u8] = br#"{"event":"user","action":"deleted","user":{"id":1,"login":"octocat","email":"octocat@github.com","machine":false,"admin":true,"active":true,"avatar":"","syncing":false,"synced":0,"created":0,"updated":0,"last_login":0}}"#;
+
+/// HTTP/2's connection preface for a client with prior knowledge (RFC 9113, 3.4),
+/// then an empty SETTINGS frame, as an h2c client opens a connection.
+const HTTP2_PREFACE: &[u8] =
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
 /// What Drone's reference receiver answers when it accepts.
 const REF_ACCEPTS: &str = "204: accepted and delivered";
@@ -52,6 +60,7 @@ fn base(name: &'static str, group: Group, summary: &'static str) -> Case {
             framing: Framing::ContentLength,
         },
         replay: None,
+        connection: Connection::Single,
     }
 }
 
@@ -65,6 +74,19 @@ impl Case {
         } else {
             VerifyOutcome::Code(code)
         };
+        self
+    }
+
+    /// Expects the connection closed without an answer, or a 4xx; `dronehook verify`
+    /// does not apply.
+    fn closed_or_4xx(mut self) -> Self {
+        self.server = ServerOutcome::CLOSED_OR_4XX;
+        self.verify = VerifyOutcome::NotApplicable;
+        self
+    }
+
+    fn connection(mut self, connection: Connection) -> Self {
+        self.connection = connection;
         self
     }
 
@@ -509,7 +531,7 @@ fn date() -> Vec<Case> {
 
 fn digest() -> Vec<Case> {
     let g = Group::Digest;
-    let forged = br#"{"event":"user","action":"deleted","user":{"id":1,"login":"octocat","email":"octocat@github.com","machine":false,"admin":true,"active":true,"avatar":"","syncing":false,"synced":0,"created":0,"updated":0,"last_login":0}}"#;
+    let forged = FORGED;
     vec![
         base(
             "digest_missing",
@@ -872,7 +894,36 @@ fn transport() -> Vec<Case> {
         .expect(431, "headers.too_large")
         .transport()
         .reference("204: Go limits the head's size (1 MB), not the number of lines"),
+        pipelined_forgery(g),
+        base(
+            "transport_http2_preface",
+            g,
+            "HTTP/2's prior-knowledge preface (`PRI * HTTP/2.0`) and a SETTINGS frame on a plain connection.",
+        )
+        .connection(Connection::Raw(HTTP2_PREFACE))
+        .closed_or_4xx()
+        .reference("no 2xx: not an HTTP/1 request to Go's server, the handler never runs"),
     ]
+}
+
+/// A valid request, then on the same connection (pipelined, written before any
+/// answer) the same signed headers over a forged body: each request is judged on its
+/// own, whatever came before it on the connection.
+fn pipelined_forgery(g: Group) -> Case {
+    let name = "transport_pipelined_forgery";
+    let valid = base(name, g, "");
+    let forged = valid.clone().damage(Damage::ReplaceBody(FORGED.to_vec()));
+    base(
+        name,
+        g,
+        "A valid request, then on the same connection its headers over a forged body: 204, then 401.",
+    )
+    .connection(Connection::Pipelined(vec![Pipelined::new(
+        forged.request,
+        ServerOutcome::new(401, "digest.mismatch"),
+    )]))
+    .transport()
+    .reference("204, then 204: the forged body is delivered too (Digest is never compared with the body)")
 }
 
 fn body() -> Vec<Case> {

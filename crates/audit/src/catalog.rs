@@ -87,9 +87,15 @@ impl fmt::Display for Group {
 
 /// What a receiver answers: the HTTP status and the response body's code (its first
 /// line; empty for an empty body).
+///
+/// Status 0 ([`ServerOutcome::CLOSED_OR_4XX`]) is the one expectation that is not a
+/// single answer: the connection is closed without any answer, or answered with some
+/// 4xx (whatever its code). It is for bytes that are not an HTTP/1.1 request at all,
+/// where receivers differ in whether they say so before they close, and only a
+/// success would be wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ServerOutcome {
-    /// The HTTP status.
+    /// The HTTP status; 0 for [`ServerOutcome::CLOSED_OR_4XX`].
     pub status: u16,
     /// The error code, such as `digest.mismatch`; empty when the body is empty.
     pub code: &'static str,
@@ -101,15 +107,33 @@ impl ServerOutcome {
         ServerOutcome { status, code }
     }
 
+    /// The connection closed without an answer, or any 4xx answer.
+    pub const CLOSED_OR_4XX: ServerOutcome = ServerOutcome::new(0, "");
+
+    /// Whether this is [`ServerOutcome::CLOSED_OR_4XX`].
+    pub fn is_closed_or_4xx(&self) -> bool {
+        self.status == 0
+    }
+
     /// Whether the request is accepted (a 2xx status).
     pub fn is_accepted(&self) -> bool {
         (200..300).contains(&self.status)
     }
 
     /// Whether a response with this status and body matches: same status and, when
-    /// a code is expected, the same first line of the body.
+    /// a code is expected, the same first line of the body (for
+    /// [`ServerOutcome::CLOSED_OR_4XX`], any 4xx).
     pub fn matches(&self, status: u16, body: &[u8]) -> bool {
-        status == self.status && response_code(body) == self.code
+        self.matches_code(status, response_code(body))
+    }
+
+    /// Whether an answer with this status and code matches.
+    pub fn matches_code(&self, status: u16, code: &str) -> bool {
+        if self.is_closed_or_4xx() {
+            (400..500).contains(&status)
+        } else {
+            status == self.status && code == self.code
+        }
     }
 }
 
@@ -124,7 +148,9 @@ pub fn response_code(body: &[u8]) -> &str {
 
 impl fmt::Display for ServerOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.code.is_empty() {
+        if self.is_closed_or_4xx() {
+            f.write_str("closed or 4xx")
+        } else if self.code.is_empty() {
             write!(f, "{}", self.status)
         } else {
             write!(f, "{} {}", self.status, self.code)
@@ -200,15 +226,66 @@ pub struct Case {
     pub request: Template,
     /// Set for cases that send the request more than once.
     pub replay: Option<Replay>,
+    /// What is written on the case's connection: the request alone, or more.
+    pub connection: Connection,
 }
 
 impl Case {
-    /// What copy `index` (0-based) of the request is answered.
+    /// What answer `index` (0-based) is expected to be: for a replay, the answer to
+    /// copy `index`; for a pipelined case, the answer to request `index` on its
+    /// connection.
     pub fn expected_for_copy(&self, index: usize) -> ServerOutcome {
+        if let Connection::Pipelined(more) = &self.connection {
+            return match index {
+                0 => self.server,
+                i => more.get(i - 1).map_or(self.server, |p| p.server),
+            };
+        }
         match &self.replay {
             Some(replay) if index > 0 && !replay.concurrent => replay.later,
             _ => self.server,
         }
+    }
+
+    /// How many answers one connection of this case is expected to carry: one, or
+    /// one for each request of a pipelined case.
+    pub fn answers_per_connection(&self) -> usize {
+        match &self.connection {
+            Connection::Pipelined(more) => 1 + more.len(),
+            _ => 1,
+        }
+    }
+}
+
+/// What a case writes on its connection (each copy of a replay has its own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Connection {
+    /// The case's request alone, with `Connection: close`: one answer.
+    Single,
+    /// The case's request, then these, written back to back before any answer is
+    /// read. Every request but the last leaves out `Connection: close`; the answers
+    /// must come in order, the first [`Case::server`], then each of these.
+    Pipelined(Vec<Pipelined>),
+    /// These bytes, which are not an HTTP/1.1 request, instead of the case's
+    /// request (whose template then only documents the intent).
+    Raw(&'static [u8]),
+}
+
+/// A request written behind another on the same connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Pipelined {
+    /// The request.
+    pub request: Template,
+    /// Its expected answer.
+    pub server: ServerOutcome,
+}
+
+impl Pipelined {
+    /// A request and its expected answer.
+    pub fn new(request: Template, server: ServerOutcome) -> Self {
+        Pipelined { request, server }
     }
 }
 

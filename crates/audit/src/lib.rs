@@ -55,8 +55,9 @@ mod render;
 mod run;
 
 pub use catalog::{
-    Carrier, Case, Damage, DateSpec, DigestSpec, Framing, Group, Key, NONCE_MARKER, Replay,
-    ServerOutcome, Sign, Template, Value, VerifyOutcome, all, get, response_code,
+    Carrier, Case, Connection, Damage, DateSpec, DigestSpec, Framing, Group, Key, NONCE_MARKER,
+    Pipelined, Replay, ServerOutcome, Sign, Template, Value, VerifyOutcome, all, get,
+    response_code,
 };
 pub use render::{RenderContext, asctime_date, rfc850_date};
 pub use run::{Answer, Exchange, Run, Tcp, run_case};

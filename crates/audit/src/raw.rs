@@ -421,10 +421,38 @@ pub fn exchange(
     request: &[u8],
     timeout: Duration,
 ) -> Result<Response, ExchangeError> {
+    exchange_pipelined(addr, request, 1, timeout)
+        .into_iter()
+        .next()
+        .unwrap_or(Err(ExchangeError::Response(ResponseError::Closed)))
+}
+
+/// Like [`exchange`], for pipelined requests: `request` holds `answers` requests back
+/// to back, and as many answers are read from the connection, in order, each an
+/// answer or why it is missing.
+pub fn exchange_pipelined(
+    addr: SocketAddr,
+    request: &[u8],
+    answers: usize,
+    timeout: Duration,
+) -> Vec<Result<Response, ExchangeError>> {
     let deadline = Instant::now() + timeout;
-    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(ExchangeError::Connect)?;
+    let connected = TcpStream::connect_timeout(&addr, timeout)
+        .and_then(|stream| stream.try_clone().map(|writer| (stream, writer)));
+    let (stream, mut writer) = match connected {
+        Ok(pair) => pair,
+        Err(e) => {
+            return (0..answers.max(1))
+                .map(|_| {
+                    Err(ExchangeError::Connect(io::Error::new(
+                        e.kind(),
+                        e.to_string(),
+                    )))
+                })
+                .collect();
+        }
+    };
     let _ = stream.set_nodelay(true);
-    let mut writer = stream.try_clone().map_err(ExchangeError::Connect)?;
     let _ = writer.set_write_timeout(Some(timeout));
     std::thread::scope(|scope| {
         scope.spawn(move || {
@@ -432,7 +460,7 @@ pub fn exchange(
                 let _ = writer.flush();
             }
         });
-        let answer = read_until_answered(&stream, deadline, timeout);
+        let answer = read_until_answered(&stream, deadline, timeout, answers.max(1));
         // Unblocks a writer the receiver stopped reading from.
         let _ = stream.shutdown(Shutdown::Both);
         answer
@@ -443,28 +471,33 @@ fn read_until_answered(
     mut stream: &TcpStream,
     deadline: Instant,
     timeout: Duration,
-) -> Result<Response, ExchangeError> {
-    let mut answer = ResponseReader::new();
+    answers: usize,
+) -> Vec<Result<Response, ExchangeError>> {
+    let mut answer = ResponseReader::pipelined(answers);
     let mut chunk = [0u8; 8192];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ExchangeError::Timeout(timeout));
-        }
-        let _ = stream.set_read_timeout(Some(left));
-        let read = match stream.read(&mut chunk) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(ExchangeError::Timeout(timeout));
+        let read = if left.is_zero() {
+            None
+        } else {
+            let _ = stream.set_read_timeout(Some(left));
+            match stream.read(&mut chunk) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    None
+                }
+                read => Some(read.map(|n| &chunk[..n])),
             }
-            read => read.map(|n| &chunk[..n]),
         };
-        if let Some(result) = answer.feed(read) {
+        let Some(read) = read else {
+            return answer.timed_out(timeout);
+        };
+        if let Some(result) = answer.feed_all(read) {
             return result;
         }
     }
@@ -474,16 +507,40 @@ fn read_until_answered(
 /// connection, it says when the answer is decided and what it is. [`exchange`] drives
 /// it over a blocking TCP stream; another transport (an async TLS stream) drives it
 /// the same way, so that every exchange judges what it read alike.
-#[derive(Debug, Default)]
+///
+/// A reader made with [`ResponseReader::pipelined`] reads several answers in a row
+/// from one connection ([`ResponseReader::feed_all`]): every answer but the last must
+/// be complete (a 204, a `Content-Length` or chunked body) before the next is read.
+#[derive(Debug)]
 pub struct ResponseReader {
     buf: Vec<u8>,
+    /// Where the answer being read starts in `buf`.
+    start: usize,
+    /// How many answers are read.
+    wanted: usize,
+    /// The answers decided so far.
+    done: Vec<Result<Response, ExchangeError>>,
+}
+
+impl Default for ResponseReader {
+    fn default() -> Self {
+        ResponseReader::new()
+    }
 }
 
 impl ResponseReader {
-    /// A reader that has read nothing yet.
+    /// A reader that has read nothing yet, of one answer.
     pub fn new() -> Self {
+        ResponseReader::pipelined(1)
+    }
+
+    /// A reader of `answers` answers in a row on one connection (at least one).
+    pub fn pipelined(answers: usize) -> Self {
         ResponseReader {
             buf: Vec::with_capacity(1024),
+            start: 0,
+            wanted: answers.max(1),
+            done: Vec::new(),
         }
     }
 
@@ -492,8 +549,23 @@ impl ResponseReader {
     /// complete (read again); else the response, or why there is none: a failed read
     /// before a whole answer is [`ExchangeError::Read`] (a reset after a complete
     /// answer still counts as that answer), bytes that are not a response
-    /// [`ExchangeError::Response`].
+    /// [`ExchangeError::Response`]. For a pipelined reader, the first answer once all
+    /// are decided.
     pub fn feed(&mut self, read: io::Result<&[u8]>) -> Option<Result<Response, ExchangeError>> {
+        self.feed_all(read).map(|all| {
+            all.into_iter()
+                .next()
+                .unwrap_or(Err(ExchangeError::Response(ResponseError::Closed)))
+        })
+    }
+
+    /// Like [`ResponseReader::feed`], for every answer: `None` while some answer is
+    /// not decided; else each answer in order, or why it is missing (an answer after
+    /// the connection ended is [`ResponseError::Closed`]).
+    pub fn feed_all(
+        &mut self,
+        read: io::Result<&[u8]>,
+    ) -> Option<Vec<Result<Response, ExchangeError>>> {
         let (closed, failure) = match read {
             Ok(bytes) => {
                 self.buf.extend_from_slice(bytes);
@@ -501,12 +573,145 @@ impl ResponseReader {
             }
             Err(e) => (true, Some(e)),
         };
-        match (read_response(&self.buf, closed), failure) {
-            (Ok(Some(response)), _) => Some(Ok(response)),
-            (Ok(None), _) => None,
-            // A reset before a whole answer is the reset's fault, not the answer's.
-            (Err(_), Some(e)) => Some(Err(ExchangeError::Read(e))),
-            (Err(e), None) => Some(Err(ExchangeError::Response(e))),
+        loop {
+            let rest = &self.buf[self.start..];
+            if self.done.len() + 1 < self.wanted {
+                match complete_response(rest) {
+                    Ok(Some((response, used))) => {
+                        self.done.push(Ok(response));
+                        self.start += used;
+                        continue;
+                    }
+                    Ok(None) if !closed => return None,
+                    // The connection ended: what is left is the last answer there is.
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.done.push(Err(ExchangeError::Response(e)));
+                        return Some(self.finish());
+                    }
+                }
+            }
+            let answer = match (read_response(rest, closed), failure) {
+                (Ok(Some(response)), _) => Ok(response),
+                (Ok(None), _) => return None,
+                // Reset (or, over TLS, ended without a close_notify) before any byte
+                // of an answer: the receiver closed the connection, however abruptly.
+                (Err(_), Some(e)) if rest.is_empty() && ends_abruptly(&e) => {
+                    Err(ExchangeError::Response(ResponseError::Closed))
+                }
+                // A reset before a whole answer is the reset's fault, not the answer's.
+                (Err(_), Some(e)) => Err(ExchangeError::Read(e)),
+                (Err(e), None) => Err(ExchangeError::Response(e)),
+            };
+            self.done.push(answer);
+            return Some(self.finish());
+        }
+    }
+
+    /// The answers decided, and for each one missing, that the connection ended
+    /// before it.
+    fn finish(&mut self) -> Vec<Result<Response, ExchangeError>> {
+        let mut all = std::mem::take(&mut self.done);
+        while all.len() < self.wanted {
+            all.push(Err(ExchangeError::Response(ResponseError::Closed)));
+        }
+        all
+    }
+
+    /// The answers decided, and [`ExchangeError::Timeout`] for the others.
+    pub fn timed_out(&mut self, timeout: Duration) -> Vec<Result<Response, ExchangeError>> {
+        let mut all = std::mem::take(&mut self.done);
+        while all.len() < self.wanted {
+            all.push(Err(ExchangeError::Timeout(timeout)));
+        }
+        all
+    }
+}
+
+/// Whether a read error is the peer ending the connection without the usual goodbye.
+fn ends_abruptly(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// A whole response at the start of `buf` and how many bytes it takes, for reading
+/// the next one behind it: `Ok(None)` while it is incomplete, or when its end is the
+/// end of the connection (no length, not chunked).
+fn complete_response(buf: &[u8]) -> Result<Option<(Response, usize)>, ResponseError> {
+    let mut offset = 0;
+    loop {
+        let rest = &buf[offset..];
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut response = httparse::Response::new(&mut headers);
+        let head_len = match response.parse(rest) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) if rest.len() > MAX_RESPONSE => {
+                return Err(ResponseError::HeadTooLarge);
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(ResponseError::NotHttp(e.to_string())),
+        };
+        let status = response.code.unwrap_or_default();
+        if (100..200).contains(&status) {
+            offset += head_len;
+            continue;
+        }
+        let end = offset + head_len;
+        if status == 204 || status == 304 {
+            let body = Vec::new();
+            return Ok(Some((Response { status, body }, end)));
+        }
+        let header = |name: &str| {
+            response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
+        };
+        let body = &rest[head_len..];
+        if header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+            return Ok(chunked_length(body).and_then(|used| {
+                let body = dechunk_response(&body[..used])?;
+                Some((Response { status, body }, end + used))
+            }));
+        }
+        let Some(length) = header("content-length").and_then(|v| v.parse::<usize>().ok()) else {
+            return Ok(None);
+        };
+        if body.len() < length {
+            return Ok(None);
+        }
+        let body = body[..length.min(MAX_RESPONSE)].to_vec();
+        return Ok(Some((Response { status, body }, end + length)));
+    }
+}
+
+/// How many bytes a complete chunked body takes (its last chunk and an empty
+/// trailer included); `None` while it is incomplete.
+fn chunked_length(body: &[u8]) -> Option<usize> {
+    let mut used = 0;
+    loop {
+        let Ok(httparse::Status::Complete((n, size))) = httparse::parse_chunk_size(&body[used..])
+        else {
+            return None;
+        };
+        used += n;
+        let size = usize::try_from(size).ok()?;
+        if size == 0 {
+            let trailer_end = body[used..].windows(2).position(|w| w == b"\r\n")?;
+            if trailer_end == 0 {
+                return Some(used + 2);
+            }
+            let end = body[used..].windows(4).position(|w| w == b"\r\n\r\n")?;
+            return Some(used + end + 4);
+        }
+        used = used.checked_add(size)?.checked_add(2)?;
+        if body.len() < used {
+            return None;
         }
     }
 }
@@ -539,6 +744,62 @@ mod tests {
         assert!(reader.feed(Ok(b"HTTP/1.1 2")).is_none());
         let err = reader.feed(Ok(b"")).unwrap().unwrap_err();
         assert!(matches!(err, ExchangeError::Response(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_pipelined_reader_reads_its_answers_in_order() {
+        let first = b"HTTP/1.1 204 No Content\r\ndate: x\r\n\r\n";
+        let chunked =
+            b"HTTP/1.1 400 Bad Request\r\ntransfer-encoding: chunked\r\n\r\n5\r\nbad.x\r\n0\r\n\r\n";
+        let last = b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 16\r\n\r\ndigest.mismatch\n";
+        let mut all = first.to_vec();
+        all.extend_from_slice(chunked);
+        all.extend_from_slice(last);
+        let mut reader = ResponseReader::pipelined(3);
+        // Byte by byte: nothing is decided before the last answer's code.
+        for byte in &all[..all.len() - 1] {
+            assert!(reader.feed_all(Ok(std::slice::from_ref(byte))).is_none());
+        }
+        let answers = reader.feed_all(Ok(&all[all.len() - 1..])).unwrap();
+        let got: Vec<(u16, String)> = answers
+            .into_iter()
+            .map(|a| a.map(|r| (r.status, r.code().to_owned())).unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (204, String::new()),
+                (400, "bad.x".to_owned()),
+                (401, "digest.mismatch".to_owned())
+            ]
+        );
+        // The connection closed after the first answer: the second is missing.
+        let mut reader = ResponseReader::pipelined(2);
+        assert!(reader.feed_all(Ok(first)).is_none());
+        let answers = reader.feed_all(Ok(b"")).unwrap();
+        assert_eq!(answers[0].as_ref().unwrap().status, 204);
+        assert!(matches!(
+            answers[1],
+            Err(ExchangeError::Response(ResponseError::Closed))
+        ));
+        // Reset without a byte: closed, however abruptly.
+        let mut reader = ResponseReader::pipelined(2);
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        let answers = reader.feed_all(Err(reset)).unwrap();
+        assert!(
+            answers
+                .iter()
+                .all(|a| matches!(a, Err(ExchangeError::Response(ResponseError::Closed))))
+        );
+        // Closed without a byte: one `Closed` for each answer.
+        let mut reader = ResponseReader::pipelined(2);
+        let answers = reader.feed_all(Ok(b"")).unwrap();
+        assert_eq!(answers.len(), 2);
+        assert!(
+            answers
+                .iter()
+                .all(|a| matches!(a, Err(ExchangeError::Response(ResponseError::Closed))))
+        );
     }
 
     #[test]

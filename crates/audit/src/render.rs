@@ -11,7 +11,8 @@ use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::catalog::{
-    Carrier, Case, Damage, DateSpec, DigestSpec, Framing, Key, NONCE_MARKER, Sign, Template, Value,
+    Carrier, Case, Connection, Damage, DateSpec, DigestSpec, Framing, Key, NONCE_MARKER, Sign,
+    Template, Value,
 };
 
 /// What a rendering needs: the secret, the time, and where the receiver is.
@@ -64,8 +65,29 @@ impl RenderContext {
 impl Case {
     /// The complete raw HTTP/1.1 request, signed with `ctx.secret` at `ctx.now`
     /// (for a replay, the first copy).
+    ///
+    /// A pipelined case renders as all its requests back to back, as they are written
+    /// on its one connection; a raw case as its bytes.
     pub fn render(&self, ctx: &RenderContext) -> Vec<u8> {
-        self.request.build(&Mode::Live(ctx), self.request.target)
+        self.build(&Mode::Live(ctx))
+    }
+
+    fn build(&self, mode: &Mode<'_>) -> Vec<u8> {
+        match &self.connection {
+            Connection::Raw(bytes) => bytes.to_vec(),
+            Connection::Pipelined(more) => {
+                let mut out = self.request.build(mode, self.request.target, false);
+                for (i, next) in more.iter().enumerate() {
+                    if matches!(mode, Mode::Template) {
+                        out.extend_from_slice(PIPELINE_SEPARATOR);
+                    }
+                    let last = i + 1 == more.len();
+                    out.extend_from_slice(&next.request.build(mode, next.request.target, last));
+                }
+                out
+            }
+            _ => self.request.build(mode, self.request.target, true),
+        }
     }
 
     /// Every copy to send: one for most cases, [`Replay::copies`](crate::Replay::copies) for a replay. The
@@ -84,6 +106,7 @@ impl Case {
             template.build(
                 &Mode::Live(ctx),
                 replay.retarget.unwrap_or(self.request.target),
+                true,
             )
         };
         out.push(first);
@@ -101,10 +124,17 @@ impl Case {
     /// obsolete date forms. Host is `localhost`, the base path `/`, the nonce `0`.
     /// A wrong-secret signature is written as a fixed base64 value, which no secret
     /// produces in practice.
+    ///
+    /// The requests of a pipelined case are separated by a line `{{pipelined}}` (the
+    /// line break before it is not part of the body before it); a raw case's bytes
+    /// are written as they are.
     pub fn template_text(&self) -> Vec<u8> {
-        self.request.build(&Mode::Template, self.request.target)
+        self.build(&Mode::Template)
     }
 }
+
+/// Between the requests of a pipelined case in its fixture template.
+const PIPELINE_SEPARATOR: &[u8] = b"\r\n{{pipelined}}\r\n";
 
 /// Live rendering, or the placeholder text for fixtures.
 enum Mode<'a> {
@@ -293,7 +323,8 @@ fn chunk(body: &[u8], size: usize) -> Vec<u8> {
 }
 
 impl Template {
-    fn build(&self, mode: &Mode<'_>, target: &str) -> Vec<u8> {
+    /// The request; `close` asks for the connection to be closed after it.
+    fn build(&self, mode: &Mode<'_>, target: &str, close: bool) -> Vec<u8> {
         let (host, base, nonce) = match mode {
             Mode::Live(ctx) => (
                 ctx.host.as_str(),
@@ -450,8 +481,11 @@ impl Template {
             }
         }
         // One request per connection keeps every reader simple, ours and the fixture
-        // runner's: the response ends when the connection does.
-        headers.push(("Connection".into(), "close".into()));
+        // runner's: the response ends when the connection does. Only the requests
+        // before the last of a pipelined case leave it open.
+        if close {
+            headers.push(("Connection".into(), "close".into()));
+        }
 
         let mut out = Vec::with_capacity(payload.len() + 1024);
         out.extend_from_slice(format!("{} {target} HTTP/1.1\r\n", self.method).as_bytes());

@@ -14,11 +14,12 @@ use crate::render::RenderContext;
 /// what it was answered. [`run_case`] calls it from several threads at once for a
 /// concurrent replay.
 pub trait Exchange: Sync {
-    /// Sends `request` and reads the answer.
-    fn exchange(&self, request: &[u8]) -> Answer;
+    /// Sends `request` (for a pipelined case, `answers` requests back to back) on a
+    /// new connection and reads `answers` answers from it, in order.
+    fn exchange(&self, request: &[u8], answers: usize) -> Vec<Answer>;
 }
 
-/// A plain-TCP receiver, reached with the blocking [`raw::exchange`].
+/// A plain-TCP receiver, reached with the blocking [`raw::exchange_pipelined`].
 #[derive(Clone, Copy, Debug)]
 pub struct Tcp {
     /// The receiver's address.
@@ -28,14 +29,11 @@ pub struct Tcp {
 }
 
 impl Exchange for Tcp {
-    fn exchange(&self, request: &[u8]) -> Answer {
-        match raw::exchange(self.addr, request, self.timeout) {
-            Ok(response) => Answer::Response {
-                status: response.status,
-                code: response.code().to_owned(),
-            },
-            Err(e) => Answer::Error(e.to_string()),
-        }
+    fn exchange(&self, request: &[u8], answers: usize) -> Vec<Answer> {
+        raw::exchange_pipelined(self.addr, request, answers, self.timeout)
+            .into_iter()
+            .map(Answer::from_result)
+            .collect()
     }
 }
 
@@ -49,6 +47,8 @@ pub enum Answer {
         /// The code; empty for an empty body.
         code: String,
     },
+    /// The connection was closed (or reset) by the receiver before an answer.
+    Closed,
     /// No response, and why.
     Error(String),
 }
@@ -57,10 +57,23 @@ impl Answer {
     /// Whether this is the expected outcome.
     pub fn matches(&self, expected: &ServerOutcome) -> bool {
         match self {
-            Answer::Response { status, code } => {
-                *status == expected.status && code == expected.code
-            }
+            Answer::Response { status, code } => expected.matches_code(*status, code),
+            Answer::Closed => expected.is_closed_or_4xx(),
             Answer::Error(_) => false,
+        }
+    }
+
+    /// An answer as a reader of the connection saw it: a response, the connection
+    /// closed or reset before any answer, or another failure.
+    pub fn from_result(result: Result<raw::Response, raw::ExchangeError>) -> Answer {
+        use raw::{ExchangeError, ResponseError};
+        match result {
+            Ok(response) => Answer::Response {
+                status: response.status,
+                code: response.code().to_owned(),
+            },
+            Err(ExchangeError::Response(ResponseError::Closed)) => Answer::Closed,
+            Err(e) => Answer::Error(e.to_string()),
         }
     }
 }
@@ -70,6 +83,7 @@ impl fmt::Display for Answer {
         match self {
             Answer::Response { status, code } if code.is_empty() => write!(f, "{status}"),
             Answer::Response { status, code } => write!(f, "{status} {code}"),
+            Answer::Closed => f.write_str("closed"),
             Answer::Error(e) => write!(f, "error: {e}"),
         }
     }
@@ -150,31 +164,38 @@ fn summarize(answers: &[Answer]) -> String {
 }
 
 /// Renders every copy of `case` with `ctx` and sends them: one after the other, or
-/// all at once (one thread each) for a concurrent replay.
+/// all at once (one thread each) for a concurrent replay. A pipelined case is one
+/// connection with one answer per request.
 pub fn run_case<E: Exchange + ?Sized>(case: Case, ctx: &RenderContext, exchange: &E) -> Run {
     let copies = case.render_copies(ctx);
+    let per = case.answers_per_connection();
     let concurrent = case.replay.as_ref().is_some_and(|r| r.concurrent);
     let answers = if concurrent {
         std::thread::scope(|scope| {
             let sent: Vec<_> = copies
                 .iter()
-                .map(|request| scope.spawn(move || exchange.exchange(request)))
+                .map(|request| scope.spawn(move || exchange.exchange(request, per)))
                 .collect();
             sent.into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Answer::Error("the sender thread panicked".into()))
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Answer::Error("the sender thread panicked".into()); per]
+                    })
                 })
                 .collect()
         })
     } else {
-        copies.iter().map(|r| exchange.exchange(r)).collect()
+        copies
+            .iter()
+            .flat_map(|r| exchange.exchange(r, per))
+            .collect()
     };
     Run { case, answers }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io;
     use std::sync::Mutex;
     use std::time::UNIX_EPOCH;
 
@@ -220,18 +241,73 @@ mod tests {
         assert!(!run("replay_other_path", 2).passed());
     }
 
+    #[test]
+    fn closed_connections_match_only_a_closed_or_4xx_expectation() {
+        let preface = crate::get("transport_http2_preface").unwrap();
+        assert_eq!(preface.server, ServerOutcome::CLOSED_OR_4XX);
+        let run = |answer: Answer| Run::new(preface.clone(), vec![answer]);
+        assert!(run(Answer::Closed).passed());
+        assert!(run(ok(400, "transport.malformed")).passed());
+        assert!(!run(ok(505, "")).passed());
+        assert!(!run(ok(204, "")).passed());
+        assert!(!run(Answer::Error("no answer within 30s".into())).passed());
+        assert_eq!(run(Answer::Closed).expected(), "closed or 4xx");
+        assert_eq!(run(Answer::Closed).got(), "closed");
+        // Elsewhere a closed connection is a failure.
+        let valid = Run::new(crate::get("signature_valid").unwrap(), vec![Answer::Closed]);
+        assert!(!valid.passed());
+        let closed = raw::ExchangeError::Response(raw::ResponseError::Closed);
+        assert_eq!(Answer::from_result(Err(closed)), Answer::Closed);
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(
+            Answer::from_result(Err(raw::ExchangeError::Read(reset))),
+            Answer::Error("the connection failed before an answer: connection reset".into())
+        );
+    }
+
+    #[test]
+    fn a_pipelined_case_is_one_connection_with_an_answer_per_request() {
+        let ctx = RenderContext::new("s", UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let case = crate::get("transport_pipelined_forgery").unwrap();
+        let exchange = FirstOnly(Mutex::new(Vec::new()));
+        let run = run_case(case, &ctx, &exchange);
+        let sent = exchange.0.lock().unwrap();
+        assert_eq!(sent.len(), 1, "one connection");
+        let text = String::from_utf8_lossy(&sent[0]);
+        assert_eq!(text.matches("POST / HTTP/1.1\r\n").count(), 2, "{text}");
+        assert_eq!(text.matches("Connection: close\r\n").count(), 1, "{text}");
+        assert_eq!(run.answers.len(), 2);
+        assert_eq!(run.expected(), "204, then 401 digest.mismatch");
+        assert!(!run.passed(), "{}", run.got());
+        assert!(
+            Run::new(
+                run.case.clone(),
+                vec![ok(204, ""), ok(401, "digest.mismatch")]
+            )
+            .passed()
+        );
+        assert!(
+            !Run::new(
+                run.case.clone(),
+                vec![ok(401, "digest.mismatch"), ok(204, "")]
+            )
+            .passed()
+        );
+    }
+
     /// Answers 204 to the first request it sees and 409 to every later one.
     struct FirstOnly(Mutex<Vec<Vec<u8>>>);
 
     impl Exchange for FirstOnly {
-        fn exchange(&self, request: &[u8]) -> Answer {
+        fn exchange(&self, request: &[u8], answers: usize) -> Vec<Answer> {
             let mut seen = self.0.lock().unwrap();
             seen.push(request.to_vec());
-            if seen.len() == 1 {
+            let answer = if seen.len() == 1 {
                 ok(204, "")
             } else {
                 ok(409, "replay")
-            }
+            };
+            vec![answer; answers]
         }
     }
 

@@ -146,10 +146,11 @@ fn the_catalog_is_large_named_and_grouped() {
             case.name
         );
         assert!(!case.summary.is_empty() && !case.reference.is_empty());
-        // A refusal names its code; an acceptance has an empty body.
+        // A refusal names its code; an acceptance has an empty body ("closed or a
+        // 4xx" names none).
         assert_eq!(
             case.server.code.is_empty(),
-            case.server.is_accepted(),
+            case.server.is_accepted() || case.server.is_closed_or_4xx(),
             "{}",
             case.name
         );
@@ -313,6 +314,51 @@ fn templates_use_the_fixture_placeholders() {
     assert!(rfc850.contains("\r\nDate: {{date-rfc850}}\r\n"), "{rfc850}");
     let wrong = text("signature_wrong_secret");
     assert!(!wrong.contains("{{signature"), "{wrong}");
+}
+
+#[test]
+fn connection_level_cases_render_their_bytes() {
+    use audit::{Connection, ServerOutcome};
+    let ctx = RenderContext::new(SECRET, now()).nonce("n-1");
+    let pipelined = audit::get("transport_pipelined_forgery").unwrap();
+    assert!(matches!(pipelined.connection, Connection::Pipelined(ref more) if more.len() == 1));
+    assert_eq!(pipelined.answers_per_connection(), 2);
+    assert_eq!(pipelined.expected_for_copy(0), ServerOutcome::new(204, ""));
+    assert_eq!(
+        pipelined.expected_for_copy(1),
+        ServerOutcome::new(401, "digest.mismatch")
+    );
+    // Two requests with the same signed head: the first valid, the second forged.
+    let bytes = pipelined.render(&ctx);
+    let first = parse(&bytes);
+    let first_len =
+        String::from_utf8_lossy(&bytes).find("\r\n\r\n").unwrap() + 4 + first.body.len();
+    let second = parse(&bytes[first_len..]);
+    assert!(first.headers.get("connection").is_none());
+    assert_eq!(second.headers["connection"], "close");
+    for name in ["date", "digest", "signature"] {
+        assert_eq!(first.headers[name], second.headers[name], "{name}");
+    }
+    assert_eq!(verify_copy(&bytes[..first_len], &ctx), "valid");
+    assert_eq!(verify_copy(&bytes[first_len..], &ctx), "digest.mismatch");
+    let template = String::from_utf8(pipelined.template_text()).unwrap();
+    assert_eq!(
+        template
+            .matches("\r\n{{pipelined}}\r\nPOST / HTTP/1.1\r\n")
+            .count(),
+        1,
+        "{template}"
+    );
+
+    let preface = audit::get("transport_http2_preface").unwrap();
+    assert_eq!(preface.server, ServerOutcome::CLOSED_OR_4XX);
+    assert_eq!(preface.server.to_string(), "closed or 4xx");
+    assert!(
+        preface
+            .render(&ctx)
+            .starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    );
+    assert_eq!(preface.template_text(), preface.render(&ctx));
 }
 
 /// The text of every `fixtures/hostile/*.expect` file (one a case).

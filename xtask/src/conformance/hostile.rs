@@ -12,7 +12,7 @@ use std::fs;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
-use dronehook_audit::{Answer, Case, RenderContext, Tcp, VerifyOutcome, run_case};
+use dronehook_audit::{Answer, Case, Connection, RenderContext, Tcp, VerifyOutcome, run_case};
 
 use super::cli::{Binary, Serve, run};
 use super::{Row, paths};
@@ -44,7 +44,30 @@ use {
 /// computed with the fixture secret over the headers as they now stand in the
 /// request, so a case can sign a `Digest` that does not match its body. A header
 /// listed but absent is signed as empty.
+///
+/// A pipelined template (requests separated by `\r\n{{pipelined}}\r\n`) renders
+/// each request on its own, back to back; a template whose first line is not an
+/// HTTP/1.1 request line (HTTP/2's preface) is sent as it is.
 pub(crate) fn render(template: &[u8], now: SystemTime) -> Result<Vec<u8>> {
+    const SEPARATOR: &[u8] = b"\r\n{{pipelined}}\r\n";
+    let first_line = template.split(|&b| b == b'\n').next().unwrap_or_default();
+    if !first_line.ends_with(b" HTTP/1.1\r") {
+        return Ok(template.to_vec());
+    }
+    if let Some(at) = template
+        .windows(SEPARATOR.len())
+        .position(|w| w == SEPARATOR)
+    {
+        let mut out = render_one(&template[..at], now)?;
+        out.extend_from_slice(&render(&template[at + SEPARATOR.len()..], now)?);
+        return Ok(out);
+    }
+    render_one(template, now)
+}
+
+#[cfg(test)]
+/// One request of a template.
+fn render_one(template: &[u8], now: SystemTime) -> Result<Vec<u8>> {
     let at = template
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -259,12 +282,25 @@ pub(crate) fn run_all(binary: Result<&Binary, &String>, catalog: &[Case]) -> Vec
 }
 
 fn outcome_text(status: u16, code: &str) -> String {
+    if status == 0 {
+        // The catalog's "closed without an answer, or any 4xx".
+        return "closed or 4xx".to_owned();
+    }
     format!("{status} {}", if code.is_empty() { "-" } else { code })
 }
 
-/// The expected answers: one outcome, or for a replay the first and the later copies.
+/// The expected answers: one outcome, for a pipelined case the answer to each
+/// request on its connection, or for a replay the first and the later copies.
 fn expected_server(case: &Case) -> String {
     let first = outcome_text(case.server.status, case.server.code);
+    if let Connection::Pipelined(more) = &case.connection {
+        let mut all = vec![first];
+        all.extend(
+            more.iter()
+                .map(|p| outcome_text(p.server.status, p.server.code)),
+        );
+        return all.join(", then ");
+    }
     match &case.replay {
         None => first,
         Some(r) if r.concurrent => format!("{first} x{}", r.copies),
@@ -288,8 +324,16 @@ fn send_copies(addr: std::net::SocketAddr, case: &Case, ctx: &RenderContext) -> 
     for (index, answer) in run.answers.iter().enumerate() {
         let want = case.expected_for_copy(index);
         match answer {
+            _ if answer.matches(&want) => {}
             Answer::Error(e) => return format!("copy {}: error: {e}", index + 1),
-            Answer::Response { status, code } if !answer.matches(&want) => {
+            Answer::Closed => {
+                return if run.answers.len() == 1 {
+                    "closed".to_owned()
+                } else {
+                    format!("copy {}: closed", index + 1)
+                };
+            }
+            Answer::Response { status, code } => {
                 let got = outcome_text(*status, code);
                 return if run.answers.len() == 1 {
                     got
@@ -297,7 +341,6 @@ fn send_copies(addr: std::net::SocketAddr, case: &Case, ctx: &RenderContext) -> 
                     format!("copy {}: {got}", index + 1)
                 };
             }
-            Answer::Response { .. } => {}
         }
     }
     expected_server(case)

@@ -192,8 +192,9 @@ struct Remote {
 }
 
 impl Exchange for Remote {
-    fn exchange(&self, request: &[u8]) -> Answer {
-        self.runtime.block_on(exchange_with(&self.parts, request))
+    fn exchange(&self, request: &[u8], answers: usize) -> Vec<Answer> {
+        self.runtime
+            .block_on(exchange_with(&self.parts, request, answers))
     }
 }
 
@@ -235,15 +236,16 @@ async fn preflight(parts: &Parts) -> Result<(), String> {
         .unwrap_or_else(|_| Err(format!("no connection within {:?}", parts.timeout)))
 }
 
-/// Sends one request on a new connection and reads the answer.
-async fn exchange_with(parts: &Parts, request: &[u8]) -> Answer {
+/// Sends one request (or several, pipelined) on a new connection and reads as many
+/// answers.
+async fn exchange_with(parts: &Parts, request: &[u8], answers: usize) -> Vec<Answer> {
     let work = async {
         let tcp = TcpStream::connect((parts.host.as_str(), parts.port))
             .await
             .map_err(|e| format!("cannot connect: {}", reason(&e)))?;
         let _ = tcp.set_nodelay(true);
         match &parts.tls {
-            None => talk(tcp, request).await,
+            None => Ok(talk(tcp, request, answers).await),
             Some(connector) => {
                 let name = ServerName::try_from(parts.host.clone())
                     .map_err(|_| format!("{:?} is not a valid TLS server name", parts.host))?;
@@ -251,14 +253,14 @@ async fn exchange_with(parts: &Parts, request: &[u8]) -> Answer {
                     .connect(name, tcp)
                     .await
                     .map_err(|e| format!("TLS handshake failed: {}", reason(&e)))?;
-                talk(stream, request).await
+                Ok(talk(stream, request, answers).await)
             }
         }
     };
     match tokio::time::timeout(parts.timeout, work).await {
-        Ok(Ok((status, code))) => Answer::Response { status, code },
-        Ok(Err(e)) => Answer::Error(e),
-        Err(_) => Answer::Error(format!("no answer within {:?}", parts.timeout)),
+        Ok(Ok(all)) => all,
+        Ok(Err(e)) => vec![Answer::Error(e); answers],
+        Err(_) => vec![Answer::Error(format!("no answer within {:?}", parts.timeout)); answers],
     }
 }
 
@@ -267,7 +269,8 @@ async fn exchange_with(parts: &Parts, request: &[u8]) -> Answer {
 async fn talk<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     request: &[u8],
-) -> Result<(u16, String), String> {
+    answers: usize,
+) -> Vec<Answer> {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let write = async move {
         // A write error is not the outcome: the receiver may have answered and
@@ -278,25 +281,23 @@ async fn talk<S: AsyncRead + AsyncWrite + Unpin>(
         // The writer half is kept open until the answer is read: some servers treat
         // a half-closed connection as an abandoned request. So this never ends, and
         // the answer below decides.
-        std::future::pending::<Result<(u16, String), String>>().await
+        std::future::pending::<Vec<Answer>>().await
     };
     tokio::select! {
-        answer = read_response(&mut reader) => answer,
+        answer = read_responses(&mut reader, answers) => answer,
         never = write => never,
     }
 }
 
-/// Reads a response as far as its status and code: the audit crate's reader decides,
-/// this only feeds it the async stream's reads.
-async fn read_response<R: AsyncRead + Unpin>(reader: &mut R) -> Result<(u16, String), String> {
-    let mut answer = raw::ResponseReader::new();
+/// Reads `answers` responses as far as their status and code: the audit crate's
+/// reader decides, this only feeds it the async stream's reads.
+async fn read_responses<R: AsyncRead + Unpin>(reader: &mut R, answers: usize) -> Vec<Answer> {
+    let mut answer = raw::ResponseReader::pipelined(answers);
     let mut chunk = [0u8; 4096];
     loop {
         let read = reader.read(&mut chunk).await;
-        if let Some(result) = answer.feed(read.map(|n| &chunk[..n])) {
-            return result
-                .map(|response| (response.status, response.code().to_owned()))
-                .map_err(|e| e.to_string());
+        if let Some(all) = answer.feed_all(read.map(|n| &chunk[..n])) {
+            return all.into_iter().map(Answer::from_result).collect();
         }
     }
 }
@@ -396,10 +397,16 @@ fn print_json(url: &str, target: &Target, runs: &[Run], passed: usize) -> io::Re
                         Answer::Response { status, code } => {
                             json!({"status": status, "code": code})
                         }
+                        Answer::Closed => json!({"closed": true}),
                         Answer::Error(e) => json!({"error": e}),
                     };
-                    v["expected_status"] = json!(expected.status);
-                    v["expected_code"] = json!(expected.code);
+                    if expected.is_closed_or_4xx() {
+                        // No one status: closed without an answer, or any 4xx.
+                        v["expected_closed_or_4xx"] = json!(true);
+                    } else {
+                        v["expected_status"] = json!(expected.status);
+                        v["expected_code"] = json!(expected.code);
+                    }
                     v["pass"] = json!(a.matches(&expected));
                     v
                 })
@@ -436,36 +443,59 @@ fn print_json(url: &str, target: &Target, runs: &[Run], passed: usize) -> io::Re
 mod tests {
     use super::*;
 
+    fn ok(status: u16, code: &str) -> Answer {
+        Answer::Response {
+            status,
+            code: code.into(),
+        }
+    }
+
     #[tokio::test]
     async fn responses_are_read_to_their_code() {
-        let read = |bytes: &'static [u8]| async move {
+        let read = |bytes: &'static [u8], answers: usize| async move {
             let mut r = bytes;
-            read_response(&mut r).await
+            read_responses(&mut r, answers).await
         };
         assert_eq!(
-            read(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 16\r\n\r\ndigest.mismatch\n").await,
-            Ok((401, "digest.mismatch".into()))
+            read(
+                b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 16\r\n\r\ndigest.mismatch\n",
+                1
+            )
+            .await,
+            [ok(401, "digest.mismatch")]
         );
         assert_eq!(
-            read(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n").await,
-            Ok((204, String::new()))
+            read(
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+                1
+            )
+            .await,
+            [ok(204, "")]
         );
         assert_eq!(
-            read(b"HTTP/1.1 400 Bad Request\r\ntransfer-encoding: chunked\r\n\r\n4\r\nbad\n\r\n0\r\n\r\n")
+            read(b"HTTP/1.1 400 Bad Request\r\ntransfer-encoding: chunked\r\n\r\n4\r\nbad\n\r\n0\r\n\r\n", 1)
                 .await,
-            Ok((400, "bad".into()))
+            [ok(400, "bad")]
         );
         assert_eq!(
-            read(b"HTTP/1.1 400 Bad Request\r\n\r\nInvalid Input\n").await,
-            Ok((400, "Invalid Input".into()))
+            read(b"HTTP/1.1 400 Bad Request\r\n\r\nInvalid Input\n", 1).await,
+            [ok(400, "Invalid Input")]
+        );
+        assert_eq!(read(b"", 1).await, [Answer::Closed]);
+        assert_eq!(
+            read(b"SSH-2.0-OpenSSH\r\n", 1).await,
+            [Answer::Error(
+                "the answer is not HTTP/1.x: invalid HTTP version".into()
+            )]
+        );
+        // Pipelined: the answers in order; one the receiver never sent is `Closed`.
+        assert_eq!(
+            read(b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 401 Unauthorized\r\ncontent-length: 16\r\n\r\ndigest.mismatch\n", 2).await,
+            [ok(204, ""), ok(401, "digest.mismatch")]
         );
         assert_eq!(
-            read(b"").await,
-            Err("the connection closed without an answer".into())
-        );
-        assert_eq!(
-            read(b"SSH-2.0-OpenSSH\r\n").await,
-            Err("the answer is not HTTP/1.x: invalid HTTP version".into())
+            read(b"HTTP/1.1 204 No Content\r\n\r\n", 2).await,
+            [ok(204, ""), Answer::Closed]
         );
     }
 }
