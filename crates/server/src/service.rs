@@ -484,92 +484,84 @@ async fn accept(
         }
     };
 
-    if let (Some(store), Some(headers)) = (&shared.store, &journal_headers) {
-        let entry = NewEntry {
-            received_at,
-            digest,
-            dedupe: shared.config.replay_protection,
-            event: outline.event.as_str().to_owned(),
-            action: outline.action.as_str().to_owned(),
-            known,
-            repo: outline.repo_slug.clone(),
-            build: outline.build_number,
-            headers: headers.clone(),
-            body,
-            handlers: routes.iter().map(|r| r.name.clone()).collect(),
-        };
-        // The answer waits for the commit: a 2xx only for what the database holds. The
-        // handlers are claimed from the database by whichever receiver has a free
-        // worker (this one is woken at once).
-        return match store.insert(entry).await {
-            Err(message) => {
-                tracing::error!(error = %message, "store commit failed; answering 503");
-                Outcome {
-                    outline: Some(outline),
-                    ..Outcome::error(StatusCode::SERVICE_UNAVAILABLE, "store.unavailable")
-                        .header(RETRY_AFTER, "1")
-                }
-            }
-            Ok((inserted, took)) => {
-                shared.metrics.commit(took);
-                let (id, mut out) = match inserted {
-                    Inserted::Duplicate(id) => (
-                        id,
-                        Outcome::empty(StatusCode::NO_CONTENT, "replay", outline),
-                    ),
-                    Inserted::New(id) => (id, Outcome::empty(success, success_code, outline)),
-                };
-                out.delivery_id = Some(id);
-                out
-            }
-        };
-    }
+    // The record either store keeps, built once; `journal_headers` exists exactly when
+    // there is a store.
+    let entry = journal_headers.map(|headers| NewEntry {
+        received_at,
+        digest,
+        dedupe: shared.config.replay_protection,
+        event: outline.event.as_str().to_owned(),
+        action: outline.action.as_str().to_owned(),
+        known,
+        repo: outline.repo_slug.clone(),
+        build: outline.build_number,
+        headers,
+        body,
+        handlers: routes.iter().map(|r| r.name.clone()).collect(),
+    });
 
-    if let (Some(journal), Some(headers)) = (&shared.journal, journal_headers) {
-        let entry = NewEntry {
-            received_at,
-            digest,
-            dedupe: shared.config.replay_protection,
-            event: outline.event.as_str().to_owned(),
-            action: outline.action.as_str().to_owned(),
-            known,
-            repo: outline.repo_slug.clone(),
-            build: outline.build_number,
-            headers,
-            body,
-            handlers: routes.iter().map(|r| r.name.clone()).collect(),
-        };
-        match journal.insert(entry).await {
-            Err(message) => {
-                tracing::error!(error = %message, "journal commit failed; answering 503");
-                return Outcome {
-                    outline: Some(outline),
-                    ..Outcome::error(StatusCode::SERVICE_UNAVAILABLE, "journal.unavailable")
-                };
-            }
-            Ok((Inserted::Duplicate(id), took)) => {
-                shared.metrics.commit(took);
-                if let Some(guard) = guard {
-                    guard.accept();
-                }
-                let mut out = Outcome::empty(StatusCode::NO_CONTENT, "replay", outline);
-                out.delivery_id = Some(id);
-                return out;
-            }
-            Ok((Inserted::New(id), took)) => {
-                shared.metrics.commit(took);
-                if let Some(guard) = guard {
-                    guard.accept();
-                }
-                if let (Some(dispatcher), Some(mut delivery)) = (&shared.dispatcher, delivery) {
-                    delivery.id = Some(id);
-                    for route in routes {
-                        dispatcher.enqueue(route.clone(), delivery.clone());
+    if let Some(entry) = entry {
+        if let Some(store) = &shared.store {
+            // The answer waits for the commit: a 2xx only for what the database holds. The
+            // handlers are claimed from the database by whichever receiver has a free
+            // worker (this one is woken at once).
+            return match store.insert(entry).await {
+                Err(message) => {
+                    tracing::error!(error = %message, "store commit failed; answering 503");
+                    Outcome {
+                        outline: Some(outline),
+                        ..Outcome::error(StatusCode::SERVICE_UNAVAILABLE, "store.unavailable")
+                            .header(RETRY_AFTER, "1")
                     }
                 }
-                let mut out = Outcome::empty(success, success_code, outline);
-                out.delivery_id = Some(id);
-                return out;
+                Ok((inserted, took)) => {
+                    shared.metrics.commit(took);
+                    let (id, mut out) = match inserted {
+                        Inserted::Duplicate(id) => (
+                            id,
+                            Outcome::empty(StatusCode::NO_CONTENT, "replay", outline),
+                        ),
+                        Inserted::New(id) => (id, Outcome::empty(success, success_code, outline)),
+                    };
+                    out.delivery_id = Some(id);
+                    out
+                }
+            };
+        }
+
+        if let Some(journal) = &shared.journal {
+            match journal.insert(entry).await {
+                Err(message) => {
+                    tracing::error!(error = %message, "journal commit failed; answering 503");
+                    return Outcome {
+                        outline: Some(outline),
+                        ..Outcome::error(StatusCode::SERVICE_UNAVAILABLE, "journal.unavailable")
+                    };
+                }
+                Ok((Inserted::Duplicate(id), took)) => {
+                    shared.metrics.commit(took);
+                    if let Some(guard) = guard {
+                        guard.accept();
+                    }
+                    let mut out = Outcome::empty(StatusCode::NO_CONTENT, "replay", outline);
+                    out.delivery_id = Some(id);
+                    return out;
+                }
+                Ok((Inserted::New(id), took)) => {
+                    shared.metrics.commit(took);
+                    if let Some(guard) = guard {
+                        guard.accept();
+                    }
+                    if let (Some(dispatcher), Some(mut delivery)) = (&shared.dispatcher, delivery) {
+                        delivery.id = Some(id);
+                        for route in routes {
+                            dispatcher.enqueue(route.clone(), delivery.clone());
+                        }
+                    }
+                    let mut out = Outcome::empty(success, success_code, outline);
+                    out.delivery_id = Some(id);
+                    return out;
+                }
             }
         }
     }
