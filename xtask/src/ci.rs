@@ -151,13 +151,21 @@ fn ensure_postgres(_root: &Path) -> Result<()> {
 /// `cargo package` of every crate but xtask, with verification.
 ///
 /// Cargo verifies a crate that depends on a sibling against the sibling's package, served
-/// from a temporary registry under `target/package/` and unpacked into
+/// from a temporary registry in `target/package/` and unpacked into
 /// `$CARGO_HOME/registry/src/-<hash>/<name>-<version>/`. A later run from the same
-/// checkout finds that directory already there and uses it although the package changed
-/// (the version did not), so the dependents would be built against the previous run's
-/// sources. This workspace's unpacked packages are removed first, and only those: the
-/// nameless (local) registries' `dronehook-*` directories.
+/// checkout finds both already there and uses them although the package changed (the
+/// version did not), so the dependents would be built against the previous run's
+/// sources. Both are removed first: `target/package/` (package outputs only; the builds
+/// live elsewhere in `target/`) and, in the nameless (local) registries, this workspace's
+/// `dronehook-*` directories.
 fn package(root: &Path) -> Result<()> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), |dir| root.join(dir));
+    let packages = target.join("package");
+    if packages.exists() {
+        std::fs::remove_dir_all(&packages)
+            .with_context(|| format!("removing {}", packages.display()))?;
+    }
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
