@@ -150,14 +150,15 @@ fn ensure_postgres(_root: &Path) -> Result<()> {
 
 /// `cargo package` of every crate but xtask, with verification.
 ///
-/// Cargo verifies a crate that depends on a sibling against the sibling's package, served
-/// from a temporary registry in `target/package/` and unpacked into
-/// `$CARGO_HOME/registry/src/-<hash>/<name>-<version>/`. A later run from the same
-/// checkout finds both already there and uses them although the package changed (the
-/// version did not), so the dependents would be built against the previous run's
-/// sources. Both are removed first: `target/package/` (package outputs only; the builds
-/// live elsewhere in `target/`) and, in the nameless (local) registries, this workspace's
-/// `dronehook-*` directories.
+/// Cargo verifies a crate that depends on a sibling against the sibling's package,
+/// served from a temporary registry in `target/package/`, unpacked into
+/// `$CARGO_HOME/registry/src/-<hash>/` and built like any registry crate. A later run
+/// from the same checkout finds all three already there and uses them although the
+/// package changed (its version did not, and a registry crate is never rebuilt), so the
+/// dependents would be checked against the previous run's siblings. All three are
+/// removed first: `target/package/`, this workspace's unpacked `dronehook-*`
+/// directories in the nameless (local) registries, and, by `cargo clean -p`, the
+/// workspace crates' build artifacts (the later steps build them again).
 fn package(root: &Path) -> Result<()> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root.join("target"), |dir| root.join(dir));
@@ -191,6 +192,13 @@ fn package(root: &Path) -> Result<()> {
             }
         }
     }
+    let mut clean = vec!["clean".to_owned()];
+    for name in crate_names(root)? {
+        clean.push("-p".to_owned());
+        clean.push(name);
+    }
+    let clean: Vec<&str> = clean.iter().map(String::as_str).collect();
+    run_cargo(root, &clean, &[])?;
     run_cargo(
         root,
         &[
@@ -203,6 +211,28 @@ fn package(root: &Path) -> Result<()> {
         ],
         &[],
     )
+}
+
+/// The package names of the crates under `crates/` (each manifest's first `name`).
+fn crate_names(root: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let crates = root.join("crates");
+    for entry in
+        std::fs::read_dir(&crates).with_context(|| format!("reading {}", crates.display()))?
+    {
+        let manifest = entry?.path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let name = text
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("name = \""))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .with_context(|| format!("no package name in {}", manifest.display()))?;
+        names.push(name.to_owned());
+    }
+    names.sort();
+    Ok(names)
 }
 
 fn fixtures_check(root: &Path) -> Result<()> {
