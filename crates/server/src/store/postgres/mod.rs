@@ -454,19 +454,12 @@ impl PostgresStore {
 
     /// Extends a lease this instance holds; `false` when it no longer holds it.
     pub(crate) async fn renew(&self, run: &Claimed, lease: Duration) -> Result<bool> {
-        let client = self.shared.client().await.map_err(Error::store)?;
-        let stmt = client
-            .prepare_cached(
+        let n = self
+            .write(
                 "UPDATE dronehook_runs
                  SET lease_until = now() + $4::float8 * interval '1 millisecond'
                  WHERE delivery_id = $1 AND handler = $2 AND lease_owner = $3
                    AND status = 'pending'",
-            )
-            .await
-            .map_err(|e| Error::store(describe(&e)))?;
-        let n = client
-            .execute(
-                &stmt,
                 &[
                     &run.delivery_id,
                     &run.handler,
@@ -474,8 +467,7 @@ impl PostgresStore {
                     &(lease.as_secs_f64() * 1000.0),
                 ],
             )
-            .await
-            .map_err(|e| Error::store(describe(&e)))?;
+            .await?;
         Ok(n > 0)
     }
 
@@ -492,20 +484,13 @@ impl PostgresStore {
             Outcome::Retry { error, after } => ("pending", Some(error.as_str()), *after),
             Outcome::Dead { error } => ("dead", Some(error.as_str()), Duration::ZERO),
         };
-        let client = self.shared.client().await.map_err(Error::store)?;
-        let stmt = client
-            .prepare_cached(
+        let n = self
+            .write(
                 "UPDATE dronehook_runs
                  SET status = $4, last_error = $5, duration_ms = $6,
                      next_at = now() + $7::float8 * interval '1 millisecond',
                      lease_owner = NULL, lease_until = NULL, updated_at = now()
                  WHERE delivery_id = $1 AND handler = $2 AND lease_owner = $3",
-            )
-            .await
-            .map_err(|e| Error::store(describe(&e)))?;
-        let n = client
-            .execute(
-                &stmt,
                 &[
                     &run.delivery_id,
                     &run.handler,
@@ -516,8 +501,7 @@ impl PostgresStore {
                     &(after.as_secs_f64() * 1000.0),
                 ],
             )
-            .await
-            .map_err(|e| Error::store(describe(&e)))?;
+            .await?;
         Ok(n > 0)
     }
 
@@ -535,6 +519,23 @@ impl PostgresStore {
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn prune(&self) -> Result<Pruned> {
         self.shared.prune().await.map_err(Error::store)
+    }
+
+    /// Runs one statement (prepared once per connection) and gives the rows it changed.
+    async fn write(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64> {
+        let client = self.shared.client().await.map_err(Error::store)?;
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| Error::store(describe(&e)))?;
+        client
+            .execute(&stmt, params)
+            .await
+            .map_err(|e| Error::store(describe(&e)))
     }
 
     async fn read<T>(
