@@ -1154,9 +1154,12 @@ mod tests {
             known: true,
             repo: None,
             build: None,
+            build_status: None,
+            secret_index: Some(0),
             headers: b"x-drone-event: user\r\n".to_vec(),
             body: body.into(),
             handlers: Vec::new(),
+            queued: false,
         }
     }
 
@@ -1177,7 +1180,15 @@ mod tests {
             ids.push(id);
         }
         // Run 4 finished; run 0 is pending.
-        journal.record_attempt(ids[4], "h", RunStatus::Ok, None, Duration::ZERO);
+        journal.record_attempt(Attempt {
+            delivery_id: ids[4],
+            handler: "h".to_owned(),
+            status: RunStatus::Ok,
+            error: None,
+            duration: Duration::ZERO,
+            next_at: None,
+            output: None,
+        });
         journal.flush().await.unwrap();
         // Nothing is old, and the bound is not reached.
         let retain = Some(Duration::from_secs(3600));
@@ -1204,7 +1215,15 @@ mod tests {
         assert_eq!(left, vec![ids[0], ids[4], ids[5]]);
         assert_eq!(journal.runs(ids[0]).unwrap()[0].status, RunStatus::Pending);
         // Once its run finishes, the old pending one goes too, with its run.
-        journal.record_attempt(ids[0], "h", RunStatus::Ok, None, Duration::ZERO);
+        journal.record_attempt(Attempt {
+            delivery_id: ids[0],
+            handler: "h".to_owned(),
+            status: RunStatus::Ok,
+            error: None,
+            duration: Duration::ZERO,
+            next_at: None,
+            output: None,
+        });
         journal.flush().await.unwrap();
         assert_eq!(journal.prune(retain, None).unwrap(), 1);
         assert!(journal.runs(ids[0]).unwrap().is_empty());
