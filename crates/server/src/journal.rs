@@ -1073,8 +1073,15 @@ fn write_batch(conn: &mut Connection, batch: &[Cmd]) -> std::result::Result<Vec<
             .map_err(|e| e.to_string())?;
         let mut attempt = tx
             .prepare_cached(
-                "UPDATE runs SET status = ?3, attempts = attempts + 1, last_error = ?4,
-                 duration_ms = ?5, updated_at_ms = ?6, next_at_ms = ?7, output = ?8
+                // A run is held (`next_at_ms` NULL) while it runs. If it is not any more,
+                // a redelivery came meanwhile: the attempt is counted (outside the fresh
+                // set) and the run stays pending, due when the redelivery said.
+                "UPDATE runs SET
+                     status = CASE WHEN next_at_ms IS NULL THEN ?3 ELSE 'pending' END,
+                     attempts = attempts + 1,
+                     attempts_base = attempts_base + (next_at_ms IS NOT NULL),
+                     last_error = ?4, duration_ms = ?5, updated_at_ms = ?6,
+                     next_at_ms = coalesce(next_at_ms, ?7), output = ?8
                  WHERE delivery_id = ?1 AND handler = ?2",
             )
             .map_err(|e| e.to_string())?;
@@ -1159,7 +1166,8 @@ mod tests {
             headers: b"x-drone-event: user\r\n".to_vec(),
             body: body.into(),
             handlers: Vec::new(),
-            queued: false,
+            // As the server stores a run it queues at once: held until recorded.
+            queued: true,
         }
     }
 

@@ -300,7 +300,10 @@ impl PostgresStore {
         stats: BatchStats,
     ) -> Result<PostgresStore> {
         let store = PostgresStore::start(url, settings, stats)?;
-        store.shared.ensure_migrated().await.map_err(Error::store)?;
+        store.shared.migrate().await.map_err(|e| match e {
+            Migration::Newer(message) => Error::schema(message),
+            Migration::Failed(message) => Error::store(message),
+        })?;
         store.shared.set_available(None);
         Ok(store)
     }
@@ -316,7 +319,7 @@ impl PostgresStore {
         let store = PostgresStore::start(url, settings, stats)?;
         match store.shared.migrate().await {
             Ok(()) => store.shared.set_available(None),
-            Err(Migration::Newer(message)) => return Err(Error::store(message)),
+            Err(Migration::Newer(message)) => return Err(Error::schema(message)),
             Err(Migration::Failed(message)) => {
                 tracing::error!(store = %store.shared.target, error = %message, "store unavailable at start; answering 503 until it is back");
                 store.shared.set_available(Some(message));
@@ -1043,8 +1046,9 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> std::result::Result<
         .map_err(db)?
         .get(0);
     if found > SCHEMA_VERSION {
-        return Err(Migration::Newer(format!(
-            "the database's schema is version {found}, newer than this dronehook knows ({SCHEMA_VERSION}); upgrade dronehook"
+        return Err(Migration::Newer(crate::journal::newer_schema(
+            found.into(),
+            SCHEMA_VERSION.into(),
         )));
     }
     for (version, step) in (1..).zip(MIGRATIONS).skip(found.max(0) as usize) {

@@ -253,7 +253,12 @@ async fn failed_runs_are_retried_after_their_backoff_then_dead_and_kept() {
     let dead = Outcome::Dead {
         error: "exit status 3".into(),
     };
-    assert!(store.finish(&third, &dead, Duration::ZERO, None).await.unwrap());
+    assert!(
+        store
+            .finish(&third, &dead, Duration::ZERO, None)
+            .await
+            .unwrap()
+    );
 
     assert!(
         store
@@ -421,11 +426,11 @@ async fn a_schema_newer_than_this_build_is_refused_with_one_line() {
     let err = PostgresStore::open(db.url(), settings(), BatchStats::default())
         .await
         .unwrap_err();
-    assert!(err.is_store());
+    assert!(err.is_schema());
     assert_eq!(
         err.to_string(),
         format!(
-            "store: the database's schema is version 99, newer than this dronehook knows ({SCHEMA_VERSION}); upgrade dronehook"
+            "the store's schema is version 99; this dronehook knows up to {SCHEMA_VERSION}: upgrade dronehook"
         )
     );
 }

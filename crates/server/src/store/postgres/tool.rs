@@ -53,7 +53,10 @@ impl PostgresStore {
             .get(0);
         let found: i32 = if exists {
             client
-                .query_one("SELECT coalesce(max(version), 0) FROM dronehook_schema", &[])
+                .query_one(
+                    "SELECT coalesce(max(version), 0) FROM dronehook_schema",
+                    &[],
+                )
                 .await
                 .map_err(|e| db(&e))?
                 .get(0)
@@ -89,7 +92,11 @@ impl PostgresStore {
         Ok(store)
     }
 
-    async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<tokio_postgres::Row>> {
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>> {
         let client = self.shared.client().await.map_err(Error::store)?;
         client.query(sql, params).await.map_err(|e| db(&e))
     }
@@ -141,7 +148,11 @@ impl PostgresStore {
             if events.is_empty() {
                 return Ok(Vec::new());
             }
-            add(&mut sql, " AND (d.event, d.action) IN (SELECT * FROM unnest(#::text[]", Box::new(events));
+            add(
+                &mut sql,
+                " AND (d.event, d.action) IN (SELECT * FROM unnest(#::text[]",
+                Box::new(events),
+            );
             add(&mut sql, ", #::text[]))", Box::new(actions));
         }
         if let Some(glob) = &query.repo {
@@ -152,7 +163,11 @@ impl PostgresStore {
             }
         }
         if let Some(status) = &query.build_status {
-            add(&mut sql, " AND d.build_status = #", Box::new(status.clone()));
+            add(
+                &mut sql,
+                " AND d.build_status = #",
+                Box::new(status.clone()),
+            );
         }
         if let Some(status) = query.run_status {
             add(
@@ -354,12 +369,7 @@ impl PostgresStore {
             .await?;
         stats.by_event = rows
             .iter()
-            .map(|r| {
-                (
-                    filter_name(r.get(0), r.get(1)),
-                    r.get::<_, i64>(2) as u64,
-                )
-            })
+            .map(|r| (filter_name(r.get(0), r.get(1)), r.get::<_, i64>(2) as u64))
             .collect();
         stats.by_event.sort();
         let rows = self
