@@ -144,3 +144,67 @@ async fn a_burst_larger_than_the_queue_loses_nothing() {
     assert_eq!(stats.events, N);
     assert_eq!(stats.by_run_status, [(RunStatus::Ok, 2 * N)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_keeps_the_last_64_kib_of_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    // 100,000 bytes: a counter's digits, so which end was kept shows.
+    let output: Vec<u8> = (0..100_000u32).map(|i| b'0' + (i % 10) as u8).collect();
+    let handler = {
+        let output = output.clone();
+        move |d: Delivery| {
+            d.set_output(b"replaced".to_vec());
+            d.set_output(output.clone());
+            std::future::ready(Err::<(), _>("exit status 3"))
+        }
+    };
+    let server = start(
+        config().journal(&path).max_attempts(1),
+        Router::new().route_named("exec", "", handler).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        deliver(server.local_addr(), &user_event(1)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let store = Store::open(&StoreUrl::Sqlite(path.clone())).await.unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let run = loop {
+        let events = store
+            .list(&EventQuery::new().run_status(RunStatus::Dead))
+            .await
+            .unwrap();
+        if let Some(event) = events.first() {
+            assert!(event.runs[0].output.is_none(), "lists leave the output out");
+            break store.get(event.id).await.unwrap().unwrap().summary.runs[0].clone();
+        }
+        assert!(Instant::now() < deadline, "the run never ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(run.last_error.as_deref(), Some("exit status 3"));
+    let kept = run.output.unwrap();
+    assert_eq!(kept.len(), dronehook_server::MAX_RUN_OUTPUT);
+    assert_eq!(
+        kept[..],
+        output[output.len() - dronehook_server::MAX_RUN_OUTPUT..]
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_replay_without_a_store_says_it_is_a_duplicate() {
+    let server = start(config(), Router::new()).await;
+    let first = deliver(server.local_addr(), &user_event(9)).await;
+    assert_eq!(first.status, StatusCode::NO_CONTENT);
+    assert!(
+        first
+            .headers
+            .get(dronehook_server::protocol::DUPLICATE_HEADER)
+            .is_none()
+    );
+    let again = deliver(server.local_addr(), &user_event(9)).await;
+    assert_eq!(again.status, StatusCode::NO_CONTENT);
+    assert_eq!(again.headers.get("Dronehook-Duplicate").unwrap(), "true");
+    server.shutdown().await.unwrap();
+}
