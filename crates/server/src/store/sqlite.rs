@@ -187,12 +187,12 @@ impl SqliteStore {
     }
 
     pub(crate) fn prune(&self, older_than: Duration, dry_run: bool) -> Result<Pruned> {
-        let cutoff = millis(SystemTime::now())
-            .saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
         const CHOSEN: &str = "SELECT d.id FROM deliveries d
              WHERE d.received_at_ms < ?1
                AND NOT EXISTS (SELECT 1 FROM runs r
                                WHERE r.delivery_id = d.id AND r.status = 'pending')";
+        let cutoff = millis(SystemTime::now())
+            .saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
         if dry_run {
             let n: i64 = self.with(|c| {
                 c.query_row(&format!("SELECT count(*) FROM ({CHOSEN})"), [cutoff], |r| {
@@ -371,7 +371,9 @@ pub(crate) fn list_sql(
             .iter()
             .map(|_| "(d.event = ? AND d.action = ?)")
             .collect();
-        sql += &format!(" AND ({})", terms.join(" OR "));
+        sql += " AND (";
+        sql += &terms.join(" OR ");
+        sql += ")";
         for (e, a) in pairs {
             args.push(Value::Text(e));
             args.push(Value::Text(a));

@@ -137,7 +137,7 @@ async fn a_burst_larger_than_the_queue_loses_nothing() {
     }
     server.shutdown().await.unwrap();
     // Every run once: none dropped by the full queue, none run twice by the poller.
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2 * N as usize);
     assert!(seen.values().all(|&n| n == 1), "{seen:?}");
     let stats = store.stats(None).await.unwrap();
