@@ -208,3 +208,65 @@ async fn a_replay_without_a_store_says_it_is_a_duplicate() {
     assert_eq!(again.headers.get("Dronehook-Duplicate").unwrap(), "true");
     server.shutdown().await.unwrap();
 }
+
+/// The receiver in a process of its own (the demo binary), the redelivery from this
+/// one: what `dronehook events redeliver` does beside a running `dronehook serve`.
+async fn a_redelivery_reaches_a_receiver_process(url: StoreUrl) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("handled.log");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dronehook-receiver-demo"));
+    command
+        .args([
+            "127.0.0.1:0",
+            &url_arg(&url),
+            crate::util::SECRET,
+            log.to_str().unwrap(),
+        ])
+        .kill_on_drop(true);
+    let (mut child, addr) = crate::util::spawn_listening(command).await;
+    // The ids of finished runs (the demo may log other lines too).
+    let lines = || -> Vec<String> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.parse::<i64>().is_ok())
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        deliver(addr, &user_event(1)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    wait_until(|| lines().len() == 1).await;
+    let id: i64 = lines()[0].parse().unwrap();
+
+    let store = Store::open(&url).await.unwrap();
+    let asked = Instant::now();
+    assert_eq!(store.redeliver(id, None).await.unwrap(), ["*,*:*"]);
+    wait_until(|| lines().len() == 2).await;
+    let took = asked.elapsed();
+    assert_eq!(lines(), [id.to_string(), id.to_string()]);
+    assert!(took < Duration::from_secs(3), "picked up after {took:?}");
+    child.kill().await.unwrap();
+}
+
+fn url_arg(url: &StoreUrl) -> String {
+    match url {
+        StoreUrl::Sqlite(path) => path.display().to_string(),
+        StoreUrl::Postgres(url) => url.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_reaches_a_receiver_process_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    a_redelivery_reaches_a_receiver_process(StoreUrl::Sqlite(dir.path().join("journal.db"))).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_reaches_a_receiver_process_postgres() {
+    let db = dronehook_testkit::database().await;
+    a_redelivery_reaches_a_receiver_process(StoreUrl::Postgres(db.url().to_owned())).await;
+}
