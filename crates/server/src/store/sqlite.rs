@@ -240,7 +240,7 @@ impl SqliteStore {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
             let erased: i64 = c.query_row(
-                "SELECT count(*) FROM deliveries INDEXED BY deliveries_erased
+                "SELECT count(*) FROM deliveries
                  WHERE erased = 1 AND received_at_ms >= ?1",
                 [from],
                 |r| r.get(0),
