@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The WebDriver client the tests drive the browser with (its `Locator`, `Element`).
+pub use fantoccini;
+
 /// What to do when the browser is missing, said as the whole failure.
 pub const HOW_TO_GET_THEM: &str =
     "the browser tests need Chromium and ChromeDriver: apt-get install chromium chromium-driver";
@@ -301,7 +304,7 @@ kill -KILL 0
         log.lines()
             .rev()
             .find(|l| !l.trim().is_empty())
-            .map_or_else(|| "it logged nothing".to_owned(), |l| one_line(l))
+            .map_or_else(|| "it logged nothing".to_owned(), one_line)
     }
 }
 

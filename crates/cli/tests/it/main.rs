@@ -7,6 +7,7 @@
 
 mod audit;
 mod bad_input;
+mod browser;
 mod colour;
 mod env;
 mod exec;
