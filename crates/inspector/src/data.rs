@@ -33,8 +33,14 @@ fn one_line(e: impl std::fmt::Display) -> String {
 impl Data {
     /// Opens the store read-write, or read-only when that fails for another reason
     /// than a missing store (a file without write permission, a read-only replica):
-    /// the pages work, the actions are off.
-    pub(crate) async fn open(url: &StoreUrl) -> Result<Data, String> {
+    /// the pages work, the actions are off. `read_only`: never try to write.
+    pub(crate) async fn open(url: &StoreUrl, read_only: bool) -> Result<Data, String> {
+        if read_only {
+            return Store::open_read_only(url)
+                .await
+                .map(|store| Data { store })
+                .map_err(one_line);
+        }
         match Store::open(url).await {
             Ok(store) => Ok(Data { store }),
             Err(e) if e.is_not_found() => Err(one_line(e)),

@@ -85,6 +85,7 @@ pub struct InspectorBuilder {
     replay_secret: Option<Secret>,
     drone_url: Option<String>,
     retention: Option<Duration>,
+    read_only: bool,
 }
 
 impl fmt::Debug for InspectorBuilder {
@@ -96,6 +97,7 @@ impl fmt::Debug for InspectorBuilder {
             .field("replay_secret", &self.replay_secret.as_ref().map(|_| "<redacted>"))
             .field("drone_url", &self.drone_url)
             .field("retention", &self.retention)
+            .field("read_only", &self.read_only)
             .finish()
     }
 }
@@ -134,6 +136,13 @@ impl InspectorBuilder {
         self
     }
 
+    /// Opens the store read-only even when it could be written: the pages work, the
+    /// actions (redeliver, redrive, replay) are off and answer 409.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
     /// Checks the settings: beyond loopback, a token is required.
     pub fn build(self) -> Result<Inspector, Error> {
         match &self.token {
@@ -151,6 +160,7 @@ impl InspectorBuilder {
                 replay_secret: self.replay_secret,
                 drone_url: self.drone_url,
                 retention: self.retention,
+                read_only: self.read_only,
             }),
         })
     }
@@ -164,6 +174,7 @@ pub(crate) struct Settings {
     pub(crate) replay_secret: Option<Secret>,
     pub(crate) drone_url: Option<String>,
     pub(crate) retention: Option<Duration>,
+    pub(crate) read_only: bool,
 }
 
 /// The inspector, before it listens.
@@ -192,6 +203,7 @@ impl Inspector {
             replay_secret: None,
             drone_url: None,
             retention: None,
+            read_only: false,
         }
     }
 
@@ -205,7 +217,11 @@ impl Inspector {
     /// Opens the store and binds the listener.
     pub async fn bind(self) -> Result<Bound, Error> {
         let store = match &self.settings.store {
-            Some(url) => Some(data::Data::open(url).await.map_err(Error::Store)?),
+            Some(url) => Some(
+                data::Data::open(url, self.settings.read_only)
+                    .await
+                    .map_err(Error::Store)?,
+            ),
             None => None,
         };
         let addr = self.settings.addr;

@@ -281,7 +281,7 @@ fn run_row(r: &RunView, failed_page: bool) -> Markup {
                 td.repo { (r.repo) }
             }
             td.handler { (r.handler) }
-            td.status class={ "state-" (r.status) } { (r.status) }
+            td class={ "status state-" (r.status) } { (r.status) }
             td.attempts { (r.attempts) }
             td.duration { @if let Some(d) = r.duration { (format::span(d)) } }
             td.next {

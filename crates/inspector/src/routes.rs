@@ -516,8 +516,14 @@ async fn health(app: &App) -> Response<Body> {
     }
 }
 
-/// Every action: CSRF, then a writable store, then the action.
+/// Every action: a writable store (409 otherwise: nothing can change, so there is
+/// nothing to forge, and such pages carry no CSRF token), then CSRF, then the action.
 async fn post(app: &App, req: Request<Incoming>, segments: &[&str]) -> Response<Body> {
+    let data = match &app.data {
+        Some(d) if d.writable() => d,
+        Some(_) => return text(StatusCode::CONFLICT, "the store is read-only: actions are off"),
+        None => return text(StatusCode::CONFLICT, "no store: actions are off"),
+    };
     let form = match read_form(req.into_body()).await {
         Ok(f) => f,
         Err(resp) => return resp,
@@ -525,11 +531,6 @@ async fn post(app: &App, req: Request<Incoming>, segments: &[&str]) -> Response<
     if !app.settings.auth.csrf_ok(field(&form, "csrf")) {
         return text(StatusCode::FORBIDDEN, CSRF_REFUSED);
     }
-    let data = match &app.data {
-        Some(d) if d.writable() => d,
-        Some(_) => return text(StatusCode::CONFLICT, "the store is read-only: actions are off"),
-        None => return text(StatusCode::CONFLICT, "no store: actions are off"),
-    };
     match segments {
         ["events", id, "redeliver"] => {
             let Ok(id) = id.parse::<i64>() else {

@@ -129,7 +129,10 @@ async fn every_answer_carries_the_csp_and_without_a_token_only_loopback_hosts_ar
 
 #[tokio::test]
 async fn a_post_without_the_right_csrf_token_is_refused() {
-    let run = start(None, |b| b).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = dronehook_server::StoreUrl::Sqlite(dir.path().join("store.db"));
+    let run = start(Some(url), |b| b).await;
+    assert!(run.actions);
     for body in ["", "csrf=", "csrf=0000", "endpoint=x"] {
         for path in ["/events/1/redeliver", "/events/1/replay", "/failed/redrive"] {
             let a = request(run.ui, "POST", path, &[], body).await;
@@ -137,6 +140,10 @@ async fn a_post_without_the_right_csrf_token_is_refused() {
             assert_eq!(a.body, "csrf token missing or wrong\n", "{path} {body:?}");
         }
     }
+    // Without a store there is nothing to act on.
+    let bare = start(None, |b| b).await;
+    let a = request(bare.ui, "POST", "/events/1/redeliver", &[], "csrf=x").await;
+    assert_eq!((a.status, a.body.as_str()), (409, "no store: actions are off\n"));
     // Methods a route does not take.
     let a = request(run.ui, "POST", "/", &[], "").await;
     assert_eq!((a.status, a.header("allow")), (405, Some("GET, HEAD")));

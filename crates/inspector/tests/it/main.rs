@@ -4,4 +4,5 @@
 
 mod access;
 mod live;
+mod store;
 mod support;

@@ -36,13 +36,25 @@ pub(crate) async fn start(
     store: Option<StoreUrl>,
     ui: impl FnOnce(dronehook_inspector::InspectorBuilder) -> dronehook_inspector::InspectorBuilder,
 ) -> Running {
+    start_with(store, Router::new(), ui).await
+}
+
+/// [`start`] with the receiver's handlers in `router` (one attempt each, so a
+/// failing handler's run is dead at once).
+pub(crate) async fn start_with(
+    store: Option<StoreUrl>,
+    router: Router,
+    ui: impl FnOnce(dronehook_inspector::InspectorBuilder) -> dronehook_inspector::InspectorBuilder,
+) -> Running {
     let inspector = ui(Inspector::builder(store.clone())
         .addr(SocketAddr::from(([127, 0, 0, 1], 0)))
         .replay_secret(Some(Secret::from(SECRET))))
     .build()
     .expect("inspector settings");
-    let router = Router::new().observe(inspector.observer());
-    let mut config = Config::builder(Policy::new(SECRET)).addr(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let router = router.observe(inspector.observer());
+    let mut config = Config::builder(Policy::new(SECRET))
+        .addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .max_attempts(1);
     if let Some(store) = store {
         config = config.store(store);
     }
