@@ -163,3 +163,108 @@ async fn a_read_only_store_has_no_action_forms_and_actions_answer_409() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_board_the_failed_runs_their_redrive_and_health() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = StoreUrl::Sqlite(dir.path().join("store.db"));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let run = start_with(Some(url.clone()), router(calls), |b| {
+        b.retention(Some(Duration::from_secs(7 * 86_400)))
+    })
+    .await;
+    for (repo, number, status) in [
+        ("octocat/hello-world", 41, "failure"),
+        ("octocat/hello-world", 42, "success"),
+        ("octocat/broken", 7, "failure"),
+    ] {
+        let body = build_event(repo, number, status, "msg");
+        assert_eq!(send(run.receiver, SECRET, &body, "build").await, 204);
+    }
+    settled(&url, 3).await;
+
+    // One row per repository, its latest build, coloured by status, linked to Drone.
+    let board = get(run.ui, "/builds").await;
+    assert_eq!(board.status, 200);
+    let b = &board.body;
+    assert_eq!(b.matches(r#"<tr class="build""#).count(), 2, "{b}");
+    assert!(b.contains(r#"<tr class="build" data-repo="octocat/hello-world">"#), "{b}");
+    assert!(b.contains(r#"<td class="number">42</td><td class="status status-success">success</td><td class="branch">main</td><td class="author">octocat</td><td class="duration">95 s</td><td class="link"><a href="https://drone.example.com/octocat/hello-world/42" rel="noreferrer">open</a></td>"#), "{b}");
+    assert!(b.contains(r#"<td class="status status-failure">failure</td>"#), "{b}");
+
+    // The failed page: the dead run, and a redrive of all that match.
+    let failed = get(run.ui, "/failed").await;
+    let f = &failed.body;
+    assert_eq!(f.matches(r#"<tr class="run""#).count(), 1, "{f}");
+    assert!(f.contains(r#"<tr class="run" data-handler="deploy""#), "{f}");
+    assert!(f.contains(r#"<td class="status state-dead">dead</td>"#), "{f}");
+    assert!(f.contains(r#"<td class="output">exit 3</td>"#), "{f}");
+    let none = get(run.ui, "/failed?repo=octocat/hello-*").await;
+    assert_eq!(none.body.matches(r#"<tr class="run""#).count(), 0, "{}", none.body);
+    let csrf = csrf_of(f);
+    let all = request(run.ui, "POST", "/failed/redrive", &[], &format!("csrf={csrf}&event=&repo=octocat%2F*&state=")).await;
+    assert_eq!((all.status, all.header("location")), (303, Some("/failed?redriven=1")));
+    // The run is queued, fails again (one attempt) and is dead again, 2 attempts on.
+    let store = Store::open_read_only(&url).await.expect("opens");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = store.list(&EventQuery::new().run_status(RunStatus::Dead)).await.expect("lists");
+        let attempts: Vec<u32> = list.iter().flat_map(|e| e.runs.iter()).filter(|r| r.handler == "deploy" && r.status == RunStatus::Dead).map(|r| r.attempts).collect();
+        if attempts == [2] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not redriven: {list:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = get(run.ui, "/failed?redriven=1").await;
+    assert!(after.body.contains("Queued again: 1 run(s)."), "{}", after.body);
+
+    // Health: counts over the windows, the failure rate, retention.
+    let health = get(run.ui, "/health").await;
+    let h = &health.body;
+    assert!(h.contains(r#"<div id="health">"#), "{h}");
+    assert!(h.contains(r#"<tr><th>Last hour</th><td class="events">3</td><td class="ok">5</td><td class="pending">0</td><td class="dead">1</td><td class="rate">16.7 %</td></tr>"#), "{h}");
+    assert!(h.contains(r#"<dd id="retention">7 d</dd>"#), "{h}");
+    assert!(h.contains(r#"<dd id="oldest-pending">none</dd>"#), "{h}");
+
+    // The list reads the store, with its filters.
+    let list = get(run.ui, "/?repo=octocat%2Fbroken").await;
+    assert_eq!(list.body.matches(r#"<tr class="event""#).count(), 1, "{}", list.body);
+    assert!(list.body.contains(r#"<td class="runs">deploy dead, print ok</td>"#), "{}", list.body);
+    let list = get(run.ui, "/?status=success&event=build:*").await;
+    assert_eq!(list.body.matches(r#"<tr class="event""#).count(), 1, "{}", list.body);
+}
+
+#[tokio::test]
+async fn a_live_row_is_completed_from_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = StoreUrl::Sqlite(dir.path().join("store.db"));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let run = start_with(Some(url.clone()), router(calls), |b| b).await;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(run.ui).await.expect("connects");
+    s.write_all(format!("GET /stream?status=failure HTTP/1.1\r\nHost: {}\r\n\r\n", run.ui).as_bytes())
+        .await
+        .expect("writes");
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    // The first bytes say the stream is open; only then is the event sent.
+    while !seen.contains("retry: 2000") {
+        let n = s.read(&mut buf).await.expect("reads");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    for (repo, status) in [("octocat/a", "success"), ("octocat/b", "failure")] {
+        let body = build_event(repo, 1, status, "msg");
+        assert_eq!(send(run.receiver, SECRET, &body, "build").await, 204);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !seen.contains("octocat/b") {
+        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+            .await
+            .expect("the failure within 10 s")
+            .expect("reads");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains(r#""status":"failure""#), "{seen}");
+    assert!(!seen.contains("octocat/a"), "{seen}");
+}
