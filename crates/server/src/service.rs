@@ -182,7 +182,7 @@ impl From<Refusal> for Outcome {
 
 /// Answers one request of a connection. `smuggled` is the connection's note that a
 /// head carried both `Transfer-Encoding` and `Content-Length` (see sniff.rs), read
-/// when the request was handed over.
+/// when the request was handed over; `peer` is the connection's peer address.
 ///
 /// An `async fn` rather than a service: the connection's service (server.rs) calls it
 /// inside the future it boxes, so this future's kilobytes of state are built in the box
@@ -191,6 +191,7 @@ pub(crate) async fn respond(
     shared: Arc<Shared>,
     req: Request<Incoming>,
     smuggled: bool,
+    peer: std::net::SocketAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     // tokio's clock (the standard one outside paused tests): the whole-request deadline
     // below is set from this one reading instead of reading the clock again.
@@ -229,8 +230,7 @@ pub(crate) async fn respond(
         build,
         delivery_id: outcome.delivery_id,
         latency,
-        // Not known here yet (the accept loop holds it).
-        peer: None,
+        peer: Some(peer),
         key_id: refused.key_id,
         event_header: refused.event_header,
         date_skew: refused.date_skew,

@@ -134,6 +134,8 @@ async fn refusals_say_why_and_show_no_body_or_secret() {
     assert!(page.body.contains(r#"<td class="skew">-11 min</td>"#), "{}", page.body);
     assert!(page.body.contains(r#"<td class="code">date.stale</td>"#));
     assert!(page.body.contains(r#"<td class="key-id">hmac-key</td>"#));
+    assert_eq!(page.body.matches(r#"<td class="peer">127.0.0.1:"#).count(), 3, "{}", page.body);
+    assert_eq!(page.body.matches(r#"<td class="status">401</td>"#).count(), 3, "{}", page.body);
     // The hostile X-Drone-Event is shown as text, not markup.
     assert!(page.body.contains(r#"<td class="event">&lt;script&gt;alert(1)&lt;/script&gt;</td>"#), "{}", page.body);
     assert!(!page.body.contains("<script>alert"), "{}", page.body);
