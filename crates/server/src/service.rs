@@ -54,6 +54,51 @@ struct Outcome {
     headers: Vec<(http::HeaderName, HeaderValue)>,
     outline: Option<Outline>,
     delivery_id: Option<i64>,
+    /// What a refused request's head said, for observers (boxed: refusals only, so
+    /// the accepted path carries one empty pointer).
+    refused: Option<Box<RefusedHead>>,
+}
+
+/// The few things a refused request's head tells a person (the inspector's refusals
+/// page): read only when a request is refused, never its body or signature.
+#[derive(Default)]
+struct RefusedHead {
+    key_id: Option<String>,
+    event_header: Option<String>,
+    date_skew: Option<i64>,
+}
+
+impl RefusedHead {
+    /// Reads the `keyId`, `X-Drone-Event` and the `Date`'s distance from `now`.
+    fn read(headers: &HeaderMap, now: SystemTime) -> Box<RefusedHead> {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        // A refusal may be for a hostile head: what is kept is cut short.
+        let short = |v: &str| v.chars().take(128).collect::<String>();
+        let key_id = text("signature")
+            .and_then(|v| dronehook_protocol::SignatureParams::parse(v).ok())
+            .or_else(|| {
+                text("authorization")
+                    .and_then(|v| dronehook_protocol::SignatureParams::parse_authorization(v).ok())
+            })
+            .map(|p| short(&p.key_id));
+        let date_skew = text("date")
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .map(|date| match date.duration_since(now) {
+                Ok(ahead) => ahead.as_secs() as i64,
+                Err(behind) => -(behind.duration().as_secs() as i64),
+            });
+        Box::new(RefusedHead {
+            key_id,
+            event_header: text("x-drone-event").map(short),
+            date_skew,
+        })
+    }
 }
 
 impl Outcome {
@@ -71,6 +116,7 @@ impl Outcome {
             )],
             outline: None,
             delivery_id: None,
+            refused: None,
         }
     }
 
@@ -82,7 +128,13 @@ impl Outcome {
             headers: Vec::new(),
             outline: Some(outline),
             delivery_id: None,
+            refused: None,
         }
+    }
+
+    fn refused_head(mut self, headers: &HeaderMap) -> Self {
+        self.refused = Some(RefusedHead::read(headers, SystemTime::now()));
+        self
     }
 
     fn header(self, name: http::HeaderName, value: &'static str) -> Self {
@@ -130,7 +182,7 @@ impl From<Refusal> for Outcome {
 
 /// Answers one request of a connection. `smuggled` is the connection's note that a
 /// head carried both `Transfer-Encoding` and `Content-Length` (see sniff.rs), read
-/// when the request was handed over.
+/// when the request was handed over; `peer` is the connection's peer address.
 ///
 /// An `async fn` rather than a service: the connection's service (server.rs) calls it
 /// inside the future it boxes, so this future's kilobytes of state are built in the box
@@ -139,6 +191,7 @@ pub(crate) async fn respond(
     shared: Arc<Shared>,
     req: Request<Incoming>,
     smuggled: bool,
+    peer: std::net::SocketAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     // tokio's clock (the standard one outside paused tests): the whole-request deadline
     // below is set from this one reading instead of reading the clock again.
@@ -167,6 +220,7 @@ pub(crate) async fn respond(
         Some(o) => (Some(o.event), Some(o.action), o.repo_slug, o.build_number),
         None => (None, None, None, None),
     };
+    let refused = outcome.refused.map(|r| *r).unwrap_or_default();
     let record = RequestRecord {
         status: outcome.status.as_u16(),
         code: outcome.code,
@@ -176,6 +230,10 @@ pub(crate) async fn respond(
         build,
         delivery_id: outcome.delivery_id,
         latency,
+        peer: Some(peer),
+        key_id: refused.key_id,
+        event_header: refused.event_header,
+        date_skew: refused.date_skew,
     };
     tracing::info!(
         target: "dronehook_server::request",
@@ -258,17 +316,17 @@ async fn webhook(
     smuggled: bool,
 ) -> Outcome {
     if let Err(refused) = check_head(&shared.config, &req, smuggled) {
-        return refused.into();
+        return Outcome::from(refused).refused_head(req.headers());
     }
     let (parts, body) = req.into_parts();
     let body = match read_body(&shared.config, body, started).await {
         Ok(body) => body,
-        Err(refused) => return refused.into(),
+        Err(refused) => return Outcome::from(refused).refused_head(&parts.headers),
     };
     let received_at = SystemTime::now();
     let checked = match verify(&shared.config, &parts, &body, received_at) {
         Ok(checked) => checked,
-        Err(refused) => return refused.into(),
+        Err(refused) => return Outcome::from(refused).refused_head(&parts.headers),
     };
     accept(shared, parts, body, received_at, checked).await
 }
@@ -430,10 +488,18 @@ async fn accept(
     } else {
         (StatusCode::ACCEPTED, "unknown_event")
     };
+    // A replay is answered 2xx (the sender must not retry it) and says so, so a
+    // sender can tell a duplicate from a delivery.
+    let replay = |outline: Outline| {
+        Outcome::empty(StatusCode::NO_CONTENT, "replay", outline).header_value(
+            http::HeaderName::from_static(dronehook_protocol::DUPLICATE_HEADER),
+            HeaderValue::from_static("true"),
+        )
+    };
 
     let guard = match &shared.replay {
         Some(cache) => match cache.claim(digest).await {
-            Claim::Replay => return Outcome::empty(StatusCode::NO_CONTENT, "replay", outline),
+            Claim::Replay => return replay(outline),
             Claim::Fresh(guard) => Some(guard),
             // The journal's unique key on the digest holds every accepted body and
             // settles copies that race, so it catches the replays the full map
@@ -479,11 +545,36 @@ async fn accept(
                 digest,
                 secret_index,
                 attempt: 1,
+                output: crate::handler::OutputSlot::default(),
             }),
             Err(e) => return Outcome::error(StatusCode::BAD_REQUEST, e.code()),
         }
     };
 
+    // With a journal, the runs go to the dispatcher's queue if it has room for all of
+    // them now; otherwise they are stored due and its poller brings them in.
+    let reserved = match (&shared.dispatcher, &delivery) {
+        (Some(dispatcher), Some(_)) if shared.journal.is_some() => dispatcher.reserve(routes.len()),
+        _ => None,
+    };
+    // The build's status for the store's lists, from the handlers' decoded payload, or
+    // decoded for it (build events only) when no handler wanted the payload.
+    let build_status = journal_headers.as_ref().and_then(|_| {
+        if outline.event != Event::Build {
+            return None;
+        }
+        match &delivery {
+            Some(d) => d
+                .envelope
+                .build
+                .as_ref()
+                .map(|b| b.status.as_str().to_owned()),
+            // The outline's event is the body's, or the header's when the body has none.
+            None => Envelope::decode_with_header(&body, Some(outline.event.as_str()))
+                .ok()
+                .and_then(|e| e.build.map(|b| b.status.as_str().to_owned())),
+        }
+    });
     // The record either store keeps, built once; `journal_headers` exists exactly when
     // there is a store.
     let entry = journal_headers.map(|headers| NewEntry {
@@ -495,9 +586,15 @@ async fn accept(
         known,
         repo: outline.repo_slug.clone(),
         build: outline.build_number,
+        build_status,
+        secret_index: shared
+            .config
+            .verify
+            .then(|| u32::try_from(secret_index).unwrap_or(u32::MAX)),
         headers,
         body,
         handlers: routes.iter().map(|r| r.name.clone()).collect(),
+        queued: reserved.is_some(),
     });
 
     if let Some(entry) = entry {
@@ -517,10 +614,7 @@ async fn accept(
                 Ok((inserted, took)) => {
                     shared.metrics.commit(took);
                     let (id, mut out) = match inserted {
-                        Inserted::Duplicate(id) => (
-                            id,
-                            Outcome::empty(StatusCode::NO_CONTENT, "replay", outline),
-                        ),
+                        Inserted::Duplicate(id) => (id, replay(outline)),
                         Inserted::New(id) => (id, Outcome::empty(success, success_code, outline)),
                     };
                     out.delivery_id = Some(id);
@@ -543,7 +637,7 @@ async fn accept(
                     if let Some(guard) = guard {
                         guard.accept();
                     }
-                    let mut out = Outcome::empty(StatusCode::NO_CONTENT, "replay", outline);
+                    let mut out = replay(outline);
                     out.delivery_id = Some(id);
                     return out;
                 }
@@ -554,8 +648,13 @@ async fn accept(
                     }
                     if let (Some(dispatcher), Some(mut delivery)) = (&shared.dispatcher, delivery) {
                         delivery.id = Some(id);
-                        for route in routes {
-                            dispatcher.enqueue(route.clone(), delivery.clone());
+                        match reserved {
+                            Some(reserved) => dispatcher.enqueue(
+                                reserved,
+                                routes.into_iter().cloned().collect(),
+                                &delivery,
+                            ),
+                            None => dispatcher.nudge(),
                         }
                     }
                     let mut out = Outcome::empty(success, success_code, outline);

@@ -13,6 +13,7 @@ mod replay;
 mod statuses;
 #[cfg(feature = "postgres")]
 mod store;
+mod store_api;
 mod timeouts;
 mod tls;
 mod transport;

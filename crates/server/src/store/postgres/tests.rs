@@ -260,7 +260,7 @@ async fn failed_runs_are_retried_after_their_backoff_then_dead_and_kept() {
     );
     assert!(store.pending_runs().await.unwrap().is_empty());
     let runs = store.runs(id).await.unwrap();
-    assert_eq!(runs[0].status, RunStatus::Failed);
+    assert_eq!(runs[0].status, RunStatus::Dead);
     assert_eq!(runs[0].attempts, 3);
     assert_eq!(runs[0].last_error.as_deref(), Some("exit status 3"));
 
@@ -288,7 +288,7 @@ async fn failed_runs_are_retried_after_their_backoff_then_dead_and_kept() {
             .is_empty()
     );
     let runs = store.runs(id).await.unwrap();
-    assert_eq!(runs[0].status, RunStatus::Failed);
+    assert_eq!(runs[0].status, RunStatus::Dead);
     assert_eq!(
         runs[0].last_error.as_deref(),
         Some("its last attempt did not finish: the lease expired")
@@ -707,7 +707,7 @@ mod runner {
             ]
         );
         let runs = store.runs(id).await.unwrap();
-        assert_eq!(runs[0].status, RunStatus::Failed);
+        assert_eq!(runs[0].status, RunStatus::Dead);
         assert_eq!(runs[0].attempts, 3);
         assert_eq!(runs[0].last_error.as_deref(), Some("attempt 3 failed"));
     }
