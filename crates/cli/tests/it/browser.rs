@@ -51,10 +51,18 @@ impl Inspected {
     fn start(extra: &[&str]) -> Inspected {
         let dir = tempfile::tempdir().unwrap();
         let mut serve = serve_cmd();
+        // Started in the directory, so the pages name the store `events.db`.
         serve
+            .current_dir(dir.path())
             .env("OUT", dir.path())
-            .args(["--secret", SECRET, "--output", "none", "--store"])
-            .arg(dir.path().join("events.db"))
+            .args([
+                "--secret",
+                SECRET,
+                "--output",
+                "none",
+                "--store",
+                "events.db",
+            ])
             .args(["--ui", "127.0.0.1:0"])
             .args(extra);
         Inspected::with(serve, dir)
@@ -70,12 +78,20 @@ impl Inspected {
         format!("{}{}", self.ui, path.trim_start_matches('/'))
     }
 
-    /// Writes `body` to a file and sends it with `dronehook send`, signed with `secret`.
+    /// Writes `body` to a file and sends it with `dronehook send --raw` (these exact
+    /// bytes), signed with `secret`.
     fn send(&self, body: &[u8], secret: &str) -> std::process::Output {
         let file = self.dir.path().join(format!("payload-{}.json", unique()));
         std::fs::write(&file, body).unwrap();
         run(dronehook()
-            .args(["send", "--retries", "0", "--endpoint", &self.served.url])
+            .args([
+                "send",
+                "--raw",
+                "--retries",
+                "0",
+                "--endpoint",
+                &self.served.url,
+            ])
             .args(["--secret", secret])
             .arg(&file))
     }
@@ -123,6 +139,18 @@ fn workspace() -> PathBuf {
 /// with this repository, number, status and commit message: each body differs, so no
 /// two are replays of each other.
 fn build_event(slug: &str, number: i64, status: &str, message: &str) -> Vec<u8> {
+    build_event_by(slug, number, status, message, "main", "octocat")
+}
+
+/// [`build_event`] on `branch`, by `author`.
+fn build_event_by(
+    slug: &str,
+    number: i64,
+    status: &str,
+    message: &str,
+    branch: &str,
+    author: &str,
+) -> Vec<u8> {
     let sample = workspace().join("fixtures/payloads/build_finished.json");
     let mut v: Value = serde_json::from_slice(&std::fs::read(sample).unwrap()).unwrap();
     let (namespace, name) = slug.split_once('/').unwrap_or(("", slug));
@@ -135,6 +163,10 @@ fn build_event(slug: &str, number: i64, status: &str, message: &str) -> Vec<u8> 
     build["status"] = status.into();
     build["message"] = message.into();
     build["link"] = format!("https://drone.example.com/{slug}/{number}").into();
+    build["target"] = branch.into();
+    build["source"] = branch.into();
+    build["ref"] = format!("refs/heads/{branch}").into();
+    build["author_login"] = author.into();
     if status == "running" {
         build["finished"] = 0.into();
     }
@@ -324,7 +356,9 @@ fn a_refused_request_shows_its_reason() {
             .args(["--date", &http_date_from_now(-660)]));
         assert_eq!(signed.status.code(), Some(0), "{}", stderr(&signed));
         let curl = run(Command::new("sh").args(["-c", &stdout(&signed)]));
-        assert_eq!(curl.status.code(), Some(0), "{}", stderr(&curl));
+        // The command `sign` prints fails (--fail) on the refusal.
+        assert_eq!(curl.status.code(), Some(22), "{}", stderr(&curl));
+        assert!(stderr(&curl).contains("401"), "{}", stderr(&curl));
         let reasons = eventually("the stale Date's row", async || {
             let reasons = texts(&b, "tr.refusal .reason").await;
             if reasons.len() == 2 {
@@ -426,7 +460,10 @@ fn the_detail_shows_the_headers_the_verification_and_the_payload() {
             .unwrap();
         assert_eq!(fetched[0], 200);
         assert_eq!(fetched[1], "application/octet-stream");
-        assert_eq!(fetched[2].as_str().unwrap().as_bytes(), &body[..]);
+        assert!(
+            fetched[2].as_str().unwrap().as_bytes() == &body[..],
+            "the raw bytes differ from those sent"
+        );
         b.quit().await;
     });
 }
@@ -615,6 +652,12 @@ fn a_script_in_a_commit_message_stays_inert() {
             .expect("data-id");
         let inert = "typeof window.__dronehookXss === 'undefined'";
         assert_eq!(js(&b, inert).await, Value::Bool(true), "live list");
+        // The page's own script is the only one; the payload made no elements.
+        let injected = "script:not([src]), img[src=x]";
+        assert!(
+            b.find_all(Locator::Css(injected)).await.unwrap().is_empty(),
+            "the live row holds the payload's elements"
+        );
 
         // Then each page that shows it, rendered by the server.
         for page in ["/".to_owned(), format!("/events/{id}"), "/builds".to_owned()] {
@@ -622,11 +665,8 @@ fn a_script_in_a_commit_message_stays_inert() {
             // An onerror would fire once the image failed to load: give it that time.
             tokio::time::sleep(Duration::from_millis(300)).await;
             assert_eq!(js(&b, inert).await, Value::Bool(true), "{page}");
-            let injected = b
-                .find_all(Locator::Css("main script, main img[src=x]"))
-                .await
-                .unwrap();
-            assert!(injected.is_empty(), "{page} holds the payload's elements");
+            let found = b.find_all(Locator::Css(injected)).await.unwrap();
+            assert!(found.is_empty(), "{page} holds the payload's elements");
         }
         b.goto(&ui.page(&format!("/events/{id}"))).await.unwrap();
         let payload = text(&b, "#payload").await.unwrap();
@@ -660,34 +700,53 @@ fn screenshots_of_the_list_a_detail_and_the_board() {
     let _one = one_at_a_time();
     runtime().block_on(async {
         let ui = Inspected::start(&["--exec", "echo handled"]);
-        let repos = [
-            ("octocat/hello-world", 41, "success", "Update README.md"),
+        let builds = [
+            (
+                "octocat/hello-world",
+                41,
+                "success",
+                "Update README.md",
+                "main",
+                "octocat",
+            ),
             (
                 "acme/api",
                 128,
                 "failure",
                 "Retry the payment webhook on 502",
+                "fix/retries",
+                "mlee",
             ),
-            ("acme/web", 77, "running", "Dark mode for the settings page"),
+            (
+                "acme/web",
+                77,
+                "running",
+                "Dark mode for the settings page",
+                "dark-mode",
+                "asato",
+            ),
             (
                 "drone/drone-runner",
                 310,
                 "success",
                 "Bump the Docker client to 28.0",
+                "master",
+                "bradrydzewski",
             ),
             (
                 "octocat/hello-world",
                 42,
                 "success",
                 "Merge pull request #7 from octocat/docs",
+                "main",
+                "octocat",
             ),
         ];
-        for (slug, number, status, message) in repos {
-            ui.deliver(&build_event(slug, number, status, message));
+        for (slug, number, status, message, branch, author) in builds {
+            ui.deliver(&build_event_by(
+                slug, number, status, message, branch, author,
+            ));
         }
-        // A refusal, for the list's counter of refused requests.
-        let refused = ui.send(&build_event("acme/api", 129, "success", "x"), "old-secret");
-        assert_eq!(refused.status.code(), Some(1));
 
         let b = browser().await;
         let out = match std::env::var_os("DRONEHOOK_SCREENSHOTS") {
@@ -723,6 +782,8 @@ fn screenshots_of_the_list_a_detail_and_the_board() {
             .await
             .unwrap()
             .expect("data-id");
+        // Tall enough for the payload and the runs below the headers.
+        b.set_window_size(1280, 1500).await.unwrap();
         b.goto(&ui.page(&format!("/events/{id}"))).await.unwrap();
         eventually("the handler's run", async || {
             let status = text(&b, "#runs tr.run .status").await?;
@@ -741,6 +802,7 @@ fn screenshots_of_the_list_a_detail_and_the_board() {
                 .contains("Merge pull request #7")
         );
         shot("inspector-detail.png").await;
+        b.set_window_size(1280, 800).await.unwrap();
 
         b.goto(&ui.page("/builds")).await.unwrap();
         let board = texts(&b, "tr.build").await;
@@ -763,6 +825,18 @@ fn screenshots_of_the_list_a_detail_and_the_board() {
             .unwrap()
             .unwrap_or_default();
         assert!(failed.contains("status-failure"), "{failed}");
+        assert_eq!(
+            text(&b, &format!("{} .branch", row("acme/api")))
+                .await
+                .unwrap(),
+            "fix/retries"
+        );
+        assert_eq!(
+            text(&b, &format!("{} .author", row("acme/api")))
+                .await
+                .unwrap(),
+            "mlee"
+        );
         shot("inspector-board.png").await;
         b.quit().await;
     });
