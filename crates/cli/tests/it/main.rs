@@ -15,3 +15,4 @@ mod snapshots;
 mod store;
 mod support;
 mod tls;
+mod ui;
