@@ -24,7 +24,9 @@ fn get(addr: &str, target: &str, headers: &[&str]) -> String {
 
 /// The inspector's address from its start-up line.
 fn ui_addr(served: &Served) -> String {
-    let line = served.wait_stderr("inspector on http://").expect("the inspector's line");
+    let line = served
+        .wait_stderr("inspector on http://")
+        .expect("the inspector's line");
     line.split("inspector on http://")
         .nth(1)
         .and_then(|r| r.split('/').next())
@@ -57,8 +59,15 @@ fn beyond_loopback_without_a_token_it_refuses_to_start() {
 #[test]
 fn with_a_token_from_the_environment_it_serves_beyond_loopback() {
     let mut cmd = serve_cmd();
-    cmd.args(["--secret", "s3cret", "--output", "none", "--ui", "0.0.0.0:0"])
-        .env("DRONEHOOK_UI_TOKEN", "env-token");
+    cmd.args([
+        "--secret",
+        "s3cret",
+        "--output",
+        "none",
+        "--ui",
+        "0.0.0.0:0",
+    ])
+    .env("DRONEHOOK_UI_TOKEN", "env-token");
     let served = Served::start(cmd);
     let addr = ui_addr(&served).replace("0.0.0.0", "127.0.0.1");
     let denied = get(&addr, "/", &[]);
@@ -74,14 +83,19 @@ fn a_port_alone_means_loopback_and_the_pages_read_the_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("store.db");
     let mut cmd = serve_cmd();
-    cmd.args(["--secret", "s3cret", "--output", "none", "--ui", "0", "--store"])
-        .arg(&store);
+    cmd.args([
+        "--secret", "s3cret", "--output", "none", "--ui", "0", "--store",
+    ])
+    .arg(&store);
     let served = Served::start(cmd);
     let addr = ui_addr(&served);
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     for path in ["/", "/refusals", "/builds", "/failed", "/health"] {
         let page = get(&addr, path, &[]);
         assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{path}: {page}");
-        assert!(page.contains(&format!("store {}", store.display())), "{path}: {page}");
+        assert!(
+            page.contains(&format!("store {}", store.display())),
+            "{path}: {page}"
+        );
     }
 }
