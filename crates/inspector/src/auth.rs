@@ -28,10 +28,12 @@ pub(crate) struct Auth {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 fn random() -> [u8; 32] {
@@ -82,7 +84,10 @@ impl Auth {
 
     /// The `Set-Cookie` value a successful login answers with.
     pub(crate) fn set_cookie(&self) -> String {
-        format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", self.session)
+        format!(
+            "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+            self.session
+        )
     }
 
     /// Whether a request may see the pages: no token configured, or the session
@@ -132,7 +137,9 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(
             http::header::COOKIE,
-            format!("other=1; {COOKIE}={value}").parse().expect("header"),
+            format!("other=1; {COOKIE}={value}")
+                .parse()
+                .expect("header"),
         );
         assert!(auth.allows(&headers));
         headers.insert(

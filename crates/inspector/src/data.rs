@@ -69,7 +69,7 @@ impl Data {
     /// Completes a live row from the store (build status, runs).
     pub(crate) async fn complete(&self, id: i64, row: &mut Accepted) {
         if let Ok(Some(stored)) = self.store.get(id).await {
-            row.status = stored.summary.build_status.clone();
+            row.status.clone_from(&stored.summary.build_status);
             row.runs = runs_of(&stored.summary.runs);
         }
     }
@@ -113,7 +113,8 @@ impl Data {
                 "Verified: signature, Digest and Date checked with the receiver's secret #{} (counting the configured secrets from 1).",
                 i + 1
             ),
-            None => "Not verified: the receiver ran with verification off (--insecure-no-verify).".to_owned(),
+            None => "Not verified: the receiver ran with verification off (--insecure-no-verify)."
+                .to_owned(),
         };
         let payload = serde_json::from_slice::<Value>(&stored.body).ok();
         let runs = stored
@@ -139,12 +140,7 @@ impl Data {
     }
 
     pub(crate) async fn raw(&self, id: i64) -> Result<Option<Vec<u8>>, String> {
-        Ok(self
-            .store
-            .get(id)
-            .await
-            .map_err(one_line)?
-            .map(|s| s.body))
+        Ok(self.store.get(id).await.map_err(one_line)?.map(|s| s.body))
     }
 
     pub(crate) async fn builds(&self, drone: Option<&str>) -> Result<Vec<BuildView>, String> {
@@ -339,7 +335,9 @@ impl Data {
                 .iter()
                 .map(|e| match (&e.error, e.status) {
                     (None, Some(s)) => format!("{}: answered {s}", e.endpoint),
-                    (Some(err), Some(s)) => format!("{}: answered {s}: {}", e.endpoint, one_line(err)),
+                    (Some(err), Some(s)) => {
+                        format!("{}: answered {s}: {}", e.endpoint, one_line(err))
+                    }
                     (Some(err), None) => format!("{}: failed: {}", e.endpoint, one_line(err)),
                     (None, None) => format!("{}: no answer", e.endpoint),
                 })

@@ -127,7 +127,10 @@ mod tests {
             r#"keyId="hmac-key",algorithm="hmac-sha256",signature="abcdefgh…",headers="date digest""#
         );
         assert_eq!(
-            header_value("digest", b"SHA-256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
+            header_value(
+                "digest",
+                b"SHA-256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+            ),
             "SHA-256=47DEQpj8HBSa+/TI…"
         );
         assert_eq!(header_value("x-drone-event", b"build"), "build");

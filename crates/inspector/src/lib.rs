@@ -94,7 +94,10 @@ impl fmt::Debug for InspectorBuilder {
             .field("store", &self.store.as_ref().map(ToString::to_string))
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("addr", &self.addr)
-            .field("replay_secret", &self.replay_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "replay_secret",
+                &self.replay_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("drone_url", &self.drone_url)
             .field("retention", &self.retention)
             .field("read_only", &self.read_only)

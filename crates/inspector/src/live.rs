@@ -134,12 +134,15 @@ struct Rings {
     recent: VecDeque<Arc<Accepted>>,
 }
 
+/// A request record and when the observer saw it.
+type Observed = (SystemTime, Arc<RequestRecord>);
+
 /// The observer's channel, the rings, and the pages' channel.
 pub(crate) struct Hub {
-    records: broadcast::Sender<(SystemTime, Arc<RequestRecord>)>,
+    records: broadcast::Sender<Observed>,
     /// The keeper's end, subscribed at once so that what is observed before the
     /// inspector listens is kept; taken when the keeper starts.
-    keeper: Mutex<Option<broadcast::Receiver<(SystemTime, Arc<RequestRecord>)>>>,
+    keeper: Mutex<Option<broadcast::Receiver<Observed>>>,
     pages: broadcast::Sender<Live>,
     rings: Arc<Mutex<Rings>>,
 }
@@ -202,8 +205,16 @@ impl Hub {
                     let mut accepted = Accepted {
                         id: record.delivery_id,
                         received: time,
-                        event: record.event.as_ref().map(|e| e.as_str().to_owned()).unwrap_or_default(),
-                        action: record.action.as_ref().map(|a| a.as_str().to_owned()).unwrap_or_default(),
+                        event: record
+                            .event
+                            .as_ref()
+                            .map(|e| e.as_str().to_owned())
+                            .unwrap_or_default(),
+                        action: record
+                            .action
+                            .as_ref()
+                            .map(|a| a.as_str().to_owned())
+                            .unwrap_or_default(),
                         repo: record.repo.clone(),
                         build: record.build,
                         status: None,
@@ -243,7 +254,11 @@ impl Hub {
         tokio::spawn(async move {
             // The first bytes tell the browser the stream is open, and how soon to
             // reconnect after it drops.
-            if tx.send(Bytes::from_static(b"retry: 2000\n\n")).await.is_err() {
+            if tx
+                .send(Bytes::from_static(b"retry: 2000\n\n"))
+                .await
+                .is_err()
+            {
                 return;
             }
             let mut keepalive = tokio::time::interval(KEEPALIVE);
@@ -254,9 +269,9 @@ impl Hub {
                         Ok(Live::Delivery(d)) if filters.matches(&d) => {
                             format!("event: delivery\ndata: {}\n\n", d.json())
                         }
-                        Ok(Live::Delivery(_)) => continue,
                         Ok(Live::Refusal(r)) => format!("event: refusal\ndata: {}\n\n", r.json()),
-                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        // A row the filters keep off, or rows this page fell behind on.
+                        Ok(Live::Delivery(_)) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(broadcast::error::RecvError::Closed) => break,
                     },
                     _ = keepalive.tick() => ": keepalive\n\n".to_owned(),
@@ -318,10 +333,8 @@ impl Filters {
             }
         }
         if !f.event_text.is_empty() {
-            f.event = Some(
-                EventFilter::parse(&f.event_text)
-                    .map_err(|e| format!("event filter: {e}"))?,
-            );
+            f.event =
+                Some(EventFilter::parse(&f.event_text).map_err(|e| format!("event filter: {e}"))?);
         }
         if !f.state.is_empty() && !matches!(f.state.as_str(), "pending" | "ok" | "dead") {
             return Err(format!(

@@ -108,7 +108,12 @@ pub(crate) fn event_row(e: &Accepted) -> Markup {
     }
 }
 
-pub(crate) fn list(frame: &Frame<'_>, filters: &Filters, rows: &[Accepted], older: Option<String>) -> Markup {
+pub(crate) fn list(
+    frame: &Frame<'_>,
+    filters: &Filters,
+    rows: &[Accepted],
+    older: Option<String>,
+) -> Markup {
     page(
         frame,
         &html! {
@@ -336,10 +341,22 @@ pub(crate) struct BuildView {
 /// The class a status is coloured by: `status-success`, `status-failure`, ...
 fn status_class(status: &str) -> String {
     let known = [
-        "success", "failure", "error", "killed", "running", "pending", "skipped", "blocked",
-        "declined", "waiting_on_dependencies",
+        "success",
+        "failure",
+        "error",
+        "killed",
+        "running",
+        "pending",
+        "skipped",
+        "blocked",
+        "declined",
+        "waiting_on_dependencies",
     ];
-    let s = if known.contains(&status) { status } else { "other" };
+    let s = if known.contains(&status) {
+        status
+    } else {
+        "other"
+    };
     format!("status status-{s}")
 }
 
@@ -370,7 +387,12 @@ pub(crate) fn builds(frame: &Frame<'_>, rows: &[BuildView]) -> Markup {
     )
 }
 
-pub(crate) fn failed(frame: &Frame<'_>, filters: &Filters, rows: &[RunView], actions: Option<&str>) -> Markup {
+pub(crate) fn failed(
+    frame: &Frame<'_>,
+    filters: &Filters,
+    rows: &[RunView],
+    actions: Option<&str>,
+) -> Markup {
     page(
         frame,
         &html! {

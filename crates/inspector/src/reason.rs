@@ -7,7 +7,9 @@ use crate::format::skew_words;
 /// receiver's clock in seconds (positive: ahead).
 pub(crate) fn reason(code: &str, status: u16, key_id: Option<&str>, skew: Option<i64>) -> String {
     let text = match code {
-        "signature.invalid" => "signed with a different secret (or a signed header changed on the way)",
+        "signature.invalid" => {
+            "signed with a different secret (or a signed header changed on the way)"
+        }
         "digest.mismatch" => "body changed after signing (its digest does not match)",
         "date.stale" | "date.future" => {
             return match skew {
@@ -82,6 +84,9 @@ mod tests {
             reason("signature.key_id", 401, Some("old-key"), None),
             "signed with keyId \"old-key\", which this server does not accept"
         );
-        assert_eq!(reason("brand.new", 418, None, None), "refused with 418 (brand.new)");
+        assert_eq!(
+            reason("brand.new", 418, None, None),
+            "refused with 418 (brand.new)"
+        );
     }
 }

@@ -205,7 +205,10 @@ async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, ["stream"]) => stream(app, query.as_deref()),
         (&Method::GET | &Method::HEAD, ["refusals"]) => {
             let frame = app.frame("Refusals", "/refusals", None);
-            html(StatusCode::OK, &pages::refusals(&frame, &app.hub.refusals()))
+            html(
+                StatusCode::OK,
+                &pages::refusals(&frame, &app.hub.refusals()),
+            )
         }
         (&Method::GET | &Method::HEAD, ["events", id]) => match id.parse() {
             Ok(id) => detail(app, id, query.as_deref()).await,
@@ -221,7 +224,12 @@ async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, ["events", _, "redeliver" | "replay"] | ["failed", "redrive"]) => {
             post(app, req, &segments).await
         }
-        (_, [""] | ["stream" | "refusals" | "builds" | "failed" | "health"] | ["events", _] | ["events", _, "raw"]) => {
+        (
+            _,
+            ["" | "stream" | "refusals" | "builds" | "failed" | "health"]
+            | ["events", _]
+            | ["events", _, "raw"],
+        ) => {
             let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
             resp.headers_mut()
                 .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
@@ -384,9 +392,16 @@ async fn list(app: &App, query: Option<&str>) -> Response<Body> {
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'*' | b':' | b',' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'_'
+            | b'.'
+            | b'~'
+            | b'*'
+            | b':'
+            | b',' => (b as char).to_string(),
             b => format!("%{b:02X}"),
         })
         .collect()
@@ -435,7 +450,10 @@ async fn detail(app: &App, id: i64, query: Option<&str>) -> Response<Body> {
         Ok(Some(view)) => {
             let frame = app.frame("Event", "", notice);
             let actions = app.actions();
-            html(StatusCode::OK, &pages::detail(&frame, &view, actions.as_ref()))
+            html(
+                StatusCode::OK,
+                &pages::detail(&frame, &view, actions.as_ref()),
+            )
         }
         Ok(None) => not_found(app),
         Err(e) => {
@@ -452,8 +470,11 @@ async fn raw(app: &App, id: i64) -> Response<Body> {
     match data.raw(id).await {
         Ok(Some(bytes)) => {
             let mut resp = full(StatusCode::OK, "application/octet-stream", bytes);
-            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"event-{id}.json\"")) {
-                resp.headers_mut().insert(http::header::CONTENT_DISPOSITION, v);
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("attachment; filename=\"event-{id}.json\""))
+            {
+                resp.headers_mut()
+                    .insert(http::header::CONTENT_DISPOSITION, v);
             }
             resp
         }
@@ -494,7 +515,10 @@ async fn failed(app: &App, query: Option<&str>) -> Response<Body> {
     };
     let frame = app.frame("Failed", "/failed", notice);
     let csrf = app.writable().then(|| app.settings.auth.csrf());
-    html(StatusCode::OK, &pages::failed(&frame, &filters, &rows, csrf))
+    html(
+        StatusCode::OK,
+        &pages::failed(&frame, &filters, &rows, csrf),
+    )
 }
 
 async fn health(app: &App) -> Response<Body> {
@@ -521,7 +545,12 @@ async fn health(app: &App) -> Response<Body> {
 async fn post(app: &App, req: Request<Incoming>, segments: &[&str]) -> Response<Body> {
     let data = match &app.data {
         Some(d) if d.writable() => d,
-        Some(_) => return text(StatusCode::CONFLICT, "the store is read-only: actions are off"),
+        Some(_) => {
+            return text(
+                StatusCode::CONFLICT,
+                "the store is read-only: actions are off",
+            );
+        }
         None => return text(StatusCode::CONFLICT, "no store: actions are off"),
     };
     let form = match read_form(req.into_body()).await {
@@ -538,7 +567,10 @@ async fn post(app: &App, req: Request<Incoming>, segments: &[&str]) -> Response<
             };
             let handler = field(&form, "handler").filter(|h| !h.is_empty());
             match data.redeliver(id, handler).await {
-                Ok(Some(names)) => see_other(&format!("/events/{id}?queued={}", encode(&names.join(", ")))),
+                Ok(Some(names)) => see_other(&format!(
+                    "/events/{id}?queued={}",
+                    encode(&names.join(", "))
+                )),
                 Ok(None) => not_found(app),
                 Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, &e),
             }
@@ -548,7 +580,10 @@ async fn post(app: &App, req: Request<Incoming>, segments: &[&str]) -> Response<
                 return not_found(app);
             };
             let Some(secret) = &app.settings.replay_secret else {
-                return text(StatusCode::CONFLICT, "no secret to sign a replay with: the receiver runs without verification");
+                return text(
+                    StatusCode::CONFLICT,
+                    "no secret to sign a replay with: the receiver runs without verification",
+                );
             };
             let endpoint = field(&form, "endpoint").unwrap_or("").trim();
             match data.replay(id, endpoint, secret).await {
@@ -556,7 +591,12 @@ async fn post(app: &App, req: Request<Incoming>, segments: &[&str]) -> Response<
                     let frame = app.frame("Replay", "", None);
                     html(
                         StatusCode::OK,
-                        &pages::message(&frame, &format!("Replay of event {id}"), &lines, &format!("/events/{id}")),
+                        &pages::message(
+                            &frame,
+                            &format!("Replay of event {id}"),
+                            &lines,
+                            &format!("/events/{id}"),
+                        ),
                     )
                 }
                 Ok(None) => not_found(app),
@@ -565,15 +605,15 @@ async fn post(app: &App, req: Request<Incoming>, segments: &[&str]) -> Response<
         }
         ["failed", "redrive"] => {
             let one = field(&form, "id").filter(|v| !v.is_empty());
-            let result = match one {
-                Some(id) => match id.parse::<i64>() {
-                    Ok(id) => data
-                        .redeliver(id, field(&form, "handler").filter(|h| !h.is_empty()))
-                        .await
-                        .map(|q| q.map_or(0, |names| names.len())),
-                    Err(_) => return text(StatusCode::BAD_REQUEST, "id: not a number"),
-                },
-                None => {
+            let result = if let Some(id) = one {
+                let Ok(id) = id.parse::<i64>() else {
+                    return text(StatusCode::BAD_REQUEST, "id: not a number");
+                };
+                data.redeliver(id, field(&form, "handler").filter(|h| !h.is_empty()))
+                    .await
+                    .map(|q| q.map_or(0, |names| names.len()))
+            } else {
+                {
                     let query: Vec<String> = ["event", "repo", "state"]
                         .iter()
                         .filter_map(|n| field(&form, n).map(|v| format!("{n}={}", encode(v))))

@@ -70,7 +70,7 @@ struct RefusedHead {
 
 impl RefusedHead {
     /// Reads the `keyId`, `X-Drone-Event` and the `Date`'s distance from `now`.
-    fn read(headers: &HeaderMap, now: SystemTime) -> Box<RefusedHead> {
+    fn read(headers: &HeaderMap, now: SystemTime) -> RefusedHead {
         let text = |name: &str| {
             headers
                 .get(name)
@@ -93,11 +93,11 @@ impl RefusedHead {
                 Ok(ahead) => ahead.as_secs() as i64,
                 Err(behind) => -(behind.duration().as_secs() as i64),
             });
-        Box::new(RefusedHead {
+        RefusedHead {
             key_id,
             event_header: text("x-drone-event").map(short),
             date_skew,
-        })
+        }
     }
 }
 
@@ -133,7 +133,7 @@ impl Outcome {
     }
 
     fn refused_head(mut self, headers: &HeaderMap) -> Self {
-        self.refused = Some(RefusedHead::read(headers, SystemTime::now()));
+        self.refused = Some(Box::new(RefusedHead::read(headers, SystemTime::now())));
         self
     }
 

@@ -188,7 +188,11 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
                 output::err_line(&format!(
                     "inspector on http://{}/{}",
                     bound.local_addr(),
-                    if bound.actions() { "" } else { "  (actions off)" }
+                    if bound.actions() {
+                        ""
+                    } else {
+                        "  (actions off)"
+                    }
                 ));
                 let (stop, mut stopped) = tokio::sync::watch::channel(false);
                 let task = tokio::spawn(bound.run_until(async move {

@@ -16,3 +16,4 @@ mod snapshots;
 mod store;
 mod support;
 mod tls;
+mod ui;

@@ -1,6 +1,7 @@
 //! What the receiver observes reaches the pages: the live stream, the refusals ring
 //! with its reasons, everything escaped.
 
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use dronehook_protocol::{SignInput, Signer};
@@ -32,7 +33,11 @@ async fn open_stream(ui: std::net::SocketAddr, target: &str) -> (TcpStream, Stri
     // The stream's first bytes come at once: the page knows it is open.
     read_until(&mut s, &mut seen, "retry: 2000").await;
     assert!(seen.starts_with("HTTP/1.1 200 OK\r\n"), "{seen}");
-    assert!(seen.to_ascii_lowercase().contains("content-type: text/event-stream"), "{seen}");
+    assert!(
+        seen.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{seen}"
+    );
     (s, seen)
 }
 
@@ -58,7 +63,10 @@ async fn a_new_event_reaches_an_open_stream() {
     // And the list (no store: what this inspector saw) has it.
     let page = get(run.ui, "/").await;
     assert!(page.body.contains(r#"<tr class="event">"#), "{}", page.body);
-    assert!(page.body.contains(r#"<td class="repo">octocat/hello-world</td>"#));
+    assert!(
+        page.body
+            .contains(r#"<td class="repo">octocat/hello-world</td>"#)
+    );
 
     // A filter that does not match keeps it off that stream.
     let (mut filtered, mut fseen) = open_stream(run.ui, "/stream?event=repo:*").await;
@@ -67,7 +75,10 @@ async fn a_new_event_reaches_an_open_stream() {
     assert_eq!(send(run.receiver, SECRET, &body, "build").await, 204);
     read_until(&mut all, &mut aseen, "octocat/other").await;
     // The filtered stream gets the next refusal but never saw the delivery.
-    assert_eq!(send(run.receiver, "wrong-secret", &body, "build").await, 401);
+    assert_eq!(
+        send(run.receiver, "wrong-secret", &body, "build").await,
+        401
+    );
     read_until(&mut filtered, &mut fseen, "event: refusal").await;
     assert!(!fseen.contains("octocat/other"), "{fseen}");
 
@@ -77,7 +88,12 @@ async fn a_new_event_reaches_an_open_stream() {
     assert!(bad.body.starts_with("event filter: "), "{}", bad.body);
     let bad = get(run.ui, "/?state=sleeping").await;
     assert_eq!(bad.status, 400);
-    assert!(bad.body.contains("state filter: &quot;sleeping&quot; is not one of pending, ok, dead"), "{}", bad.body);
+    assert!(
+        bad.body
+            .contains("state filter: &quot;sleeping&quot; is not one of pending, ok, dead"),
+        "{}",
+        bad.body
+    );
 }
 
 #[tokio::test]
@@ -87,7 +103,10 @@ async fn refusals_say_why_and_show_no_body_or_secret() {
     let body = build_event("octocat/hello-world", 7, "success", "SECRET-BODY-MARKER");
 
     // A different secret.
-    assert_eq!(send(run.receiver, "another-secret", &body, "build").await, 401);
+    assert_eq!(
+        send(run.receiver, "another-secret", &body, "build").await,
+        401
+    );
     read_until(&mut stream, &mut seen, "signed with a different secret").await;
 
     // A Date 11 minutes behind, signed correctly otherwise.
@@ -95,17 +114,24 @@ async fn refusals_say_why_and_show_no_body_or_secret() {
     let signed = Signer::new(SECRET)
         .sign(&SignInput::new(&body, now))
         .expect("signs");
-    let mut head = format!("POST / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", run.receiver);
+    let mut head = format!(
+        "POST / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        run.receiver
+    );
     for (n, v) in signed.headers("<script>alert(1)</script>") {
-        head.push_str(&format!("{n}: {v}\r\n"));
+        let _ = write!(head, "{n}: {v}\r\n");
     }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let _ = write!(head, "Content-Length: {}\r\n\r\n", body.len());
     let mut s = TcpStream::connect(run.receiver).await.expect("connects");
     s.write_all(head.as_bytes()).await.expect("writes");
     s.write_all(&body).await.expect("writes");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await.expect("reads");
-    assert!(raw.starts_with(b"HTTP/1.1 401"), "{}", String::from_utf8_lossy(&raw));
+    assert!(
+        raw.starts_with(b"HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
     read_until(&mut stream, &mut seen, "Date 11 min behind this server").await;
 
     // The body changed after signing.
@@ -114,11 +140,14 @@ async fn refusals_say_why_and_show_no_body_or_secret() {
         .expect("signs");
     let mut changed = body.clone();
     changed[10] ^= 1;
-    let mut head = format!("POST / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", run.receiver);
+    let mut head = format!(
+        "POST / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        run.receiver
+    );
     for (n, v) in signed.headers("build") {
-        head.push_str(&format!("{n}: {v}\r\n"));
+        let _ = write!(head, "{n}: {v}\r\n");
     }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", changed.len()));
+    let _ = write!(head, "Content-Length: {}\r\n\r\n", changed.len());
     let mut s = TcpStream::connect(run.receiver).await.expect("connects");
     s.write_all(head.as_bytes()).await.expect("writes");
     s.write_all(&changed).await.expect("writes");
@@ -130,14 +159,36 @@ async fn refusals_say_why_and_show_no_body_or_secret() {
     assert_eq!(page.status, 200);
     let rows = page.body.matches(r#"<tr class="refusal">"#).count();
     assert_eq!(rows, 3, "{}", page.body);
-    assert!(page.body.contains(r#"<td class="reason">Date 11 min behind this server</td>"#));
-    assert!(page.body.contains(r#"<td class="skew">-11 min</td>"#), "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"<td class="reason">Date 11 min behind this server</td>"#)
+    );
+    assert!(
+        page.body.contains(r#"<td class="skew">-11 min</td>"#),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains(r#"<td class="code">date.stale</td>"#));
     assert!(page.body.contains(r#"<td class="key-id">hmac-key</td>"#));
-    assert_eq!(page.body.matches(r#"<td class="peer">127.0.0.1:"#).count(), 3, "{}", page.body);
-    assert_eq!(page.body.matches(r#"<td class="status">401</td>"#).count(), 3, "{}", page.body);
+    assert_eq!(
+        page.body.matches(r#"<td class="peer">127.0.0.1:"#).count(),
+        3,
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        page.body.matches(r#"<td class="status">401</td>"#).count(),
+        3,
+        "{}",
+        page.body
+    );
     // The hostile X-Drone-Event is shown as text, not markup.
-    assert!(page.body.contains(r#"<td class="event">&lt;script&gt;alert(1)&lt;/script&gt;</td>"#), "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"<td class="event">&lt;script&gt;alert(1)&lt;/script&gt;</td>"#),
+        "{}",
+        page.body
+    );
     assert!(!page.body.contains("<script>alert"), "{}", page.body);
     // Never a body, never a secret.
     for page in [&page.body, &seen] {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use dronehook_server::{Delivery, EventQuery, Router, RunStatus, Store, StoreUrl};
 
@@ -19,8 +20,16 @@ fn router(calls: Arc<AtomicUsize>) -> Router {
         })
         .expect("route")
         .route_named("deploy", "build:*", |d: Delivery| {
-            let broken = d.envelope.repo.as_ref().is_some_and(|r| r.slug.ends_with("/broken"));
-            std::future::ready(if broken { Err("exit 3".to_owned()) } else { Ok(()) })
+            let broken = d
+                .envelope
+                .repo
+                .as_ref()
+                .is_some_and(|r| r.slug.ends_with("/broken"));
+            std::future::ready(if broken {
+                Err("exit 3".to_owned())
+            } else {
+                Ok(())
+            })
         })
         .expect("route")
 }
@@ -38,7 +47,10 @@ async fn settled(url: &StoreUrl, events: usize) -> Vec<i64> {
         if done {
             return list.iter().map(|e| e.id).collect();
         }
-        assert!(tokio::time::Instant::now() < deadline, "not settled: {list:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not settled: {list:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -64,7 +76,9 @@ async fn the_detail_shows_the_event_escaped_and_redeliver_runs_it_again() {
     assert!(!html.contains("<script>alert"), "{html}");
     assert!(!html.contains("<b>bold"), "{html}");
     assert!(
-        html.contains(r#"&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"#),
+        html.contains(
+            r#"&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"#
+        ),
         "{html}"
     );
     assert!(html.contains(r#"<p id="verification">Verified: signature, Digest and Date checked with the receiver's secret #1"#), "{html}");
@@ -76,12 +90,25 @@ async fn the_detail_shows_the_event_escaped_and_redeliver_runs_it_again() {
         .and_then(|r| r.split("</td>").next())
         .expect("a Signature header row");
     assert!(signature.contains("…"), "{signature}");
-    assert!(html.contains(r#"<div id="payload"><details open>"#), "{html}");
+    assert!(
+        html.contains(r#"<div id="payload"><details open>"#),
+        "{html}"
+    );
     assert!(html.contains(&format!(r#"<a id="raw" href="/events/{id}/raw">"#)));
-    assert!(html.contains(r#"<tr class="run" data-handler="print" data-id=""#), "{html}");
-    assert!(html.contains(r#"<td class="status state-ok">ok</td>"#), "{html}");
-    assert!(html.contains(&format!(r#"<form id="redeliver" method="post" action="/events/{id}/redeliver">"#)));
-    assert!(html.contains(&format!(r#"<form id="replay" method="post" action="/events/{id}/replay">"#)));
+    assert!(
+        html.contains(r#"<tr class="run" data-handler="print" data-id=""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<td class="status state-ok">ok</td>"#),
+        "{html}"
+    );
+    assert!(html.contains(&format!(
+        r#"<form id="redeliver" method="post" action="/events/{id}/redeliver">"#
+    )));
+    assert!(html.contains(&format!(
+        r#"<form id="replay" method="post" action="/events/{id}/replay">"#
+    )));
 
     // The raw bytes, exactly.
     let raw = get(run.ui, &format!("/events/{id}/raw")).await;
@@ -91,7 +118,14 @@ async fn the_detail_shows_the_event_escaped_and_redeliver_runs_it_again() {
 
     // Redeliver: every run queued again, and the handler runs a second time.
     let csrf = csrf_of(html);
-    let done = request(run.ui, "POST", &format!("/events/{id}/redeliver"), &[], &format!("csrf={csrf}")).await;
+    let done = request(
+        run.ui,
+        "POST",
+        &format!("/events/{id}/redeliver"),
+        &[],
+        &format!("csrf={csrf}"),
+    )
+    .await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(
         done.header("location"),
@@ -99,11 +133,18 @@ async fn the_detail_shows_the_event_escaped_and_redeliver_runs_it_again() {
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while calls.load(Ordering::SeqCst) < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "the handler did not run again");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the handler did not run again"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let after = get(run.ui, &format!("/events/{id}?queued=deploy,%20print")).await;
-    assert!(after.body.contains("Queued again: deploy, print."), "{}", after.body);
+    assert!(
+        after.body.contains("Queued again: deploy, print."),
+        "{}",
+        after.body
+    );
 
     // Replay to an endpoint (the receiver itself): signed with its first secret, so it
     // verifies; the same body is a duplicate there, answered 204.
@@ -113,18 +154,44 @@ async fn the_detail_shows_the_event_escaped_and_redeliver_runs_it_again() {
         "POST",
         &format!("/events/{id}/replay"),
         &[],
-        &format!("csrf={csrf}&endpoint={}", endpoint.replace(':', "%3A").replace('/', "%2F")),
+        &format!(
+            "csrf={csrf}&endpoint={}",
+            endpoint.replace(':', "%3A").replace('/', "%2F")
+        ),
     )
     .await;
     assert_eq!(replay.status, 200, "{}", replay.body);
-    assert!(replay.body.contains(&format!("<li>{endpoint}: answered 204 No Content</li>")), "{}", replay.body);
-    let bad = request(run.ui, "POST", &format!("/events/{id}/replay"), &[], &format!("csrf={csrf}&endpoint=")).await;
-    assert_eq!((bad.status, bad.body.as_str()), (400, "endpoint: give the URL to send the event to\n"));
+    assert!(
+        replay
+            .body
+            .contains(&format!("<li>{endpoint}: answered 204 No Content</li>")),
+        "{}",
+        replay.body
+    );
+    let bad = request(
+        run.ui,
+        "POST",
+        &format!("/events/{id}/replay"),
+        &[],
+        &format!("csrf={csrf}&endpoint="),
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.body.as_str()),
+        (400, "endpoint: give the URL to send the event to\n")
+    );
 
     // An unknown id: 404 for the page, the bytes and the action.
     assert_eq!(get(run.ui, "/events/999999").await.status, 404);
     assert_eq!(get(run.ui, "/events/999999/raw").await.status, 404);
-    let gone = request(run.ui, "POST", "/events/999999/redeliver", &[], &format!("csrf={csrf}")).await;
+    let gone = request(
+        run.ui,
+        "POST",
+        "/events/999999/redeliver",
+        &[],
+        &format!("csrf={csrf}"),
+    )
+    .await;
     assert_eq!(gone.status, 404);
 }
 
@@ -142,17 +209,31 @@ async fn a_read_only_store_has_no_action_forms_and_actions_answer_409() {
     assert!(!run.actions);
     let detail = get(run.ui, &format!("/events/{id}")).await;
     assert_eq!(detail.status, 200);
-    assert!(detail.body.contains("(read-only: actions off)"), "{}", detail.body);
+    assert!(
+        detail.body.contains("(read-only: actions off)"),
+        "{}",
+        detail.body
+    );
     assert!(!detail.body.contains("<form"), "{}", detail.body);
     assert!(!detail.body.contains("name=\"csrf\""), "{}", detail.body);
     let failed = get(run.ui, "/failed").await;
     assert!(failed.body.contains(r#"<table id="failed">"#));
-    assert!(failed.body.contains(r#"<tr class="run" data-handler="deploy""#), "{}", failed.body);
+    assert!(
+        failed
+            .body
+            .contains(r#"<tr class="run" data-handler="deploy""#),
+        "{}",
+        failed.body
+    );
     assert!(!failed.body.contains("method=\"post\""), "{}", failed.body);
 
     // Every action answers 409, before (and whatever) its CSRF field: nothing can
     // change here, so there is nothing to forge.
-    for path in [format!("/events/{id}/redeliver"), format!("/events/{id}/replay"), "/failed/redrive".to_owned()] {
+    for path in [
+        format!("/events/{id}/redeliver"),
+        format!("/events/{id}/replay"),
+        "/failed/redrive".to_owned(),
+    ] {
         for body in ["", "csrf=whatever"] {
             let a = request(run.ui, "POST", &path, &[], body).await;
             assert_eq!(
@@ -188,36 +269,78 @@ async fn the_board_the_failed_runs_their_redrive_and_health() {
     assert_eq!(board.status, 200);
     let b = &board.body;
     assert_eq!(b.matches(r#"<tr class="build""#).count(), 2, "{b}");
-    assert!(b.contains(r#"<tr class="build" data-repo="octocat/hello-world">"#), "{b}");
+    assert!(
+        b.contains(r#"<tr class="build" data-repo="octocat/hello-world">"#),
+        "{b}"
+    );
     assert!(b.contains(r#"<td class="number">42</td><td class="status status-success">success</td><td class="branch">main</td><td class="author">octocat</td><td class="duration">95 s</td><td class="link"><a href="https://drone.example.com/octocat/hello-world/42" rel="noreferrer">open</a></td>"#), "{b}");
-    assert!(b.contains(r#"<td class="status status-failure">failure</td>"#), "{b}");
+    assert!(
+        b.contains(r#"<td class="status status-failure">failure</td>"#),
+        "{b}"
+    );
 
     // The failed page: the dead run, and a redrive of all that match.
     let failed = get(run.ui, "/failed").await;
     let f = &failed.body;
     assert_eq!(f.matches(r#"<tr class="run""#).count(), 1, "{f}");
-    assert!(f.contains(r#"<tr class="run" data-handler="deploy""#), "{f}");
-    assert!(f.contains(r#"<td class="status state-dead">dead</td>"#), "{f}");
+    assert!(
+        f.contains(r#"<tr class="run" data-handler="deploy""#),
+        "{f}"
+    );
+    assert!(
+        f.contains(r#"<td class="status state-dead">dead</td>"#),
+        "{f}"
+    );
     assert!(f.contains(r#"<td class="output">exit 3</td>"#), "{f}");
     let none = get(run.ui, "/failed?repo=octocat/hello-*").await;
-    assert_eq!(none.body.matches(r#"<tr class="run""#).count(), 0, "{}", none.body);
+    assert_eq!(
+        none.body.matches(r#"<tr class="run""#).count(),
+        0,
+        "{}",
+        none.body
+    );
     let csrf = csrf_of(f);
-    let all = request(run.ui, "POST", "/failed/redrive", &[], &format!("csrf={csrf}&event=&repo=octocat%2F*&state=")).await;
-    assert_eq!((all.status, all.header("location")), (303, Some("/failed?redriven=1")));
+    let all = request(
+        run.ui,
+        "POST",
+        "/failed/redrive",
+        &[],
+        &format!("csrf={csrf}&event=&repo=octocat%2F*&state="),
+    )
+    .await;
+    assert_eq!(
+        (all.status, all.header("location")),
+        (303, Some("/failed?redriven=1"))
+    );
     // The run is queued, fails again (one attempt) and is dead again, 2 attempts on.
     let store = Store::open_read_only(&url).await.expect("opens");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let list = store.list(&EventQuery::new().run_status(RunStatus::Dead)).await.expect("lists");
-        let attempts: Vec<u32> = list.iter().flat_map(|e| e.runs.iter()).filter(|r| r.handler == "deploy" && r.status == RunStatus::Dead).map(|r| r.attempts).collect();
+        let list = store
+            .list(&EventQuery::new().run_status(RunStatus::Dead))
+            .await
+            .expect("lists");
+        let attempts: Vec<u32> = list
+            .iter()
+            .flat_map(|e| e.runs.iter())
+            .filter(|r| r.handler == "deploy" && r.status == RunStatus::Dead)
+            .map(|r| r.attempts)
+            .collect();
         if attempts == [2] {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "not redriven: {list:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not redriven: {list:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let after = get(run.ui, "/failed?redriven=1").await;
-    assert!(after.body.contains("Queued again: 1 run(s)."), "{}", after.body);
+    assert!(
+        after.body.contains("Queued again: 1 run(s)."),
+        "{}",
+        after.body
+    );
 
     // Health: counts over the windows, the failure rate, retention.
     let health = get(run.ui, "/health").await;
@@ -229,10 +352,25 @@ async fn the_board_the_failed_runs_their_redrive_and_health() {
 
     // The list reads the store, with its filters.
     let list = get(run.ui, "/?repo=octocat%2Fbroken").await;
-    assert_eq!(list.body.matches(r#"<tr class="event""#).count(), 1, "{}", list.body);
-    assert!(list.body.contains(r#"<td class="runs">deploy dead, print ok</td>"#), "{}", list.body);
+    assert_eq!(
+        list.body.matches(r#"<tr class="event""#).count(),
+        1,
+        "{}",
+        list.body
+    );
+    assert!(
+        list.body
+            .contains(r#"<td class="runs">deploy dead, print ok</td>"#),
+        "{}",
+        list.body
+    );
     let list = get(run.ui, "/?status=success&event=build:*").await;
-    assert_eq!(list.body.matches(r#"<tr class="event""#).count(), 1, "{}", list.body);
+    assert_eq!(
+        list.body.matches(r#"<tr class="event""#).count(),
+        1,
+        "{}",
+        list.body
+    );
 }
 
 #[tokio::test]
@@ -241,11 +379,18 @@ async fn a_live_row_is_completed_from_the_store() {
     let url = StoreUrl::Sqlite(dir.path().join("store.db"));
     let calls = Arc::new(AtomicUsize::new(0));
     let run = start_with(Some(url.clone()), router(calls), |b| b).await;
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut s = tokio::net::TcpStream::connect(run.ui).await.expect("connects");
-    s.write_all(format!("GET /stream?status=failure HTTP/1.1\r\nHost: {}\r\n\r\n", run.ui).as_bytes())
+    let mut s = tokio::net::TcpStream::connect(run.ui)
         .await
-        .expect("writes");
+        .expect("connects");
+    s.write_all(
+        format!(
+            "GET /stream?status=failure HTTP/1.1\r\nHost: {}\r\n\r\n",
+            run.ui
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("writes");
     let mut seen = String::new();
     let mut buf = [0u8; 4096];
     // The first bytes say the stream is open; only then is the event sent.

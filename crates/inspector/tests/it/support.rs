@@ -1,6 +1,7 @@
 //! A receiver with an inspector, and a small HTTP/1.1 client that shows exactly what
 //! came back.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -58,7 +59,9 @@ pub(crate) async fn start_with(
     if let Some(store) = store {
         config = config.store(store);
     }
-    let server = Server::bind(config.build(), router).await.expect("receiver binds");
+    let server = Server::bind(config.build(), router)
+        .await
+        .expect("receiver binds");
     let receiver = server.local_addr();
     let shutdown = server.shutdown_handle();
     tokio::spawn(server.wait());
@@ -106,13 +109,14 @@ pub(crate) async fn request(
     let mut stream = TcpStream::connect(addr).await.expect("connects");
     let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
+        let _ = write!(head, "{n}: {v}\r\n");
     }
     if method == "POST" {
-        head.push_str(&format!(
+        let _ = write!(
+            head,
             "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
             body.len()
-        ));
+        );
     }
     head.push_str("\r\n");
     head.push_str(body);
@@ -186,9 +190,7 @@ pub(crate) fn build_event(repo: &str, number: i64, status: &str, message: &str) 
 
 /// The CSRF value a page embeds.
 pub(crate) fn csrf_of(page: &str) -> String {
-    let at = page
-        .find("name=\"csrf\" value=\"")
-        .expect("a csrf field")
-        + "name=\"csrf\" value=\"".len();
+    let at =
+        page.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
     page[at..at + 64].to_owned()
 }
