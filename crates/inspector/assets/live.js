@@ -13,7 +13,8 @@
   });
   // Only the first page of the list is live (an older page stays as it is).
   var older = /[?&]before=/.test(window.location.search);
-  if ((!events || older) && !refusals) { return; }
+  var builds = document.getElementById("builds");
+  if ((!events || older) && !refusals && !builds) { return; }
   function cell(tr, cls, text) {
     var td = document.createElement("td");
     td.className = cls;
@@ -28,7 +29,11 @@
     var empty = document.querySelector("p.empty");
     if (empty) { empty.remove(); }
   }
-  var source = new EventSource("/stream" + (events ? window.location.search : ""));
+  var source = new EventSource("/stream" + (events && !older ? window.location.search : ""));
+  // Whether the stream is connected, for people (the stylesheet can show it) and for
+  // tests, which wait for it before sending. EventSource reconnects by itself.
+  source.onopen = function () { document.documentElement.setAttribute("data-live", "open"); };
+  source.onerror = function () { document.documentElement.setAttribute("data-live", "closed"); };
   source.addEventListener("delivery", function (m) {
     if (!events || older) { return; }
     var d = JSON.parse(m.data);
@@ -52,6 +57,26 @@
     cell(tr, "status", d.status);
     cell(tr, "runs", d.runs);
     prepend(events, tr);
+  });
+  // The board: a new build event re-reads the board (the server renders it, escaped)
+  // and swaps its rows in.
+  var pending = false;
+  source.addEventListener("delivery", function (m) {
+    if (!builds || pending) { return; }
+    var d = JSON.parse(m.data);
+    if (String(d.event).indexOf("build:") !== 0) { return; }
+    pending = true;
+    window.setTimeout(function () {
+      fetch("/builds", { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+        .then(function (text) {
+          var doc = new DOMParser().parseFromString(text, "text/html");
+          var fresh = doc.querySelector("#builds tbody");
+          if (fresh) { builds.replaceChild(document.adoptNode(fresh), builds.tBodies[0]); }
+        })
+        .catch(function () {})
+        .then(function () { pending = false; });
+    }, 300);
   });
   source.addEventListener("refusal", function (m) {
     if (!refusals) { return; }

@@ -1073,8 +1073,15 @@ fn write_batch(conn: &mut Connection, batch: &[Cmd]) -> std::result::Result<Vec<
             .map_err(|e| e.to_string())?;
         let mut attempt = tx
             .prepare_cached(
-                "UPDATE runs SET status = ?3, attempts = attempts + 1, last_error = ?4,
-                 duration_ms = ?5, updated_at_ms = ?6, next_at_ms = ?7, output = ?8
+                // A run is held (`next_at_ms` NULL) while it runs. If it is not any more,
+                // a redelivery came meanwhile: the attempt is counted (outside the fresh
+                // set) and the run stays pending, due when the redelivery said.
+                "UPDATE runs SET
+                     status = CASE WHEN next_at_ms IS NULL THEN ?3 ELSE 'pending' END,
+                     attempts = attempts + 1,
+                     attempts_base = attempts_base + (next_at_ms IS NOT NULL),
+                     last_error = ?4, duration_ms = ?5, updated_at_ms = ?6,
+                     next_at_ms = coalesce(next_at_ms, ?7), output = ?8
                  WHERE delivery_id = ?1 AND handler = ?2",
             )
             .map_err(|e| e.to_string())?;
@@ -1154,9 +1161,13 @@ mod tests {
             known: true,
             repo: None,
             build: None,
+            build_status: None,
+            secret_index: Some(0),
             headers: b"x-drone-event: user\r\n".to_vec(),
             body: body.into(),
             handlers: Vec::new(),
+            // As the server stores a run it queues at once: held until recorded.
+            queued: true,
         }
     }
 
@@ -1177,7 +1188,15 @@ mod tests {
             ids.push(id);
         }
         // Run 4 finished; run 0 is pending.
-        journal.record_attempt(ids[4], "h", RunStatus::Ok, None, Duration::ZERO);
+        journal.record_attempt(Attempt {
+            delivery_id: ids[4],
+            handler: "h".to_owned(),
+            status: RunStatus::Ok,
+            error: None,
+            duration: Duration::ZERO,
+            next_at: None,
+            output: None,
+        });
         journal.flush().await.unwrap();
         // Nothing is old, and the bound is not reached.
         let retain = Some(Duration::from_secs(3600));
@@ -1204,7 +1223,15 @@ mod tests {
         assert_eq!(left, vec![ids[0], ids[4], ids[5]]);
         assert_eq!(journal.runs(ids[0]).unwrap()[0].status, RunStatus::Pending);
         // Once its run finishes, the old pending one goes too, with its run.
-        journal.record_attempt(ids[0], "h", RunStatus::Ok, None, Duration::ZERO);
+        journal.record_attempt(Attempt {
+            delivery_id: ids[0],
+            handler: "h".to_owned(),
+            status: RunStatus::Ok,
+            error: None,
+            duration: Duration::ZERO,
+            next_at: None,
+            output: None,
+        });
         journal.flush().await.unwrap();
         assert_eq!(journal.prune(retain, None).unwrap(), 1);
         assert!(journal.runs(ids[0]).unwrap().is_empty());

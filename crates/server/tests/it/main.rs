@@ -9,6 +9,7 @@ mod journal;
 mod keepalive;
 mod ops;
 mod overload;
+mod redeliver;
 mod replay;
 mod statuses;
 #[cfg(feature = "postgres")]

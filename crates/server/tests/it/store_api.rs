@@ -653,3 +653,150 @@ async fn a_newer_sqlite_schema_is_refused_by_tools_and_by_the_receiver() {
         assert_eq!(e.to_string(), expected);
     }
 }
+
+#[cfg(feature = "postgres")]
+async fn pg(url: &str, query: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client.batch_execute(query).await.unwrap();
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_empty_or_unreachable_database_is_no_store() {
+    let fx = postgres().await;
+    for e in [
+        Store::open(&fx.url).await.unwrap_err(),
+        Store::open_read_only(&fx.url).await.unwrap_err(),
+    ] {
+        assert!(e.is_not_found(), "{e}");
+        let line = e.to_string();
+        assert!(
+            line.starts_with("no store at 127.0.0.1:5432/")
+                && line.ends_with(": the database holds no dronehook tables"),
+            "{line}"
+        );
+    }
+    // Nothing was created.
+    let e = Store::open(&fx.url).await.unwrap_err();
+    assert!(e.is_not_found());
+    let nobody: StoreUrl = "postgres://u:s3cr3t@127.0.0.1:1/x?connect_timeout=2"
+        .parse()
+        .unwrap();
+    let e = Store::open(&nobody).await.unwrap_err();
+    assert!(e.is_store(), "{e}");
+    let line = e.to_string();
+    assert!(
+        line.starts_with("store: ") && !line.contains('\n'),
+        "{line}"
+    );
+    assert!(!line.contains("s3cr3t") && !format!("{e:?}").contains("s3cr3t"));
+    let debug = format!("{:?}", Store::open(&fx.url).await.map(|_| ()).unwrap_err());
+    assert!(!debug.contains('\n'));
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_newer_schema_is_refused_by_tools_and_by_the_receiver() {
+    let fx = postgres().await;
+    let StoreUrl::Postgres(url) = &fx.url else {
+        unreachable!()
+    };
+    let server = start(
+        config().store(fx.url.clone()),
+        dronehook_server::Router::new(),
+    )
+    .await;
+    server.shutdown().await.unwrap();
+    pg(url, "INSERT INTO dronehook_schema (version) VALUES (7)").await;
+    let expected =
+        "the store's schema is version 7; this dronehook knows up to 2: upgrade dronehook";
+    for e in [
+        Store::open(&fx.url).await.unwrap_err(),
+        Store::open_read_only(&fx.url).await.unwrap_err(),
+        Server::bind(
+            config().store(fx.url.clone()).build(),
+            dronehook_server::Router::new(),
+        )
+        .await
+        .unwrap_err(),
+    ] {
+        assert!(e.is_schema(), "{e}");
+        assert_eq!(e.to_string(), expected);
+    }
+}
+
+/// Version 1 of the PostgreSQL schema, as receivers before this one created it.
+#[cfg(feature = "postgres")]
+const PG_SCHEMA_V1: &str = "
+CREATE TABLE dronehook_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO dronehook_schema (version) VALUES (1);
+CREATE TABLE dronehook_deliveries (
+    id bigint PRIMARY KEY, received_at timestamptz NOT NULL, digest bytea NOT NULL,
+    event text NOT NULL, action text NOT NULL, known boolean NOT NULL, repo text,
+    build bigint, headers bytea NOT NULL, body bytea NOT NULL
+);
+CREATE SEQUENCE dronehook_delivery_ids OWNED BY dronehook_deliveries.id;
+CREATE INDEX dronehook_deliveries_digest ON dronehook_deliveries (digest);
+CREATE INDEX dronehook_deliveries_received ON dronehook_deliveries (received_at);
+CREATE TABLE dronehook_dedupe (key bytea PRIMARY KEY, delivery_id bigint NOT NULL, expires_at timestamptz NOT NULL);
+CREATE INDEX dronehook_dedupe_expiry ON dronehook_dedupe (expires_at);
+CREATE TABLE dronehook_runs (
+    delivery_id bigint NOT NULL REFERENCES dronehook_deliveries (id) ON DELETE CASCADE,
+    handler text NOT NULL,
+    status text NOT NULL CHECK (status IN ('pending', 'ok', 'dead')),
+    attempts integer NOT NULL DEFAULT 0, last_error text, duration_ms bigint,
+    updated_at timestamptz NOT NULL DEFAULT now(), next_at timestamptz NOT NULL DEFAULT now(),
+    lease_owner text, lease_until timestamptz, PRIMARY KEY (delivery_id, handler)
+);
+CREATE INDEX dronehook_runs_due ON dronehook_runs (next_at) WHERE status = 'pending';
+";
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_version_1_store_is_migrated_by_a_read_write_open_only() {
+    let fx = postgres().await;
+    let StoreUrl::Postgres(url) = &fx.url else {
+        unreachable!()
+    };
+    pg(url, PG_SCHEMA_V1).await;
+    let body = std::str::from_utf8(corpus("build_failure"))
+        .unwrap()
+        .replace('\'', "''");
+    pg(
+        url,
+        &format!(
+            "INSERT INTO dronehook_deliveries VALUES (1, now(), '\\x00', 'build', 'updated', true,
+             'Diesel-Net/plex', 7, convert_to('x-drone-event: build' || chr(13) || chr(10), 'UTF8'),
+             convert_to('{body}', 'UTF8'));
+             INSERT INTO dronehook_runs (delivery_id, handler, status, attempts, last_error)
+             VALUES (1, 'notify', 'dead', 3, 'boom');"
+        ),
+    )
+    .await;
+    let e = Store::open_read_only(&fx.url).await.unwrap_err();
+    assert!(e.is_schema(), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "the store's schema is version 1; reading needs version 2: open it read-write once (or start a receiver on it) to migrate it"
+    );
+    let store = Store::open(&fx.url).await.unwrap();
+    let event = store.get(1).await.unwrap().unwrap();
+    assert_eq!(
+        event.summary.build_status.as_deref(),
+        Some("failure"),
+        "backfilled"
+    );
+    assert_eq!(event.summary.runs[0].status, RunStatus::Dead);
+    assert_eq!(event.body, corpus("build_failure"));
+    let ro = Store::open_read_only(&fx.url).await.unwrap();
+    assert_eq!(
+        ro.list(&EventQuery::new().build_status("failure"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
