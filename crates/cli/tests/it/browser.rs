@@ -213,6 +213,18 @@ async fn js(b: &Browser, expr: &str) -> Value {
     b.execute(&format!("return {expr};"), vec![]).await.unwrap()
 }
 
+/// Waits until the page's live stream (`/stream`) is connected: what is sent after
+/// this is pushed to the page.
+async fn wait_live(b: &Browser) {
+    eventually("the live stream to open", async || {
+        b.find(Locator::Css("html[data-live=open]"))
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+}
+
 /// Marks the page's window; the mark survives everything but a reload or navigation.
 async fn mark_page(b: &Browser) {
     b.execute("window.__dronehookSamePage = true;", vec![])
@@ -241,6 +253,7 @@ fn a_sent_event_appears_in_the_open_list_without_a_reload() {
             "a new store is empty"
         );
         mark_page(&b).await;
+        wait_live(&b).await;
 
         ui.deliver(&build_event("octocat/live", 7, "success", "first"));
         let repo = eventually("the first row", async || text(&b, "tr.event .repo").await).await;
@@ -310,6 +323,7 @@ fn a_refused_request_shows_its_reason() {
         b.goto(&ui.page("/refusals")).await.unwrap();
         b.find(Locator::Css("table#refusals")).await.unwrap();
         mark_page(&b).await;
+        wait_live(&b).await;
 
         // A wrong secret: `send` reports the refusal, the page says why.
         let out = ui.send(&build_event("octocat/refused", 1, "success", "x"), "not-it");
@@ -637,6 +651,7 @@ fn a_script_in_a_commit_message_stays_inert() {
         // Live first: the row arrives through the stream and the page's own script.
         b.goto(&ui.ui).await.unwrap();
         b.find(Locator::Css("table#events")).await.unwrap();
+        wait_live(&b).await;
         let message = "<script>window.__dronehookXss = 1</script><img src=x onerror=\"window.__dronehookXss = 2\">";
         let slug = "evil/<img src=x onerror=window.__dronehookXss=3>";
         ui.deliver(&build_event(slug, 666, "success", message));
