@@ -482,6 +482,60 @@ fn the_detail_shows_the_headers_the_verification_and_the_payload() {
     });
 }
 
+#[test]
+fn the_builds_board_follows_new_builds_without_a_reload() {
+    let _one = one_at_a_time();
+    runtime().block_on(async {
+        let ui = Inspected::start(&[]);
+        ui.deliver(&build_event("acme/api", 10, "success", "first"));
+        let b = browser().await;
+        b.goto(&ui.page("/builds")).await.unwrap();
+        let api = "tr.build[data-repo=\"acme/api\"]";
+        assert_eq!(
+            text(&b, &format!("{api} .number"))
+                .await
+                .unwrap()
+                .trim_start_matches('#'),
+            "10"
+        );
+        mark_page(&b).await;
+        wait_live(&b).await;
+
+        // A newer build of the same repository replaces its row; another
+        // repository gets a row of its own.
+        ui.deliver(&build_event("acme/api", 11, "failure", "second"));
+        ui.deliver(&build_event("acme/web", 3, "running", "third"));
+        let (number, class) = eventually("the board to follow", async || {
+            let repos = texts(&b, "tr.build").await.len();
+            let number = text(&b, &format!("{api} .number")).await?;
+            let class = b
+                .find(Locator::Css(&format!("{api} .status")))
+                .await
+                .map_err(|e| e.to_string())?
+                .attr("class")
+                .await
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            if repos == 2 && number.ends_with("11") {
+                Ok((number, class))
+            } else {
+                Err(format!("{repos} rows, acme/api #{number}"))
+            }
+        })
+        .await;
+        assert_eq!(number.trim_start_matches('#'), "11");
+        assert!(class.contains("status-failure"), "{class}");
+        assert_eq!(
+            text(&b, "tr.build[data-repo=\"acme/web\"] .status")
+                .await
+                .unwrap(),
+            "running"
+        );
+        assert_same_page(&b).await;
+        b.quit().await;
+    });
+}
+
 /// Lines the `--exec` handler wrote: `DELIVERY_ID ATTEMPT` each.
 fn runs(dir: &Path) -> Vec<String> {
     std::fs::read_to_string(dir.join("runs"))
