@@ -2,6 +2,9 @@
 //! through ChromeDriver (dronehook-testkit's `browser`), against the real `dronehook`
 //! binary. Events are sent with `dronehook send`, refused requests with a wrong secret
 //! or a skewed `Date`; the pages are read through the DOM hooks docs/inspector.md names.
+//! Covered: the live list, refusals and board updating without a reload, the detail
+//! (headers, verification, payload, raw bytes), redeliver running `--exec` again, the
+//! token off loopback, a `<script>` in a payload staying inert, the screenshots.
 //!
 //! Without Chromium and ChromeDriver these tests fail with one line naming the Debian
 //! packages (`cargo xtask test` installs them when it runs as root).
@@ -437,7 +440,10 @@ fn the_detail_shows_the_headers_the_verification_and_the_payload() {
             );
         }
         let verification = text(&b, "#verification").await.unwrap();
-        assert!(!verification.is_empty());
+        assert!(
+            verification.contains("Verified") && verification.contains("secret #1"),
+            "{verification}"
+        );
         let payload = text(&b, "#payload").await.unwrap();
         for part in ["octocat/detail", "Fix the flaky test", "success"] {
             assert!(
