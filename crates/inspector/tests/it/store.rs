@@ -413,3 +413,84 @@ async fn a_live_row_is_completed_from_the_store() {
     assert!(seen.contains(r#""status":"failure""#), "{seen}");
     assert!(!seen.contains("octocat/a"), "{seen}");
 }
+
+#[tokio::test]
+async fn a_postgresql_store_reads_and_redelivers_the_same() {
+    let db = dronehook_testkit::database().await;
+    // A password in the URL (trust authentication ignores it) must never be shown.
+    let text = match db.url().split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((user, host)) if !user.contains(':') && !user.contains('/') => {
+                format!("{scheme}://{user}:hunter2@{host}")
+            }
+            _ => db.url().to_owned(),
+        },
+        None => db.url().to_owned(),
+    };
+    assert!(
+        text.contains(":hunter2@"),
+        "the test database's URL has a user: {text}"
+    );
+    let url: StoreUrl = text.parse().expect("a PostgreSQL URL");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let run = start_with(Some(url.clone()), router(calls.clone()), |b| b).await;
+    assert!(run.actions);
+    let body = build_event("octocat/hello-world", 9, "success", "<script>x</script>");
+    assert_eq!(send(run.receiver, SECRET, &body, "build").await, 204);
+    let id = settled(&url, 1).await[0];
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    let list = get(run.ui, "/").await;
+    assert!(
+        list.body
+            .contains(&format!(r#"<tr class="event" data-id="{id}""#)),
+        "{}",
+        list.body
+    );
+    let page = get(run.ui, &format!("/events/{id}")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("&lt;script&gt;x&lt;/script&gt;"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<script>x"), "{}", page.body);
+    let board = get(run.ui, "/builds").await;
+    assert!(
+        board
+            .body
+            .contains(r#"<tr class="build" data-repo="octocat/hello-world">"#),
+        "{}",
+        board.body
+    );
+    let health = get(run.ui, "/health").await;
+    assert!(
+        health.body.contains(r#"<td class="events">1</td>"#),
+        "{}",
+        health.body
+    );
+
+    let csrf = csrf_of(&page.body);
+    let done = request(
+        run.ui,
+        "POST",
+        &format!("/events/{id}/redeliver"),
+        &[],
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while calls.load(Ordering::SeqCst) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the handler did not run again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The store's name is shown without a password.
+    assert!(page.body.contains("store postgres"), "{}", page.body);
+    if text.contains(":hunter2@") {
+        assert!(!page.body.contains("hunter2"), "{}", page.body);
+    }
+}
