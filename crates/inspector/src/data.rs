@@ -66,11 +66,15 @@ impl Data {
         }
     }
 
-    /// Completes a live row from the store (build status, runs).
+    /// Completes a live row from the store (build status, runs). The event's summary
+    /// alone is read (the list's query, one row), not its body and headers.
     pub(crate) async fn complete(&self, id: i64, row: &mut Accepted) {
-        if let Ok(Some(stored)) = self.store.get(id).await {
-            row.status.clone_from(&stored.summary.build_status);
-            row.runs = runs_of(&stored.summary.runs);
+        let query = EventQuery::new().before(id.saturating_add(1)).limit(1);
+        if let Ok(rows) = self.store.list(&query).await
+            && let Some(summary) = rows.iter().find(|s| s.id == id)
+        {
+            row.status.clone_from(&summary.build_status);
+            row.runs = runs_of(&summary.runs);
         }
     }
 
