@@ -176,7 +176,9 @@ impl Data {
                 // one the payload's `system.link` names.
                 let system = text(&body["system"]["link"]);
                 let drone = drone.map(str::to_owned).or_else(|| {
-                    Some(system.trim_end_matches('/').to_owned()).filter(|l| l.starts_with("http"))
+                    // Only a web address becomes a link (never `javascript:` and the like).
+                    Some(system.trim_end_matches('/').to_owned())
+                        .filter(|l| l.starts_with("https://") || l.starts_with("http://"))
                 });
                 let link = match (drone, number) {
                     (Some(d), Some(n)) if !repo.is_empty() => Some(format!("{d}/{repo}/{n}")),
@@ -206,6 +208,8 @@ impl Data {
         let states: &[RunStatus] = match filters.state.as_str() {
             "pending" => &[RunStatus::Pending],
             "dead" => &[RunStatus::Dead],
+            // A run that succeeded is not a failed one.
+            "ok" => &[],
             _ => &[RunStatus::Pending, RunStatus::Dead],
         };
         let mut base = filters.clone();

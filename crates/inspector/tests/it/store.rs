@@ -262,13 +262,23 @@ async fn the_board_the_failed_runs_their_redrive_and_health() {
         let body = build_event(repo, number, status, "msg");
         assert_eq!(send(run.receiver, SECRET, &body, "build").await, 204);
     }
-    settled(&url, 3).await;
+    // A payload naming a script as Drone's address gets no link.
+    let evil = String::from_utf8(build_event("octocat/evil", 1, "success", "msg"))
+        .expect("UTF-8")
+        .replace("https://drone.example.com", "javascript:alert(1)//");
+    assert_eq!(
+        send(run.receiver, SECRET, evil.as_bytes(), "build").await,
+        204
+    );
+    settled(&url, 4).await;
 
     // One row per repository, its latest build, coloured by status, linked to Drone.
     let board = get(run.ui, "/builds").await;
     assert_eq!(board.status, 200);
     let b = &board.body;
-    assert_eq!(b.matches(r#"<tr class="build""#).count(), 2, "{b}");
+    assert_eq!(b.matches(r#"<tr class="build""#).count(), 3, "{b}");
+    assert!(!b.contains("javascript:"), "{b}");
+    assert!(b.contains(r#"<td class="link"></td></tr>"#), "{b}");
     assert!(
         b.contains(r#"<tr class="build" data-repo="octocat/hello-world">"#),
         "{b}"
@@ -292,13 +302,16 @@ async fn the_board_the_failed_runs_their_redrive_and_health() {
         "{f}"
     );
     assert!(f.contains(r#"<td class="output">exit 3</td>"#), "{f}");
-    let none = get(run.ui, "/failed?repo=octocat/hello-*").await;
-    assert_eq!(
-        none.body.matches(r#"<tr class="run""#).count(),
-        0,
-        "{}",
-        none.body
-    );
+    for query in ["repo=octocat/hello-*", "state=ok", "state=pending"] {
+        let none = get(run.ui, &format!("/failed?{query}")).await;
+        assert_eq!(none.status, 200, "{query}");
+        assert_eq!(
+            none.body.matches(r#"<tr class="run""#).count(),
+            0,
+            "{query}: {}",
+            none.body
+        );
+    }
     let csrf = csrf_of(f);
     let all = request(
         run.ui,
@@ -346,7 +359,7 @@ async fn the_board_the_failed_runs_their_redrive_and_health() {
     let health = get(run.ui, "/health").await;
     let h = &health.body;
     assert!(h.contains(r#"<div id="health">"#), "{h}");
-    assert!(h.contains(r#"<tr><th>Last hour</th><td class="events">3</td><td class="ok">5</td><td class="pending">0</td><td class="dead">1</td><td class="rate">16.7 %</td></tr>"#), "{h}");
+    assert!(h.contains(r#"<tr><th>Last hour</th><td class="events">4</td><td class="ok">7</td><td class="pending">0</td><td class="dead">1</td><td class="rate">12.5 %</td></tr>"#), "{h}");
     assert!(h.contains(r#"<dd id="retention">7 d</dd>"#), "{h}");
     assert!(h.contains(r#"<dd id="oldest-pending">none</dd>"#), "{h}");
 
@@ -367,7 +380,7 @@ async fn the_board_the_failed_runs_their_redrive_and_health() {
     let list = get(run.ui, "/?status=success&event=build:*").await;
     assert_eq!(
         list.body.matches(r#"<tr class="event""#).count(),
-        1,
+        2,
         "{}",
         list.body
     );
