@@ -276,6 +276,13 @@ impl Data {
         })
     }
 
+    /// Whether the event was erased (`None`: no such event).
+    pub(crate) async fn erased(&self, id: i64) -> Result<Option<bool>, String> {
+        let query = EventQuery::new().before(id.saturating_add(1)).limit(1);
+        let rows = self.store.list(&query).await.map_err(one_line)?;
+        Ok(rows.iter().find(|s| s.id == id).map(|s| s.erased))
+    }
+
     /// Queues the event's runs (or the one named) again. `None`: no such event.
     pub(crate) async fn redeliver(
         &self,

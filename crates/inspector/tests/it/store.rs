@@ -507,3 +507,68 @@ async fn a_postgresql_store_reads_and_redelivers_the_same() {
         assert!(!page.body.contains("hunter2"), "{}", page.body);
     }
 }
+
+#[tokio::test]
+async fn an_erased_event_offers_no_action_and_replay_needs_a_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = StoreUrl::Sqlite(dir.path().join("store.db"));
+    let calls = Arc::new(AtomicUsize::new(0));
+    // No replay secret (a receiver with verification off): no replay form.
+    let run = start_with(Some(url.clone()), router(calls), |b| b.replay_secret(None)).await;
+    for n in [1, 2] {
+        let body = build_event("octocat/hello-world", n, "success", "SENSITIVE-MESSAGE");
+        assert_eq!(send(run.receiver, SECRET, &body, "build").await, 204);
+    }
+    let ids = settled(&url, 2).await;
+    let (erased, kept) = (ids[0], ids[1]);
+
+    let page = get(run.ui, &format!("/events/{kept}")).await;
+    assert!(
+        page.body.contains(r#"<form id="redeliver""#),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(r#"<form id="replay""#), "{}", page.body);
+    let csrf = csrf_of(&page.body);
+    let replay = request(
+        run.ui,
+        "POST",
+        &format!("/events/{kept}/replay"),
+        &[],
+        &format!("csrf={csrf}&endpoint=http%3A%2F%2F127.0.0.1%3A9%2F"),
+    )
+    .await;
+    assert_eq!(
+        (replay.status, replay.body.as_str()),
+        (
+            409,
+            "no secret to sign a replay with: the receiver runs without verification\n"
+        )
+    );
+
+    let store = Store::open(&url).await.expect("opens");
+    assert!(store.erase(erased).await.expect("erases"));
+    let page = get(run.ui, &format!("/events/{erased}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("This event was erased"), "{}", page.body);
+    assert!(!page.body.contains("SENSITIVE-MESSAGE"), "{}", page.body);
+    assert!(!page.body.contains("<form"), "{}", page.body);
+    for action in ["redeliver", "replay"] {
+        let a = request(
+            run.ui,
+            "POST",
+            &format!("/events/{erased}/{action}"),
+            &[],
+            &format!("csrf={csrf}&endpoint=http%3A%2F%2F127.0.0.1%3A9%2F"),
+        )
+        .await;
+        assert_eq!(
+            (a.status, a.body),
+            (
+                409,
+                format!("event {erased} was erased: there is nothing to send again\n")
+            ),
+            "{action}"
+        );
+    }
+}
