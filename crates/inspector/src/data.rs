@@ -66,11 +66,15 @@ impl Data {
         }
     }
 
-    /// Completes a live row from the store (build status, runs).
+    /// Completes a live row from the store (build status, runs). The event's summary
+    /// alone is read (the list's query, one row), not its body and headers.
     pub(crate) async fn complete(&self, id: i64, row: &mut Accepted) {
-        if let Ok(Some(stored)) = self.store.get(id).await {
-            row.status.clone_from(&stored.summary.build_status);
-            row.runs = runs_of(&stored.summary.runs);
+        let query = EventQuery::new().before(id.saturating_add(1)).limit(1);
+        if let Ok(rows) = self.store.list(&query).await
+            && let Some(summary) = rows.iter().find(|s| s.id == id)
+        {
+            row.status.clone_from(&summary.build_status);
+            row.runs = runs_of(&summary.runs);
         }
     }
 
@@ -172,7 +176,9 @@ impl Data {
                 // one the payload's `system.link` names.
                 let system = text(&body["system"]["link"]);
                 let drone = drone.map(str::to_owned).or_else(|| {
-                    Some(system.trim_end_matches('/').to_owned()).filter(|l| l.starts_with("http"))
+                    // Only a web address becomes a link (never `javascript:` and the like).
+                    Some(system.trim_end_matches('/').to_owned())
+                        .filter(|l| l.starts_with("https://") || l.starts_with("http://"))
                 });
                 let link = match (drone, number) {
                     (Some(d), Some(n)) if !repo.is_empty() => Some(format!("{d}/{repo}/{n}")),
@@ -202,6 +208,8 @@ impl Data {
         let states: &[RunStatus] = match filters.state.as_str() {
             "pending" => &[RunStatus::Pending],
             "dead" => &[RunStatus::Dead],
+            // A run that succeeded is not a failed one.
+            "ok" => &[],
             _ => &[RunStatus::Pending, RunStatus::Dead],
         };
         let mut base = filters.clone();
@@ -266,6 +274,13 @@ impl Data {
             refusals_kept: 0,
             store: self.name(),
         })
+    }
+
+    /// Whether the event was erased (`None`: no such event).
+    pub(crate) async fn erased(&self, id: i64) -> Result<Option<bool>, String> {
+        let query = EventQuery::new().before(id.saturating_add(1)).limit(1);
+        let rows = self.store.list(&query).await.map_err(one_line)?;
+        Ok(rows.iter().find(|s| s.id == id).map(|s| s.erased))
     }
 
     /// Queues the event's runs (or the one named) again. `None`: no such event.

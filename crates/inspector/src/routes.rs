@@ -449,7 +449,7 @@ async fn detail(app: &App, id: i64, query: Option<&str>) -> Response<Body> {
     match data.detail(id).await {
         Ok(Some(view)) => {
             let frame = app.frame("Event", "", notice);
-            let actions = app.actions();
+            let actions = app.actions().filter(|_| !view.erased);
             html(
                 StatusCode::OK,
                 &pages::detail(&frame, &view, actions.as_ref()),
@@ -559,6 +559,22 @@ async fn post(app: &App, req: Request<Incoming>, segments: &[&str]) -> Response<
     };
     if !app.settings.auth.csrf_ok(field(&form, "csrf")) {
         return text(StatusCode::FORBIDDEN, CSRF_REFUSED);
+    }
+    // An erased event has nothing left to send or run (its page shows no actions).
+    if let ["events", id, _] = segments
+        && let Ok(id) = id.parse::<i64>()
+    {
+        match data.erased(id).await {
+            Ok(Some(true)) => {
+                return text(
+                    StatusCode::CONFLICT,
+                    &format!("event {id} was erased: there is nothing to send again"),
+                );
+            }
+            Ok(Some(false)) => {}
+            Ok(None) => return not_found(app),
+            Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, &e),
+        }
     }
     match segments {
         ["events", id, "redeliver"] => {

@@ -426,6 +426,9 @@ mod tests {
                         "dronehook-protocol depends on dronehook-audit ({sibling}): dronehook-protocol -> xtask -> dronehook-cli -> dronehook-audit"
                     ),
                     format!(
+                        "dronehook-protocol depends on dronehook-inspector ({sibling}): dronehook-protocol -> xtask -> dronehook-cli -> dronehook-inspector"
+                    ),
+                    format!(
                         "dronehook-protocol depends on hyper ({io}): dronehook-protocol -> xtask -> dronehook-server -> hyper"
                     ),
                     format!(
@@ -541,12 +544,17 @@ mod tests {
     #[test]
     fn server_or_client_reaching_the_audit_crate_fails() {
         let why = "the hostile catalog is for tests and tools, not shipped in a library";
+        let inspector = "the inspector builds on the protocol, the server and the client alone";
         for lib in ["dronehook-server", "dronehook-client"] {
             assert_eq!(
                 check(&[(lib, "dronehook-audit", None)]),
-                vec![format!(
-                    "{lib} depends on dronehook-audit ({why}): {lib} -> dronehook-audit"
-                )],
+                vec![
+                    format!("{lib} depends on dronehook-audit ({why}): {lib} -> dronehook-audit"),
+                    // The inspector uses both, so it reaches the catalog through either.
+                    format!(
+                        "dronehook-inspector depends on dronehook-audit ({inspector}): dronehook-inspector -> {lib} -> dronehook-audit"
+                    ),
+                ],
             );
             // A test may use it.
             assert_eq!(
@@ -623,6 +631,9 @@ mod tests {
                 // The audit crate's rule still sees the renamed crate as a sibling.
                 "dronehook-audit depends on dronehook-core (the audit catalog builds on the \
                  protocol alone): dronehook-audit -> dronehook-core"
+                    .to_owned(),
+                "dronehook-inspector depends on dronehook-core (the inspector builds on the \
+                 protocol, the server and the client alone): dronehook-inspector -> dronehook-core"
                     .to_owned(),
             ]
         );

@@ -197,3 +197,80 @@ async fn refusals_say_why_and_show_no_body_or_secret() {
         assert!(!page.contains("another-secret"));
     }
 }
+
+#[tokio::test]
+async fn the_receiver_never_waits_for_the_inspector_and_the_ring_keeps_500() {
+    use dronehook_inspector::Inspector;
+    use dronehook_protocol::Policy;
+    use dronehook_server::{Config, Router, Server};
+
+    // An inspector that is not listening yet: nothing reads what the observer sends.
+    let inspector = Inspector::builder(None)
+        .addr(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .build()
+        .expect("settings");
+    let router = Router::new().observe(inspector.observer());
+    let config = Config::builder(Policy::new(SECRET))
+        .addr(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .build();
+    let server = Server::bind(config, router).await.expect("binds");
+    let receiver = server.local_addr();
+    let shutdown = server.shutdown_handle();
+    tokio::spawn(server.wait());
+
+    // 1500 refused requests on one kept-alive connection (more than the channel's
+    // 1024): every one is answered at once.
+    let mut s = TcpStream::connect(receiver).await.expect("connects");
+    let request = format!("GET / HTTP/1.1\r\nHost: {receiver}\r\n\r\n");
+    let started = std::time::Instant::now();
+    let mut answered = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut seen = Vec::new();
+    for _ in 0..1500 {
+        s.write_all(request.as_bytes()).await.expect("writes");
+        loop {
+            let text = String::from_utf8_lossy(&seen);
+            if let Some(end) = text.find("method_not_allowed\n") {
+                seen.drain(..end + "method_not_allowed\n".len());
+                answered += 1;
+                break;
+            }
+            let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+                .await
+                .expect("answered within 10 s")
+                .expect("reads");
+            assert!(n > 0, "closed after {answered}");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    }
+    assert_eq!(answered, 1500);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Listening now, it keeps the newest 500 of what the channel still held.
+    let bound = inspector.bind().await.expect("binds");
+    let ui = bound.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(bound.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = get(ui, "/refusals").await;
+        let rows = page.body.matches(r#"<tr class="refusal">"#).count();
+        if rows == dronehook_inspector::REFUSALS_KEPT {
+            assert!(page.body.contains(r#"<td class="reason">not a POST</td>"#));
+            break;
+        }
+        assert!(
+            rows < 500 && tokio::time::Instant::now() < deadline,
+            "{rows} rows"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    shutdown.shutdown();
+}

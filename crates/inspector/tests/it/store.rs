@@ -262,13 +262,23 @@ async fn the_board_the_failed_runs_their_redrive_and_health() {
         let body = build_event(repo, number, status, "msg");
         assert_eq!(send(run.receiver, SECRET, &body, "build").await, 204);
     }
-    settled(&url, 3).await;
+    // A payload naming a script as Drone's address gets no link.
+    let evil = String::from_utf8(build_event("octocat/evil", 1, "success", "msg"))
+        .expect("UTF-8")
+        .replace("https://drone.example.com", "javascript:alert(1)//");
+    assert_eq!(
+        send(run.receiver, SECRET, evil.as_bytes(), "build").await,
+        204
+    );
+    settled(&url, 4).await;
 
     // One row per repository, its latest build, coloured by status, linked to Drone.
     let board = get(run.ui, "/builds").await;
     assert_eq!(board.status, 200);
     let b = &board.body;
-    assert_eq!(b.matches(r#"<tr class="build""#).count(), 2, "{b}");
+    assert_eq!(b.matches(r#"<tr class="build""#).count(), 3, "{b}");
+    assert!(!b.contains("javascript:"), "{b}");
+    assert!(b.contains(r#"<td class="link"></td></tr>"#), "{b}");
     assert!(
         b.contains(r#"<tr class="build" data-repo="octocat/hello-world">"#),
         "{b}"
@@ -292,13 +302,16 @@ async fn the_board_the_failed_runs_their_redrive_and_health() {
         "{f}"
     );
     assert!(f.contains(r#"<td class="output">exit 3</td>"#), "{f}");
-    let none = get(run.ui, "/failed?repo=octocat/hello-*").await;
-    assert_eq!(
-        none.body.matches(r#"<tr class="run""#).count(),
-        0,
-        "{}",
-        none.body
-    );
+    for query in ["repo=octocat/hello-*", "state=ok", "state=pending"] {
+        let none = get(run.ui, &format!("/failed?{query}")).await;
+        assert_eq!(none.status, 200, "{query}");
+        assert_eq!(
+            none.body.matches(r#"<tr class="run""#).count(),
+            0,
+            "{query}: {}",
+            none.body
+        );
+    }
     let csrf = csrf_of(f);
     let all = request(
         run.ui,
@@ -346,7 +359,7 @@ async fn the_board_the_failed_runs_their_redrive_and_health() {
     let health = get(run.ui, "/health").await;
     let h = &health.body;
     assert!(h.contains(r#"<div id="health">"#), "{h}");
-    assert!(h.contains(r#"<tr><th>Last hour</th><td class="events">3</td><td class="ok">5</td><td class="pending">0</td><td class="dead">1</td><td class="rate">16.7 %</td></tr>"#), "{h}");
+    assert!(h.contains(r#"<tr><th>Last hour</th><td class="events">4</td><td class="ok">7</td><td class="pending">0</td><td class="dead">1</td><td class="rate">12.5 %</td></tr>"#), "{h}");
     assert!(h.contains(r#"<dd id="retention">7 d</dd>"#), "{h}");
     assert!(h.contains(r#"<dd id="oldest-pending">none</dd>"#), "{h}");
 
@@ -367,7 +380,7 @@ async fn the_board_the_failed_runs_their_redrive_and_health() {
     let list = get(run.ui, "/?status=success&event=build:*").await;
     assert_eq!(
         list.body.matches(r#"<tr class="event""#).count(),
-        1,
+        2,
         "{}",
         list.body
     );
@@ -412,4 +425,150 @@ async fn a_live_row_is_completed_from_the_store() {
     }
     assert!(seen.contains(r#""status":"failure""#), "{seen}");
     assert!(!seen.contains("octocat/a"), "{seen}");
+}
+
+#[tokio::test]
+async fn a_postgresql_store_reads_and_redelivers_the_same() {
+    let db = dronehook_testkit::database().await;
+    // A password in the URL (trust authentication ignores it) must never be shown.
+    let text = match db.url().split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((user, host)) if !user.contains(':') && !user.contains('/') => {
+                format!("{scheme}://{user}:hunter2@{host}")
+            }
+            _ => db.url().to_owned(),
+        },
+        None => db.url().to_owned(),
+    };
+    assert!(
+        text.contains(":hunter2@"),
+        "the test database's URL has a user: {text}"
+    );
+    let url: StoreUrl = text.parse().expect("a PostgreSQL URL");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let run = start_with(Some(url.clone()), router(calls.clone()), |b| b).await;
+    assert!(run.actions);
+    let body = build_event("octocat/hello-world", 9, "success", "<script>x</script>");
+    assert_eq!(send(run.receiver, SECRET, &body, "build").await, 204);
+    let id = settled(&url, 1).await[0];
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    let list = get(run.ui, "/").await;
+    assert!(
+        list.body
+            .contains(&format!(r#"<tr class="event" data-id="{id}""#)),
+        "{}",
+        list.body
+    );
+    let page = get(run.ui, &format!("/events/{id}")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("&lt;script&gt;x&lt;/script&gt;"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<script>x"), "{}", page.body);
+    let board = get(run.ui, "/builds").await;
+    assert!(
+        board
+            .body
+            .contains(r#"<tr class="build" data-repo="octocat/hello-world">"#),
+        "{}",
+        board.body
+    );
+    let health = get(run.ui, "/health").await;
+    assert!(
+        health.body.contains(r#"<td class="events">1</td>"#),
+        "{}",
+        health.body
+    );
+
+    let csrf = csrf_of(&page.body);
+    let done = request(
+        run.ui,
+        "POST",
+        &format!("/events/{id}/redeliver"),
+        &[],
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while calls.load(Ordering::SeqCst) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the handler did not run again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The store's name is shown without a password.
+    assert!(page.body.contains("store postgres"), "{}", page.body);
+    if text.contains(":hunter2@") {
+        assert!(!page.body.contains("hunter2"), "{}", page.body);
+    }
+}
+
+#[tokio::test]
+async fn an_erased_event_offers_no_action_and_replay_needs_a_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = StoreUrl::Sqlite(dir.path().join("store.db"));
+    let calls = Arc::new(AtomicUsize::new(0));
+    // No replay secret (a receiver with verification off): no replay form.
+    let run = start_with(Some(url.clone()), router(calls), |b| b.replay_secret(None)).await;
+    for n in [1, 2] {
+        let body = build_event("octocat/hello-world", n, "success", "SENSITIVE-MESSAGE");
+        assert_eq!(send(run.receiver, SECRET, &body, "build").await, 204);
+    }
+    let ids = settled(&url, 2).await;
+    let (erased, kept) = (ids[0], ids[1]);
+
+    let page = get(run.ui, &format!("/events/{kept}")).await;
+    assert!(
+        page.body.contains(r#"<form id="redeliver""#),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(r#"<form id="replay""#), "{}", page.body);
+    let csrf = csrf_of(&page.body);
+    let replay = request(
+        run.ui,
+        "POST",
+        &format!("/events/{kept}/replay"),
+        &[],
+        &format!("csrf={csrf}&endpoint=http%3A%2F%2F127.0.0.1%3A9%2F"),
+    )
+    .await;
+    assert_eq!(
+        (replay.status, replay.body.as_str()),
+        (
+            409,
+            "no secret to sign a replay with: the receiver runs without verification\n"
+        )
+    );
+
+    let store = Store::open(&url).await.expect("opens");
+    assert!(store.erase(erased).await.expect("erases"));
+    let page = get(run.ui, &format!("/events/{erased}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("This event was erased"), "{}", page.body);
+    assert!(!page.body.contains("SENSITIVE-MESSAGE"), "{}", page.body);
+    assert!(!page.body.contains("<form"), "{}", page.body);
+    for action in ["redeliver", "replay"] {
+        let a = request(
+            run.ui,
+            "POST",
+            &format!("/events/{erased}/{action}"),
+            &[],
+            &format!("csrf={csrf}&endpoint=http%3A%2F%2F127.0.0.1%3A9%2F"),
+        )
+        .await;
+        assert_eq!(
+            (a.status, a.body),
+            (
+                409,
+                format!("event {erased} was erased: there is nothing to send again\n")
+            ),
+            "{action}"
+        );
+    }
 }
