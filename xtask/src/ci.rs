@@ -12,6 +12,8 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 
+use dronehook_testkit::browser::Programs;
+
 use crate::{conformance, fixtures, tidy};
 
 /// What a step runs.
@@ -56,6 +58,10 @@ fn steps() -> Vec<Step> {
         Step {
             name: "a PostgreSQL for the store's tests",
             action: Action::InProcess(ensure_postgres),
+        },
+        Step {
+            name: "Chromium and ChromeDriver for the browser tests",
+            action: Action::InProcess(ensure_browser),
         },
         Step {
             name: "cargo test --workspace --locked --features dronehook-server/postgres",
@@ -109,42 +115,114 @@ fn steps() -> Vec<Step> {
 /// The PostgreSQL store is checked, tested and documented with the rest.
 const POSTGRES_FEATURE: &str = "dronehook-server/postgres";
 
-/// The store's tests need a PostgreSQL (they fail, never skip, without one): when
-/// none can be found and this runs as root with apt-get, the server is installed.
-fn ensure_postgres(_root: &Path) -> Result<()> {
-    if let Some(found) = dronehook_testkit::available() {
-        println!("PostgreSQL for the store's tests: {found}");
-        return Ok(());
+/// Where `cargo xtask test` finds apt-get, to install what the tests need.
+const APT_GET: &str = "/usr/bin/apt-get";
+
+/// What a step that needs a system package does.
+#[derive(Debug, PartialEq, Eq)]
+enum Provision {
+    /// It is there: nothing to do.
+    Found,
+    /// It is missing, and this process may install it (root, with apt-get): CI on a
+    /// fresh machine.
+    Install,
+    /// It is missing and cannot be installed from here: the step fails saying how.
+    Missing,
+}
+
+fn provision(found: bool, root: bool, has_apt: bool) -> Provision {
+    match (found, root && has_apt) {
+        (true, _) => Provision::Found,
+        (false, true) => Provision::Install,
+        (false, false) => Provision::Missing,
     }
-    let apt = Path::new("/usr/bin/apt-get");
-    if !(dronehook_testkit::is_root() && apt.exists()) {
-        bail!(
-            "no PostgreSQL for the store's tests: set {}, run one on 127.0.0.1:5432, or install the server (apt-get install postgresql)",
-            dronehook_testkit::ENV_URL
-        );
-    }
-    println!(
-        "no PostgreSQL found for the store's tests: installing it (apt-get update && apt-get install -y postgresql)"
-    );
-    for args in [
-        &["update", "-q"][..],
-        &["install", "-y", "-q", "postgresql"],
-    ] {
+}
+
+/// `apt-get update`, then `apt-get install` of `packages`, without questions.
+fn apt_install(apt: &Path, packages: &[&str]) -> Result<()> {
+    let mut install = vec!["install", "-y", "-q"];
+    install.extend_from_slice(packages);
+    for args in [&["update", "-q"][..], &install] {
         let status = Command::new(apt)
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
-            .context("running apt-get")?;
+            .with_context(|| format!("running {}", apt.display()))?;
         if !status.success() {
             bail!("apt-get {} exited with {status}", args.join(" "));
         }
     }
-    match dronehook_testkit::available() {
+    Ok(())
+}
+
+/// The store's tests need a PostgreSQL (they fail, never skip, without one): when
+/// none can be found and this runs as root with apt-get, the server is installed.
+fn ensure_postgres(_root: &Path) -> Result<()> {
+    let apt = Path::new(APT_GET);
+    let found = dronehook_testkit::available();
+    match provision(found.is_some(), dronehook_testkit::is_root(), apt.exists()) {
+        Provision::Found => {}
+        Provision::Missing => bail!(
+            "no PostgreSQL for the store's tests: set {}, run one on 127.0.0.1:5432, or install the server (apt-get install postgresql)",
+            dronehook_testkit::ENV_URL
+        ),
+        Provision::Install => {
+            println!(
+                "no PostgreSQL found for the store's tests: installing it (apt-get update && apt-get install -y postgresql)"
+            );
+            apt_install(apt, &["postgresql"])?;
+        }
+    }
+    match found.or_else(dronehook_testkit::available) {
         Some(found) => {
             println!("PostgreSQL for the store's tests: {found}");
             Ok(())
         }
         None => bail!("postgresql is installed, but its server binaries were not found"),
+    }
+}
+
+/// The inspector's browser tests need Chromium and ChromeDriver (they fail, never
+/// skip, without them): when missing and this runs as root with apt-get, Debian's
+/// packages are installed.
+fn ensure_browser(_root: &Path) -> Result<()> {
+    let found = ensure_browser_with(
+        dronehook_testkit::browser::find_programs,
+        dronehook_testkit::is_root(),
+        Path::new(APT_GET),
+    )?;
+    println!(
+        "Chromium for the browser tests: {}, driven by {}",
+        found.chromium.display(),
+        found.chromedriver.display()
+    );
+    Ok(())
+}
+
+fn ensure_browser_with(
+    find: impl Fn() -> Option<Programs>,
+    root: bool,
+    apt: &Path,
+) -> Result<Programs> {
+    use dronehook_testkit::browser::{HOW_TO_GET_THEM, PACKAGES};
+    let found = find();
+    match provision(found.is_some(), root, apt.exists()) {
+        Provision::Found => {}
+        Provision::Missing => bail!("{HOW_TO_GET_THEM}"),
+        Provision::Install => {
+            println!(
+                "no Chromium found for the browser tests: installing it (apt-get update && apt-get install -y {})",
+                PACKAGES.join(" ")
+            );
+            apt_install(apt, &PACKAGES).with_context(|| HOW_TO_GET_THEM)?;
+        }
+    }
+    match found.or_else(find) {
+        Some(found) => Ok(found),
+        None => bail!(
+            "{} are installed, but chromium or chromedriver was not found",
+            PACKAGES.join(" and ")
+        ),
     }
 }
 
@@ -310,4 +388,118 @@ pub(crate) fn run(root: &Path) -> bool {
     }
     println!("{passed} passed, {} failed", failed.len());
     failed.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn a_package_is_installed_only_when_missing_and_installable() {
+        assert_eq!(provision(true, false, false), Provision::Found);
+        assert_eq!(provision(true, true, true), Provision::Found);
+        assert_eq!(provision(false, true, true), Provision::Install);
+        assert_eq!(
+            provision(false, false, true),
+            Provision::Missing,
+            "not root"
+        );
+        assert_eq!(
+            provision(false, true, false),
+            Provision::Missing,
+            "no apt-get"
+        );
+    }
+
+    fn programs() -> Programs {
+        Programs {
+            chromium: "/usr/bin/chromium".into(),
+            chromedriver: "/usr/bin/chromedriver".into(),
+        }
+    }
+
+    /// An `apt-get` that notes its arguments in `log` and exits with `code`.
+    fn fake_apt(dir: &Path, code: u8) -> PathBuf {
+        let apt = dir.join("apt-get");
+        let log = dir.join("log");
+        std::fs::write(
+            &apt,
+            format!(
+                "#!/bin/sh\necho \"$DEBIAN_FRONTEND $*\" >>'{}'\nexit {code}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&apt, std::fs::Permissions::from_mode(0o755)).unwrap();
+        apt
+    }
+
+    #[test]
+    fn a_browser_found_is_used_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let apt = fake_apt(dir.path(), 0);
+        let found = ensure_browser_with(|| Some(programs()), true, &apt).unwrap();
+        assert_eq!(found, programs());
+        assert!(!dir.path().join("log").exists(), "apt-get did not run");
+    }
+
+    #[test]
+    fn a_missing_browser_fails_with_one_line_when_it_cannot_be_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let apt = fake_apt(dir.path(), 0);
+        for (root, apt) in [(false, apt.as_path()), (true, &dir.path().join("none"))] {
+            let err = ensure_browser_with(|| None, root, apt).unwrap_err();
+            assert_eq!(
+                format!("{err:#}"),
+                "the browser tests need Chromium and ChromeDriver: apt-get install chromium chromium-driver"
+            );
+        }
+        assert!(!dir.path().join("log").exists(), "apt-get did not run");
+    }
+
+    #[test]
+    fn a_missing_browser_is_installed_as_root_after_an_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let apt = fake_apt(dir.path(), 0);
+        let calls = Cell::new(0);
+        let found = ensure_browser_with(
+            || {
+                calls.set(calls.get() + 1);
+                (calls.get() > 1).then(programs)
+            },
+            true,
+            &apt,
+        )
+        .unwrap();
+        assert_eq!(found, programs());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("log")).unwrap(),
+            "noninteractive update -q\nnoninteractive install -y -q chromium chromium-driver\n"
+        );
+    }
+
+    #[test]
+    fn a_failed_install_says_so_and_how_to_get_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let apt = fake_apt(dir.path(), 100);
+        let err = ensure_browser_with(|| None, true, &apt).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "the browser tests need Chromium and ChromeDriver: apt-get install chromium chromium-driver: apt-get update -q exited with exit status: 100"
+        );
+    }
+
+    #[test]
+    fn an_install_that_brings_no_programs_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let apt = fake_apt(dir.path(), 0);
+        let err = ensure_browser_with(|| None, true, &apt).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "chromium and chromium-driver are installed, but chromium or chromedriver was not found"
+        );
+    }
 }

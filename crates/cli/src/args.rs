@@ -163,6 +163,18 @@ pub(crate) struct ServeArgs {
     /// Accept requests without checking their signature. Only for local experiments.
     #[arg(long)]
     pub(crate) insecure_no_verify: bool,
+    /// Serve the web inspector on this address (a port alone, or `:PORT`, means
+    /// 127.0.0.1). Off unless given. Beyond loopback it needs --ui-token.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) ui: Option<String>,
+    /// The token the inspector asks for (required when --ui is not a loopback address).
+    #[arg(
+        long,
+        env = "DRONEHOOK_UI_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub(crate) ui_token: Option<Secret>,
 }
 
 #[derive(Args, Debug)]

@@ -103,6 +103,11 @@ pub(crate) async fn refuse_head<S>(
         build: None,
         delivery_id: None,
         latency: latency.unwrap_or_default(),
+        // A head hyper refused: nothing of it was parsed to report.
+        peer: None,
+        key_id: None,
+        event_header: None,
+        date_skew: None,
     }));
     let answer = crate::framing::answer(status, code);
     let stream = sniff.inner_mut();

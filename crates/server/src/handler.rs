@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -230,6 +231,16 @@ pub struct RequestRecord {
     /// head hyper refused, read whole on a kept-alive connection without a clock
     /// reading).
     pub latency: Duration,
+    /// The peer's address, when the connection's accept loop passed it on.
+    pub peer: Option<SocketAddr>,
+    /// The `keyId` of the request's signature, for a refused request that had a
+    /// readable one (never the signature or a secret).
+    pub key_id: Option<String>,
+    /// The `X-Drone-Event` header, for a refused request that had one.
+    pub event_header: Option<String>,
+    /// For a refused request with a readable `Date`: how far it was from this server's
+    /// clock, in seconds (positive: the `Date` is ahead of the server).
+    pub date_skew: Option<i64>,
 }
 
 /// How one handler run ended.

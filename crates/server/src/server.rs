@@ -308,6 +308,7 @@ async fn accept_loop(
             shared: &shared,
             timeouts,
             accepted,
+            peer,
         };
         match &tls {
             // Built here and boxed, so that the task of an idle plain connection holds
@@ -336,6 +337,7 @@ async fn accept_loop(
                                 shared: &shared,
                                 timeouts,
                                 accepted,
+                                peer,
                             };
                             conn.serve(stream, shutdown).await;
                         }
@@ -406,6 +408,8 @@ struct Conn<'a> {
     timeouts: Timeouts,
     /// When the connection was accepted: its first head is due a header timeout later.
     accepted: tokio::time::Instant,
+    /// The peer's address, for the observers' records (the inspector's refusals).
+    peer: SocketAddr,
 }
 
 /// How long a plain connection idles before it is parked: its hyper connection,
@@ -451,6 +455,7 @@ impl Conn<'_> {
             self.accepted,
         ));
         let shared = self.shared.clone();
+        let peer = self.peer;
         let service = hyper::service::service_fn(move |req| {
             progress.start();
             let in_flight = InFlight(progress.clone());
@@ -464,7 +469,7 @@ impl Conn<'_> {
             // box (captured, then awaited) and be copied from one to the other.
             Box::pin(async move {
                 let _in_flight = in_flight;
-                crate::service::respond(shared, req, smuggled).await
+                crate::service::respond(shared, req, smuggled, peer).await
             })
         });
         let builder = self.builder.clone();

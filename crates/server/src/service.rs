@@ -54,6 +54,51 @@ struct Outcome {
     headers: Vec<(http::HeaderName, HeaderValue)>,
     outline: Option<Outline>,
     delivery_id: Option<i64>,
+    /// What a refused request's head said, for observers (boxed: refusals only, so
+    /// the accepted path carries one empty pointer).
+    refused: Option<Box<RefusedHead>>,
+}
+
+/// The few things a refused request's head tells a person (the inspector's refusals
+/// page): read only when a request is refused, never its body or signature.
+#[derive(Default)]
+struct RefusedHead {
+    key_id: Option<String>,
+    event_header: Option<String>,
+    date_skew: Option<i64>,
+}
+
+impl RefusedHead {
+    /// Reads the `keyId`, `X-Drone-Event` and the `Date`'s distance from `now`.
+    fn read(headers: &HeaderMap, now: SystemTime) -> RefusedHead {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        // A refusal may be for a hostile head: what is kept is cut short.
+        let short = |v: &str| v.chars().take(128).collect::<String>();
+        let key_id = text("signature")
+            .and_then(|v| dronehook_protocol::SignatureParams::parse(v).ok())
+            .or_else(|| {
+                text("authorization")
+                    .and_then(|v| dronehook_protocol::SignatureParams::parse_authorization(v).ok())
+            })
+            .map(|p| short(&p.key_id));
+        let date_skew = text("date")
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .map(|date| match date.duration_since(now) {
+                Ok(ahead) => ahead.as_secs() as i64,
+                Err(behind) => -(behind.duration().as_secs() as i64),
+            });
+        RefusedHead {
+            key_id,
+            event_header: text("x-drone-event").map(short),
+            date_skew,
+        }
+    }
 }
 
 impl Outcome {
@@ -71,6 +116,7 @@ impl Outcome {
             )],
             outline: None,
             delivery_id: None,
+            refused: None,
         }
     }
 
@@ -82,7 +128,13 @@ impl Outcome {
             headers: Vec::new(),
             outline: Some(outline),
             delivery_id: None,
+            refused: None,
         }
+    }
+
+    fn refused_head(mut self, headers: &HeaderMap) -> Self {
+        self.refused = Some(Box::new(RefusedHead::read(headers, SystemTime::now())));
+        self
     }
 
     fn header(self, name: http::HeaderName, value: &'static str) -> Self {
@@ -130,7 +182,7 @@ impl From<Refusal> for Outcome {
 
 /// Answers one request of a connection. `smuggled` is the connection's note that a
 /// head carried both `Transfer-Encoding` and `Content-Length` (see sniff.rs), read
-/// when the request was handed over.
+/// when the request was handed over; `peer` is the connection's peer address.
 ///
 /// An `async fn` rather than a service: the connection's service (server.rs) calls it
 /// inside the future it boxes, so this future's kilobytes of state are built in the box
@@ -139,6 +191,7 @@ pub(crate) async fn respond(
     shared: Arc<Shared>,
     req: Request<Incoming>,
     smuggled: bool,
+    peer: std::net::SocketAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     // tokio's clock (the standard one outside paused tests): the whole-request deadline
     // below is set from this one reading instead of reading the clock again.
@@ -167,6 +220,7 @@ pub(crate) async fn respond(
         Some(o) => (Some(o.event), Some(o.action), o.repo_slug, o.build_number),
         None => (None, None, None, None),
     };
+    let refused = outcome.refused.map(|r| *r).unwrap_or_default();
     let record = RequestRecord {
         status: outcome.status.as_u16(),
         code: outcome.code,
@@ -176,6 +230,10 @@ pub(crate) async fn respond(
         build,
         delivery_id: outcome.delivery_id,
         latency,
+        peer: Some(peer),
+        key_id: refused.key_id,
+        event_header: refused.event_header,
+        date_skew: refused.date_skew,
     };
     tracing::info!(
         target: "dronehook_server::request",
@@ -258,17 +316,17 @@ async fn webhook(
     smuggled: bool,
 ) -> Outcome {
     if let Err(refused) = check_head(&shared.config, &req, smuggled) {
-        return refused.into();
+        return Outcome::from(refused).refused_head(req.headers());
     }
     let (parts, body) = req.into_parts();
     let body = match read_body(&shared.config, body, started).await {
         Ok(body) => body,
-        Err(refused) => return refused.into(),
+        Err(refused) => return Outcome::from(refused).refused_head(&parts.headers),
     };
     let received_at = SystemTime::now();
     let checked = match verify(&shared.config, &parts, &body, received_at) {
         Ok(checked) => checked,
-        Err(refused) => return refused.into(),
+        Err(refused) => return Outcome::from(refused).refused_head(&parts.headers),
     };
     accept(shared, parts, body, received_at, checked).await
 }

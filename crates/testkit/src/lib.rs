@@ -12,6 +12,8 @@
 //!
 //! Where none can be had, [`database`] panics with one line saying how to get one: a
 //! test that needs PostgreSQL fails, it is never skipped.
+//!
+//! [`browser`] does the same for the inspector's tests with a headless Chromium.
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -21,6 +23,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::OnceCell;
+
+pub mod browser;
 
 /// The environment variable naming the PostgreSQL the tests use.
 pub const ENV_URL: &str = "DRONEHOOK_TEST_POSTGRES";

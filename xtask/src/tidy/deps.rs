@@ -91,6 +91,24 @@ pub(crate) const RULES: &[Rule] = &[
         except: &[],
         why: "the binary never carries the test harness or the tools",
     },
+    Rule {
+        from: "dronehook-inspector",
+        forbids: &["dronehook-*", "xtask"],
+        except: &["dronehook-protocol", "dronehook-server", "dronehook-client"],
+        why: "the inspector builds on the protocol, the server and the client alone",
+    },
+    Rule {
+        from: "dronehook-server",
+        forbids: &["dronehook-inspector"],
+        except: &[],
+        why: "only the command line uses the inspector",
+    },
+    Rule {
+        from: "dronehook-client",
+        forbids: &["dronehook-inspector"],
+        except: &[],
+        why: "only the command line uses the inspector",
+    },
 ];
 
 /// The resolved dependency graph: package names, and each package's normal
@@ -331,6 +349,10 @@ mod tests {
         ("dronehook-cli", "dronehook-audit", None),
         ("xtask", "dronehook-cli", None),
         ("xtask", "dronehook-server", None),
+        ("dronehook-inspector", "dronehook-protocol", None),
+        ("dronehook-inspector", "dronehook-server", None),
+        ("dronehook-inspector", "dronehook-client", None),
+        ("dronehook-cli", "dronehook-inspector", None),
     ];
 
     fn check(extra: &[(&'static str, &'static str, Option<&'static str>)]) -> Vec<String> {
@@ -402,6 +424,9 @@ mod tests {
                     ),
                     format!(
                         "dronehook-protocol depends on dronehook-audit ({sibling}): dronehook-protocol -> xtask -> dronehook-cli -> dronehook-audit"
+                    ),
+                    format!(
+                        "dronehook-protocol depends on dronehook-inspector ({sibling}): dronehook-protocol -> xtask -> dronehook-cli -> dronehook-inspector"
                     ),
                     format!(
                         "dronehook-protocol depends on hyper ({io}): dronehook-protocol -> xtask -> dronehook-server -> hyper"
@@ -519,17 +544,44 @@ mod tests {
     #[test]
     fn server_or_client_reaching_the_audit_crate_fails() {
         let why = "the hostile catalog is for tests and tools, not shipped in a library";
+        let inspector = "the inspector builds on the protocol, the server and the client alone";
         for lib in ["dronehook-server", "dronehook-client"] {
             assert_eq!(
                 check(&[(lib, "dronehook-audit", None)]),
-                vec![format!(
-                    "{lib} depends on dronehook-audit ({why}): {lib} -> dronehook-audit"
-                )],
+                vec![
+                    format!("{lib} depends on dronehook-audit ({why}): {lib} -> dronehook-audit"),
+                    // The inspector uses both, so it reaches the catalog through either.
+                    format!(
+                        "dronehook-inspector depends on dronehook-audit ({inspector}): dronehook-inspector -> {lib} -> dronehook-audit"
+                    ),
+                ],
             );
             // A test may use it.
             assert_eq!(
                 check(&[(lib, "dronehook-audit", Some("dev"))]),
                 Vec::<String>::new()
+            );
+        }
+    }
+
+    #[test]
+    fn the_inspector_uses_protocol_server_client_and_only_the_cli_uses_it() {
+        let own = "the inspector builds on the protocol, the server and the client alone";
+        assert_eq!(
+            check(&[("dronehook-inspector", "dronehook-audit", None)]),
+            vec![format!(
+                "dronehook-inspector depends on dronehook-audit ({own}): dronehook-inspector -> dronehook-audit"
+            )]
+        );
+        let only = "only the command line uses the inspector";
+        // The protocol's and the audit catalog's own rules already forbid every sibling.
+        for lib in ["dronehook-server", "dronehook-client"] {
+            let found = check(&[(lib, "dronehook-inspector", None)]);
+            assert!(
+                found.contains(&format!(
+                    "{lib} depends on dronehook-inspector ({only}): {lib} -> dronehook-inspector"
+                )),
+                "{lib}: {found:?}"
             );
         }
     }
@@ -579,6 +631,9 @@ mod tests {
                 // The audit crate's rule still sees the renamed crate as a sibling.
                 "dronehook-audit depends on dronehook-core (the audit catalog builds on the \
                  protocol alone): dronehook-audit -> dronehook-core"
+                    .to_owned(),
+                "dronehook-inspector depends on dronehook-core (the inspector builds on the \
+                 protocol, the server and the client alone): dronehook-inspector -> dronehook-core"
                     .to_owned(),
             ]
         );

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use dronehook_client::{Client, Payload};
+use dronehook_inspector::Inspector;
 use dronehook_protocol::{Policy, Secret};
 use dronehook_server::{
     Config, Delivery, Handler, HandlerError, Observation, Router, Server, StoreUrl,
@@ -97,7 +98,17 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         router = router.route_filter(name, filter.clone(), handler);
     }
     let debug = args.debug;
-    router = router.observe(move |observation| observe(observation, paint, debug));
+    let inspector = inspector(&args, store.clone(), secrets.first())?;
+    router = match &inspector {
+        Some(ui) => {
+            let ui = ui.observer();
+            router.observe(move |observation| {
+                observe(observation, paint, debug);
+                ui(observation);
+            })
+        }
+        None => router.observe(move |observation| observe(observation, paint, debug)),
+    };
 
     let mut config = if insecure {
         output::err_line(&paint.bad(
@@ -170,9 +181,76 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
                 "off"
             },
         ));
-        server.run_until(signal).await?;
+        // The inspector opens the store the receiver has just opened (and created).
+        let ui = match inspector {
+            Some(ui) => {
+                let bound = ui.bind().await?;
+                output::err_line(&format!(
+                    "inspector on http://{}/{}",
+                    bound.local_addr(),
+                    if bound.actions() {
+                        ""
+                    } else {
+                        "  (actions off)"
+                    }
+                ));
+                let (stop, mut stopped) = tokio::sync::watch::channel(false);
+                let task = tokio::spawn(bound.run_until(async move {
+                    let _ = stopped.changed().await;
+                }));
+                Some((stop, task))
+            }
+            None => None,
+        };
+        let result = server.run_until(signal).await;
+        if let Some((stop, task)) = ui {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
+        result?;
         Ok(Outcome::Ok)
     })
+}
+
+/// The web inspector, when `--ui` is given: its settings checked before anything
+/// listens (a non-loopback address without a token is a usage error).
+fn inspector(
+    args: &ServeArgs,
+    store: Option<StoreUrl>,
+    first: Option<&Secret>,
+) -> anyhow::Result<Option<Inspector>> {
+    let Some(text) = &args.ui else {
+        return Ok(None);
+    };
+    let addr = parse_ui_addr(text)?;
+    Inspector::builder(store)
+        .addr(addr)
+        .token(args.ui_token.clone())
+        // A replay is signed with the receiver's first secret: the one its senders
+        // are given, so the replay verifies where the original did.
+        .replay_secret(first.cloned())
+        .retention(args.retain.0)
+        .build()
+        .map(Some)
+        .map_err(|e| usage(e.to_string()))
+}
+
+/// Reads `--ui`: `host:port`, or a port alone (`8081` or `:8081`), which means
+/// 127.0.0.1: the inspector stays on loopback unless an address says otherwise.
+fn parse_ui_addr(text: &str) -> anyhow::Result<SocketAddr> {
+    let text = text.trim();
+    let port = text.strip_prefix(':').unwrap_or(text);
+    if let Ok(port) = port.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| {
+            usage(format!(
+                "invalid --ui address {text:?}: give a port (8081, for 127.0.0.1) or host:port"
+            ))
+        })
 }
 
 /// Completes on Ctrl-C, SIGTERM, or when standard output is found closed. The signal

@@ -7,6 +7,7 @@
 
 mod audit;
 mod bad_input;
+mod browser;
 mod colour;
 mod env;
 mod exec;
@@ -15,3 +16,4 @@ mod snapshots;
 mod store;
 mod support;
 mod tls;
+mod ui;
