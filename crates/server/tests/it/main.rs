@@ -10,6 +10,7 @@ mod keepalive;
 mod ops;
 mod overload;
 mod replay;
+mod retention;
 mod statuses;
 #[cfg(feature = "postgres")]
 mod store;
