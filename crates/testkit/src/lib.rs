@@ -37,7 +37,7 @@ struct Shared {
 
 static SHARED: OnceCell<Result<Shared, String>> = OnceCell::const_new();
 
-async fn shared() -> &'static Shared {
+async fn shared() -> Result<&'static Shared, String> {
     let found = SHARED
         .get_or_init(|| async {
             if let Ok(url) = std::env::var(ENV_URL) {
@@ -71,10 +71,9 @@ async fn shared() -> &'static Shared {
             })
         })
         .await;
-    match found {
-        Ok(shared) => shared,
-        Err(reason) => panic!("no PostgreSQL for the tests ({reason}): {HOW_TO_GET_ONE}"),
-    }
+    found
+        .as_ref()
+        .map_err(|reason| format!("no PostgreSQL ({reason}): {HOW_TO_GET_ONE}"))
 }
 
 async fn connect(url: &str) -> Result<(), String> {
@@ -118,11 +117,23 @@ impl std::fmt::Debug for TestDatabase {
 ///
 /// When no PostgreSQL can be found or started, with one line saying how to get one.
 pub async fn database() -> TestDatabase {
-    let shared = shared().await;
-    match TestDatabase::create_in(&shared.admin_url).await {
+    match try_database().await {
         Ok(db) => db,
-        Err(e) => panic!("cannot create a test database: {e}"),
+        Err(e) => panic!("{e}"),
     }
+}
+
+/// [`database`] for a tool (the benchmark), which says why there is none in one line
+/// instead of panicking.
+///
+/// # Errors
+///
+/// When no PostgreSQL can be found or started, or the database cannot be created.
+pub async fn try_database() -> Result<TestDatabase, String> {
+    let shared = shared().await?;
+    TestDatabase::create_in(&shared.admin_url)
+        .await
+        .map_err(|e| format!("cannot create a database: {e}"))
 }
 
 impl TestDatabase {
