@@ -495,7 +495,7 @@ mod tests {
             .unwrap();
         assert_eq!(rows[0].get::<_, String>(0), name);
         drop(client);
-        let admin = shared().await.admin_url.clone();
+        let admin = shared().await.unwrap().admin_url.clone();
         drop(db);
         let client = admin_client(&admin).await.unwrap();
         let left = client

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::procs::{PgProcs, Usage, cpu_time, usage_of};
+use super::procs::{PgProcs, StoreCpu, Usage, cpu_time, usage_of};
 use anyhow::{Context as _, bail};
 use dronehook_protocol::{Envelope, SignInput, Signer};
 use hdrhistogram::Histogram;
@@ -223,7 +223,7 @@ pub(crate) struct LoadResult {
     pub(crate) server_usage: Usage,
     /// CPU time the PostgreSQL server processes serving the store used in the
     /// measured window, when the store is PostgreSQL on this machine.
-    pub(crate) store_cpu: Option<Duration>,
+    pub(crate) store_cpu: Option<StoreCpu>,
     /// CPU time the load generator's process used in the measured window.
     pub(crate) generator_cpu: Option<Duration>,
 }

@@ -302,11 +302,12 @@ impl PgProcs {
         }
     }
 
-    /// Each process's CPU time so far, by process id.
-    pub(crate) fn snapshot(&self) -> std::collections::BTreeMap<u32, Duration> {
+    /// Each process's CPU time so far, and whether it is a backend of this database
+    /// (else a background process), by process id.
+    pub(crate) fn snapshot(&self) -> std::collections::BTreeMap<u32, (Duration, bool)> {
         let mut out = std::collections::BTreeMap::new();
         if let Some(cpu) = cpu_time(self.postmaster) {
-            out.insert(self.postmaster, cpu);
+            out.insert(self.postmaster, (cpu, false));
         }
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return out;
@@ -324,7 +325,7 @@ impl PgProcs {
             if self.counts(&title)
                 && let Some(cpu) = cpu_time(pid)
             {
-                out.insert(pid, cpu);
+                out.insert(pid, (cpu, self.is_ours(&title)));
             }
         }
         out
@@ -335,29 +336,47 @@ impl PgProcs {
     /// holds its client's address (`HOST(PORT)` or `[local]`); a background
     /// process's does not.
     fn counts(&self, title: &str) -> bool {
-        let ours = title.split_whitespace().any(|w| w == self.database);
         let client = title.contains('(') || title.contains("[local]");
-        ours || !client
+        self.is_ours(title) || !client
     }
 
-    /// The CPU time used since `before` (a process that started since counts from
-    /// zero; one that ended since is lost, which the receivers' connection pools make
-    /// rare). `None` when no process was found.
+    /// Whether the title names this database (its backends, its autovacuum worker).
+    fn is_ours(&self, title: &str) -> bool {
+        title.split_whitespace().any(|w| w == self.database)
+    }
+
+    /// The CPU time used since `before`: all of it, and the database's own backends'
+    /// share (a process that started since counts from zero; one that ended since is
+    /// lost, which the receivers' connection pools make rare). `None` when no process
+    /// was found.
     pub(crate) fn used_since(
         &self,
-        before: &std::collections::BTreeMap<u32, Duration>,
-    ) -> Option<Duration> {
+        before: &std::collections::BTreeMap<u32, (Duration, bool)>,
+    ) -> Option<StoreCpu> {
         let after = self.snapshot();
         if after.is_empty() {
             return None;
         }
-        Some(
-            after
-                .iter()
-                .map(|(pid, cpu)| cpu.saturating_sub(before.get(pid).copied().unwrap_or_default()))
-                .sum(),
-        )
+        let mut used = StoreCpu::default();
+        for (pid, (cpu, ours)) in &after {
+            let since = cpu.saturating_sub(before.get(pid).map(|b| b.0).unwrap_or_default());
+            used.all += since;
+            if *ours {
+                used.backends += since;
+            }
+        }
+        Some(used)
     }
+}
+
+/// The CPU time PostgreSQL used over a run.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct StoreCpu {
+    /// Every counted process: the database's backends and the background processes.
+    pub(crate) all: Duration,
+    /// The database's own backends alone (the background processes also work for
+    /// the other databases of a shared server).
+    pub(crate) backends: Duration,
 }
 
 /// `write_bytes` from an `io` file of `/proc` (a process's or a thread's).

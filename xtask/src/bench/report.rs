@@ -313,19 +313,25 @@ fn store_rows(s: &mut String, r: &Results) {
         } else {
             "the receiver"
         };
-        let store_cpu = LoadResult::cpu_per_request_us(run.load.store_cpu, run.load.ok)
-            .map_or_else(
-                || "PostgreSQL's CPU not measured (the server is not on this machine)".to_owned(),
-                |v| format!("PostgreSQL {v:.1} µs (its backends for the bench's database and its background processes)"),
-            );
-        let total = LoadResult::cpu_per_request_us(
-            run.load
-                .server_usage
-                .cpu
-                .zip(run.load.store_cpu)
-                .map(|(a, b)| a + b),
-            run.load.ok,
-        )
+        let per =
+            |cpu: Option<std::time::Duration>| LoadResult::cpu_per_request_us(cpu, run.load.ok);
+        let store_cpu = match (
+            per(run.load.store_cpu.map(|c| c.all)),
+            per(run.load.store_cpu.map(|c| c.backends)),
+        ) {
+            (Some(all), Some(backends)) => format!(
+                "PostgreSQL {all:.1} µs ({backends:.1} µs in the backends serving the run's \
+                 database, the rest in the server's background processes, which also work \
+                 for any other database on it)"
+            ),
+            _ => "PostgreSQL's CPU not measured (the server is not on this machine)".to_owned(),
+        };
+        let total = per(run
+            .load
+            .server_usage
+            .cpu
+            .zip(run.load.store_cpu)
+            .map(|(a, b)| a + b.all))
         .map(|v| format!(", {v:.1} µs together"))
         .unwrap_or_default();
         let _ = writeln!(
