@@ -11,7 +11,8 @@
 //!    user when the tests run as root, since PostgreSQL refuses to run as root).
 //!
 //! Where none can be had, [`database`] panics with one line saying how to get one: a
-//! test that needs PostgreSQL fails, it is never skipped.
+//! test that needs PostgreSQL fails, it is never skipped. A tool (the benchmark's
+//! PostgreSQL rows) calls [`try_database`], which returns that line as an error.
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
