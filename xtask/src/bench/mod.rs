@@ -16,7 +16,7 @@
 //! Then: memory with 1,000 idle keep-alive connections, and the cost by body size.
 //! The results are printed and written between markers in `docs/benchmarks.md`.
 //!
-//! With `--baseline PATH`, a second `dronehook` binary's (b), (c) and (d) run next to
+//! With `--baseline PATH`, a second `dronehook` binary's (b) to (f) run next to
 //! this build's in every round, and a table compares the two; the comparison is
 //! printed only, since it is not the project's record.
 //!
@@ -83,8 +83,8 @@ pub(crate) struct BenchArgs {
     /// loaded (the sampling costs CPU: use these runs for profiles, not numbers).
     #[arg(long, value_name = "DIR")]
     perf: Option<PathBuf>,
-    /// Another `dronehook` binary (say, an older commit's release build) whose (b),
-    /// (c) and (d) run beside this build's in every round, then a comparison table;
+    /// Another `dronehook` binary (say, an older commit's release build) whose (b)
+    /// to (f) run beside this build's in every round, then a comparison table;
     /// docs/benchmarks.md is left as it is.
     #[arg(long, value_name = "PATH")]
     baseline: Option<PathBuf>,
@@ -171,19 +171,19 @@ impl Kind {
             Kind::Verify => "(b') baseline serve: verify",
             Kind::Journal => "(c') baseline serve: verify + journal",
             Kind::Replay => "(d') baseline serve: verify + replay check",
+            Kind::Postgres => "(e') baseline serve: verify + PostgreSQL store",
+            Kind::PostgresPair => "(f') baseline two serve on one PostgreSQL store",
             _ => self.label(),
         }
     }
 
-    /// Whether this server is `dronehook serve` (the rows a baseline binary adds).
+    /// Whether this server is `dronehook serve` (the rows a baseline binary adds; it
+    /// has `/metrics` to read).
     fn serves(self) -> bool {
-        matches!(self, Kind::Verify | Kind::Journal | Kind::Replay)
-    }
-
-    /// Whether this server is `dronehook serve` (of the build under test, at least):
-    /// it has `/metrics` to read.
-    fn is_dronehook(self) -> bool {
-        self.serves() || self.postgres()
+        matches!(
+            self,
+            Kind::Verify | Kind::Journal | Kind::Replay | Kind::Postgres | Kind::PostgresPair
+        )
     }
 
     /// Whether every request of the run must be new: the replay check is on (with
@@ -348,10 +348,12 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
             );
         }
     }
+    let mut baseline_store = true;
     let baseline = match &args.baseline {
         Some(path) => {
-            let (version, bounded) = baseline_version(path)?;
+            let (version, bounded, store) = baseline_version(path)?;
             bins.baseline_bounded = bounded;
+            baseline_store = store;
             let same_binary = same_file(path, &bins.dronehook);
             eprintln!(
                 "bench: baseline {} ({version}){}",
@@ -387,6 +389,12 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
             .filter(|k| args.only.iter().any(|n| n.trim() == k.letter()))
             .collect()
     };
+    if !baseline_store && kinds.iter().any(|k| k.postgres()) {
+        bail!(
+            "the baseline's `serve` has no --store: leave (e) and (f) out with --only \
+             (for example --only a,b,c,d)"
+        );
+    }
     // Rows (e) and (f) need a PostgreSQL; without one they are left out, and the
     // report says why, rather than the whole run failing.
     let mut no_store = None;
@@ -624,8 +632,8 @@ fn record_pairs(baseline: &mut Baseline, kinds: &[Kind], round: &[Run]) {
 
 /// What the baseline binary says it is; fails early, and clearly, when it is not a
 /// `dronehook` whose `serve` takes the flags the bench passes; also whether it takes
-/// `--replay-capacity`.
-fn baseline_version(path: &Path) -> anyhow::Result<(String, bool)> {
+/// `--replay-capacity`, and `--store` (for (e) and (f)).
+fn baseline_version(path: &Path) -> anyhow::Result<(String, bool, bool)> {
     let run = |args: &[&str]| -> anyhow::Result<String> {
         let out = Command::new(path)
             .args(args)
@@ -653,7 +661,11 @@ fn baseline_version(path: &Path) -> anyhow::Result<(String, bool)> {
             missing.join(", ")
         );
     }
-    Ok((run(&["--version"])?, help.contains("--replay-capacity")))
+    Ok((
+        run(&["--version"])?,
+        help.contains("--replay-capacity"),
+        help.contains("--store"),
+    ))
 }
 
 fn build(root: &Path) -> anyhow::Result<()> {
@@ -879,7 +891,7 @@ fn measure(
         mem.rss_kb = mem.rss_kb.max(m.rss_kb);
         mem.hwm_kb = mem.hwm_kb.max(m.hwm_kb);
     }
-    let metrics: Vec<String> = if kind.is_dronehook() {
+    let metrics: Vec<String> = if kind.serves() {
         addrs.iter().filter_map(|a| metrics_text(*a)).collect()
     } else {
         Vec::new()

@@ -33,9 +33,20 @@ pub(crate) fn line(run: &Run, ceiling: Option<&Run>) -> String {
     let ratio = ceiling
         .map(|c| format!(" ({:.0}% of (a))", 100.0 * run.load.rps() / c.load.rps()))
         .unwrap_or_default();
+    let store = run
+        .load
+        .store_cpu
+        .map(|c| {
+            format!(
+                ", PostgreSQL {} ({} in the run database's backends)",
+                cpu_us(Some(c.all), run.load.ok),
+                cpu_us(Some(c.backends), run.load.ok)
+            )
+        })
+        .unwrap_or_default();
     format!(
         "{:<42} {:>9.0} req/s{ratio}  p50 {}  p99 {}  p99.9 {}  errors {}  peak RSS {:.1} MiB  \
-         CPU/request: server {}, generator {}{}",
+         CPU/request: server {}, generator {}{store}{}",
         run.label(),
         run.load.rps(),
         us(run.load.pct_us(0.5)),
