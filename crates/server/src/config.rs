@@ -47,6 +47,13 @@ pub const DEFAULT_RETAIN: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The default row bound of the store: the newest million requests are kept (and any
 /// older one whose handler runs are not finished).
 pub const DEFAULT_MAX_ROWS: u64 = 1_000_000;
+/// The default time between two pruning passes of the store (SQLite or PostgreSQL):
+/// 60 s. Pruning runs in the background, off the request path; the first pass comes
+/// one interval after the start.
+pub(crate) const DEFAULT_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+/// The shortest pruning interval a configuration takes: each pass is a query of the
+/// whole store's oldest rows, so a shorter one would keep a core busy for nothing.
+pub(crate) const MIN_PRUNE_INTERVAL: Duration = Duration::from_millis(100);
 /// The default lease on a handler run in a PostgreSQL store: renewed every third of
 /// it while the handler runs; when its holder dies, another instance runs it after
 /// this long.
@@ -105,6 +112,7 @@ pub struct Config {
     pub(crate) store: Option<StoreUrl>,
     pub(crate) retain: Option<Duration>,
     pub(crate) max_rows: Option<u64>,
+    pub(crate) prune_interval: Duration,
     pub(crate) lease: Duration,
     pub(crate) workers: usize,
     pub(crate) max_attempts: u32,
@@ -161,6 +169,7 @@ impl Config {
             store: None,
             retain: Some(DEFAULT_RETAIN),
             max_rows: Some(DEFAULT_MAX_ROWS),
+            prune_interval: DEFAULT_PRUNE_INTERVAL,
             lease: DEFAULT_LEASE,
             workers: DEFAULT_WORKERS,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
@@ -269,6 +278,12 @@ impl Config {
         self.max_rows
     }
 
+    /// How often the store (SQLite or PostgreSQL) is pruned by the retention settings
+    /// ([`Config::retain`], [`Config::max_rows`]).
+    pub fn prune_interval(&self) -> Duration {
+        self.prune_interval
+    }
+
     /// How long a claim on a handler run in a PostgreSQL store lasts unrenewed.
     pub fn lease(&self) -> Duration {
         self.lease
@@ -327,6 +342,7 @@ impl std::fmt::Debug for Config {
             .field("store", &self.store)
             .field("retain", &self.retain)
             .field("max_rows", &self.max_rows)
+            .field("prune_interval", &self.prune_interval)
             .field("lease", &self.lease)
             .field("workers", &self.workers)
             .field("max_attempts", &self.max_attempts)
@@ -450,6 +466,18 @@ impl ConfigBuilder {
     /// `None`: no bound). One whose handler runs are pending is never pruned.
     pub fn max_rows(mut self, rows: Option<u64>) -> Self {
         self.config.max_rows = rows;
+        self
+    }
+
+    /// Sets how often the store (SQLite or PostgreSQL) is pruned by
+    /// [`ConfigBuilder::retain`] and [`ConfigBuilder::max_rows`] (default 60 s; at
+    /// least 100 ms, a shorter one is taken as 100 ms). Each receiver
+    /// prunes on its own timer, in the background; the first pass comes one interval
+    /// after the start. With PostgreSQL each pass also removes the replay check's
+    /// expired keys, so an interval much longer than the replay window lets that
+    /// table hold more rows than the window needs.
+    pub fn prune_interval(mut self, interval: Duration) -> Self {
+        self.config.prune_interval = interval.max(MIN_PRUNE_INTERVAL);
         self
     }
 

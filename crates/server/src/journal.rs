@@ -415,7 +415,7 @@ impl Journal {
             checkpoint: Arc::default(),
             woken_at: 0,
         };
-        writer.ensure_open();
+        available.store(writer.ensure_open(), Ordering::Release);
         let handle = std::thread::Builder::new()
             .name("dronehook-journal".into())
             .spawn(move || writer.run(&rx))
@@ -919,16 +919,20 @@ struct Writer {
 }
 
 impl Writer {
+    /// Opens the writing connection if there is none. Only a failure changes
+    /// availability here: reopening after a failed commit proves nothing (a full disk
+    /// still lets the file open), so the journal is available again only once a
+    /// commit succeeds, and `/healthz` does not flap to 200 between failing batches.
     fn ensure_open(&mut self) -> bool {
         if self.conn.is_none() {
             match open_writer(&self.path) {
                 Ok(conn) => self.conn = Some(conn),
                 Err(message) => {
                     tracing::error!(path = %self.path.display(), error = %message, "journal unavailable");
+                    self.available.store(false, Ordering::Release);
                 }
             }
         }
-        self.available.store(self.conn.is_some(), Ordering::Release);
         self.conn.is_some()
     }
 

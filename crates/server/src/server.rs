@@ -109,6 +109,7 @@ impl Server {
         {
             tokio::spawn(prune_journal(
                 journal.clone(),
+                config.prune_interval,
                 config.retain,
                 config.max_rows,
                 shutdown_rx.clone(),
@@ -204,20 +205,18 @@ impl Server {
     }
 }
 
-/// How often the journal is pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
-
-/// Prunes the journal by the retention settings until the server stops, off the
-/// request path (a blocking task with the journal's reading connection).
+/// Prunes the journal by the retention settings every `every` until the server stops,
+/// off the request path (a blocking task with the journal's reading connection).
 async fn prune_journal(
     journal: Journal,
+    every: Duration,
     retain: Option<Duration>,
     max_rows: Option<u64>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
-            () = tokio::time::sleep(PRUNE_EVERY) => {}
+            () = tokio::time::sleep(every) => {}
             () = stopped(&mut stop) => return,
         }
         let journal = journal.clone();

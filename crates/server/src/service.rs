@@ -627,9 +627,12 @@ async fn accept(
             match journal.insert(entry).await {
                 Err(message) => {
                     tracing::error!(error = %message, "journal commit failed; answering 503");
+                    // As with PostgreSQL: the journal heals by itself (a reopened
+                    // connection at the next batch), so the client is told to come back.
                     return Outcome {
                         outline: Some(outline),
                         ..Outcome::error(StatusCode::SERVICE_UNAVAILABLE, "journal.unavailable")
+                            .header(RETRY_AFTER, "1")
                     };
                 }
                 Ok((Inserted::Duplicate(id), took)) => {

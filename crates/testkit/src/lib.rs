@@ -11,7 +11,8 @@
 //!    user when the tests run as root, since PostgreSQL refuses to run as root).
 //!
 //! Where none can be had, [`database`] panics with one line saying how to get one: a
-//! test that needs PostgreSQL fails, it is never skipped.
+//! test that needs PostgreSQL fails, it is never skipped. A tool (the benchmark's
+//! PostgreSQL rows) calls [`try_database`], which returns that line as an error.
 //!
 //! [`browser`] does the same for the inspector's tests with a headless Chromium.
 
@@ -41,7 +42,7 @@ struct Shared {
 
 static SHARED: OnceCell<Result<Shared, String>> = OnceCell::const_new();
 
-async fn shared() -> &'static Shared {
+async fn shared() -> Result<&'static Shared, String> {
     let found = SHARED
         .get_or_init(|| async {
             if let Ok(url) = std::env::var(ENV_URL) {
@@ -75,10 +76,9 @@ async fn shared() -> &'static Shared {
             })
         })
         .await;
-    match found {
-        Ok(shared) => shared,
-        Err(reason) => panic!("no PostgreSQL for the tests ({reason}): {HOW_TO_GET_ONE}"),
-    }
+    found
+        .as_ref()
+        .map_err(|reason| format!("no PostgreSQL ({reason}): {HOW_TO_GET_ONE}"))
 }
 
 async fn connect(url: &str) -> Result<(), String> {
@@ -122,11 +122,23 @@ impl std::fmt::Debug for TestDatabase {
 ///
 /// When no PostgreSQL can be found or started, with one line saying how to get one.
 pub async fn database() -> TestDatabase {
-    let shared = shared().await;
-    match TestDatabase::create_in(&shared.admin_url).await {
+    match try_database().await {
         Ok(db) => db,
-        Err(e) => panic!("cannot create a test database: {e}"),
+        Err(e) => panic!("{e}"),
     }
+}
+
+/// [`database`] for a tool (the benchmark), which says why there is none in one line
+/// instead of panicking.
+///
+/// # Errors
+///
+/// When no PostgreSQL can be found or started, or the database cannot be created.
+pub async fn try_database() -> Result<TestDatabase, String> {
+    let shared = shared().await?;
+    TestDatabase::create_in(&shared.admin_url)
+        .await
+        .map_err(|e| format!("cannot create a database: {e}"))
 }
 
 impl TestDatabase {
@@ -488,7 +500,7 @@ mod tests {
             .unwrap();
         assert_eq!(rows[0].get::<_, String>(0), name);
         drop(client);
-        let admin = shared().await.admin_url.clone();
+        let admin = shared().await.unwrap().admin_url.clone();
         drop(db);
         let client = admin_client(&admin).await.unwrap();
         let left = client

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::procs::{Usage, cpu_time, usage};
+use super::procs::{PgProcs, StoreCpu, Usage, cpu_time, usage_of};
 use anyhow::{Context as _, bail};
 use dronehook_protocol::{Envelope, SignInput, Signer};
 use hdrhistogram::Histogram;
@@ -217,9 +217,13 @@ pub(crate) struct LoadResult {
     pub(crate) elapsed: Duration,
     /// Latency of each measured 2xx request, in nanoseconds.
     pub(crate) latency: Histogram<u64>,
-    /// What the server process used in the measured window (its CPU, its journal
-    /// thread's CPU, the bytes it wrote), when it was watched.
+    /// What the server processes used in the measured window (their CPU, the journal
+    /// thread's CPU, the bytes they wrote), when they were watched; summed over the
+    /// servers when the load went to several.
     pub(crate) server_usage: Usage,
+    /// CPU time the PostgreSQL server processes serving the store used in the
+    /// measured window, when the store is PostgreSQL on this machine.
+    pub(crate) store_cpu: Option<StoreCpu>,
     /// CPU time the load generator's process used in the measured window.
     pub(crate) generator_cpu: Option<Duration>,
 }
@@ -263,16 +267,27 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Runs the load against `addr` and returns what it measured.
-/// `server`, when given, is the server's process id: its CPU time over the measured
-/// window is reported beside the generator's own, a measure of cost per request that
-/// the other load on a shared machine does not move.
+/// What a load run watches besides itself: the servers' processes, whose CPU time over
+/// the measured window is reported beside the generator's own (a measure of cost per
+/// request that the other load on a shared machine does not move), and the
+/// PostgreSQL processes of the store, when there is one.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Watch {
+    pub(crate) servers: Vec<u32>,
+    pub(crate) store: Option<PgProcs>,
+}
+
+/// Runs the load against `addrs` (connection `i` goes to `addrs[i % len]`, so the
+/// load is split evenly across several receivers) and returns what it measured.
 pub(crate) fn run(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     pool: Pool,
     spec: LoadSpec,
-    server: Option<u32>,
+    watch: Watch,
 ) -> anyhow::Result<LoadResult> {
+    if addrs.is_empty() {
+        bail!("no server to load");
+    }
     let runtime = if spec.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -286,8 +301,9 @@ pub(crate) fn run(
     runtime.block_on(async move {
         // Connect every connection before the clock starts.
         let mut streams = Vec::with_capacity(spec.connections);
-        for _ in 0..spec.connections {
-            streams.push(connect(addr).await?);
+        for i in 0..spec.connections {
+            let addr = addrs[i % addrs.len()];
+            streams.push((addr, connect(addr).await?));
         }
         let start = Instant::now();
         let state = Arc::new(RunState {
@@ -301,15 +317,21 @@ pub(crate) fn run(
         let cpu = tokio::spawn(async move {
             let me = std::process::id();
             tokio::time::sleep_until(warm_end.into()).await;
-            let before = (server.map(usage).unwrap_or_default(), cpu_time(me));
+            let store_before = watch.store.as_ref().map(PgProcs::snapshot);
+            let before = (usage_of(&watch.servers), cpu_time(me));
             tokio::time::sleep_until(end.into()).await;
-            let after = (server.map(usage).unwrap_or_default(), cpu_time(me));
+            let after = (usage_of(&watch.servers), cpu_time(me));
+            let store = watch
+                .store
+                .as_ref()
+                .zip(store_before)
+                .and_then(|(pg, before)| pg.used_since(&before));
             let delta = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?));
-            (before.0.until(after.0), delta(before.1, after.1))
+            (before.0.until(after.0), delta(before.1, after.1), store)
         });
         let tasks: Vec<_> = streams
             .into_iter()
-            .map(|stream| tokio::spawn(connection(addr, stream, state.clone())))
+            .map(|(addr, stream)| tokio::spawn(connection(addr, stream, state.clone())))
             .collect();
         let mut total = ConnResult {
             ok: 0,
@@ -333,9 +355,10 @@ pub(crate) fn run(
                 }
             }
         }
-        let (server_usage, generator_cpu) = cpu.await.unwrap_or_default();
+        let (server_usage, generator_cpu, store_cpu) = cpu.await.unwrap_or_default();
         Ok(LoadResult {
             server_usage,
+            store_cpu,
             generator_cpu,
             ok: total.ok,
             errors: total.errors,

@@ -7,12 +7,16 @@
 //! - (a) a no-op hyper server that reads the body and answers 204: the ceiling;
 //! - (b) `dronehook serve`, verifying, without the replay check or a journal;
 //! - (c) the same with a SQLite journal;
-//! - (d) verifying with the replay check on (the default), without a journal.
+//! - (d) verifying with the replay check on (the default), without a journal;
+//! - (e) verifying with a PostgreSQL store (a fresh database of the PostgreSQL that
+//!   crates/testkit finds, as the tests do), one receiver;
+//! - (f) two receivers on one fresh PostgreSQL database, the connections split
+//!   between them.
 //!
 //! Then: memory with 1,000 idle keep-alive connections, and the cost by body size.
 //! The results are printed and written between markers in `docs/benchmarks.md`.
 //!
-//! With `--baseline PATH`, a second `dronehook` binary's (b), (c) and (d) run next to
+//! With `--baseline PATH`, a second `dronehook` binary's (b) to (f) run next to
 //! this build's in every round, and a table compares the two; the comparison is
 //! printed only, since it is not the project's record.
 //!
@@ -25,6 +29,7 @@ mod noop;
 mod overload;
 mod procs;
 mod report;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,7 +74,7 @@ pub(crate) struct BenchArgs {
     /// Skip the idle-connection and body-size runs (for a quick look).
     #[arg(long)]
     quick: bool,
-    /// Only these servers of the main comparison: a, av, avc, avd, b, c, d
+    /// Only these servers of the main comparison: a, av, avc, avd, b, c, d, e, f
     /// (comma-separated; av, avc and avd are the no-op server doing the protocol's
     /// work: verify, verify + check as `serve` does, verify + full decode).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
@@ -78,8 +83,8 @@ pub(crate) struct BenchArgs {
     /// loaded (the sampling costs CPU: use these runs for profiles, not numbers).
     #[arg(long, value_name = "DIR")]
     perf: Option<PathBuf>,
-    /// Another `dronehook` binary (say, an older commit's release build) whose (b),
-    /// (c) and (d) run beside this build's in every round, then a comparison table;
+    /// Another `dronehook` binary (say, an older commit's release build) whose (b)
+    /// to (f) run beside this build's in every round, then a comparison table;
     /// docs/benchmarks.md is left as it is.
     #[arg(long, value_name = "PATH")]
     baseline: Option<PathBuf>,
@@ -115,10 +120,12 @@ pub(crate) enum Kind {
     Verify,
     Journal,
     Replay,
+    Postgres,
+    PostgresPair,
 }
 
 impl Kind {
-    const ALL: [Kind; 7] = [
+    const ALL: [Kind; 9] = [
         Kind::Noop,
         Kind::NoopVerify,
         Kind::NoopVerifyCheck,
@@ -126,6 +133,8 @@ impl Kind {
         Kind::Verify,
         Kind::Journal,
         Kind::Replay,
+        Kind::Postgres,
+        Kind::PostgresPair,
     ];
 
     pub(crate) fn letter(self) -> &'static str {
@@ -137,6 +146,8 @@ impl Kind {
             Kind::Verify => "b",
             Kind::Journal => "c",
             Kind::Replay => "d",
+            Kind::Postgres => "e",
+            Kind::PostgresPair => "f",
         }
     }
 
@@ -149,6 +160,8 @@ impl Kind {
             Kind::Verify => "(b) serve: verify",
             Kind::Journal => "(c) serve: verify + journal",
             Kind::Replay => "(d) serve: verify + replay check",
+            Kind::Postgres => "(e) serve: verify + PostgreSQL store",
+            Kind::PostgresPair => "(f) two serve on one PostgreSQL store",
         }
     }
 
@@ -158,17 +171,36 @@ impl Kind {
             Kind::Verify => "(b') baseline serve: verify",
             Kind::Journal => "(c') baseline serve: verify + journal",
             Kind::Replay => "(d') baseline serve: verify + replay check",
+            Kind::Postgres => "(e') baseline serve: verify + PostgreSQL store",
+            Kind::PostgresPair => "(f') baseline two serve on one PostgreSQL store",
             _ => self.label(),
         }
     }
 
-    /// Whether this server is `dronehook serve` (the rows a baseline binary adds).
+    /// Whether this server is `dronehook serve` (the rows a baseline binary adds; it
+    /// has `/metrics` to read).
     fn serves(self) -> bool {
-        matches!(self, Kind::Verify | Kind::Journal | Kind::Replay)
+        matches!(
+            self,
+            Kind::Verify | Kind::Journal | Kind::Replay | Kind::Postgres | Kind::PostgresPair
+        )
     }
 
+    /// Whether every request of the run must be new: the replay check is on (with
+    /// PostgreSQL it is the database's, and always on: it is what lets several
+    /// receivers share the store).
     fn replay_check(self) -> bool {
-        self == Kind::Replay
+        matches!(self, Kind::Replay | Kind::Postgres | Kind::PostgresPair)
+    }
+
+    /// Whether the store is PostgreSQL.
+    fn postgres(self) -> bool {
+        matches!(self, Kind::Postgres | Kind::PostgresPair)
+    }
+
+    /// How many receivers share the load.
+    fn receivers(self) -> usize {
+        if self == Kind::PostgresPair { 2 } else { 1 }
     }
 }
 
@@ -179,7 +211,7 @@ pub(crate) struct Run {
     pub(crate) baseline: bool,
     pub(crate) load: LoadResult,
     pub(crate) mem: Mem,
-    /// For (c): the server's own journal metrics.
+    /// For (c), (e) and (f): the store's own metrics (summed over the receivers).
     pub(crate) commit: Option<Commits>,
     /// For `dronehook serve`: the requests it counted as `ok` and as `replay`
     /// (warm-up included).
@@ -219,6 +251,11 @@ pub(crate) struct Results {
     pub(crate) started: String,
     /// The `--baseline` binary and the round-by-round comparison with it.
     pub(crate) baseline: Option<Baseline>,
+    /// Why rows (e) and (f) were not measured (no PostgreSQL), when they were not.
+    pub(crate) no_store: Option<String>,
+    /// (c)'s ratio to (a) in the results this run replaces (docs/benchmarks.md),
+    /// for the target that (c) does not fall below it.
+    pub(crate) previous_journal: Option<(f64, String)>,
 }
 
 impl Results {
@@ -311,10 +348,12 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
             );
         }
     }
+    let mut baseline_store = true;
     let baseline = match &args.baseline {
         Some(path) => {
-            let (version, bounded) = baseline_version(path)?;
+            let (version, bounded, store) = baseline_version(path)?;
             bins.baseline_bounded = bounded;
+            baseline_store = store;
             let same_binary = same_file(path, &bins.dronehook);
             eprintln!(
                 "bench: baseline {} ({version}){}",
@@ -337,12 +376,12 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     };
 
     let scratch = tempfile::tempdir().context("a scratch directory for journals")?;
-    let kinds: Vec<Kind> = if args.only.is_empty() {
+    let mut kinds: Vec<Kind> = if args.only.is_empty() {
         Kind::ALL.to_vec()
     } else {
         for name in &args.only {
             if !Kind::ALL.iter().any(|k| k.letter() == name.trim()) {
-                bail!("--only takes a, av, avc, avd, b, c and d, not {name:?}");
+                bail!("--only takes a, av, avc, avd, b, c, d, e and f, not {name:?}");
             }
         }
         Kind::ALL
@@ -350,6 +389,22 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
             .filter(|k| args.only.iter().any(|n| n.trim() == k.letter()))
             .collect()
     };
+    if !baseline_store && kinds.iter().any(|k| k.postgres()) {
+        bail!(
+            "the baseline's `serve` has no --store: leave (e) and (f) out with --only \
+             (for example --only a,b,c,d)"
+        );
+    }
+    // Rows (e) and (f) need a PostgreSQL; without one they are left out, and the
+    // report says why, rather than the whole run failing.
+    let mut no_store = None;
+    if kinds.iter().any(|k| k.postgres())
+        && let Err(why) = store::check()
+    {
+        eprintln!("bench: rows (e) and (f) left out: {why}");
+        kinds.retain(|k| !k.postgres());
+        no_store = Some(why);
+    }
     if let Some(dir) = &args.perf {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -383,6 +438,8 @@ pub(crate) fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         load_after: String::new(),
         started: now_utc(),
         baseline,
+        no_store,
+        previous_journal: report::previous_ratio(&root.join("docs/benchmarks.md"), Kind::Journal),
     };
     eprintln!(
         "bench: {} connections, {}s warm-up + {}s per run, body {} bytes, {} round(s); load average {}",
@@ -575,8 +632,8 @@ fn record_pairs(baseline: &mut Baseline, kinds: &[Kind], round: &[Run]) {
 
 /// What the baseline binary says it is; fails early, and clearly, when it is not a
 /// `dronehook` whose `serve` takes the flags the bench passes; also whether it takes
-/// `--replay-capacity`.
-fn baseline_version(path: &Path) -> anyhow::Result<(String, bool)> {
+/// `--replay-capacity`, and `--store` (for (e) and (f)).
+fn baseline_version(path: &Path) -> anyhow::Result<(String, bool, bool)> {
     let run = |args: &[&str]| -> anyhow::Result<String> {
         let out = Command::new(path)
             .args(args)
@@ -604,7 +661,11 @@ fn baseline_version(path: &Path) -> anyhow::Result<(String, bool)> {
             missing.join(", ")
         );
     }
-    Ok((run(&["--version"])?, help.contains("--replay-capacity")))
+    Ok((
+        run(&["--version"])?,
+        help.contains("--replay-capacity"),
+        help.contains("--store"),
+    ))
 }
 
 fn build(root: &Path) -> anyhow::Result<()> {
@@ -645,13 +706,15 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// The command that starts a server of `kind` (by the baseline binary if `baseline`).
+/// The command that starts a server of `kind` (by the baseline binary if `baseline`),
+/// with the PostgreSQL store `store` for (e) and (f).
 fn command(
     bins: &Bins,
     kind: Kind,
     baseline: bool,
     scratch: &Path,
     round: usize,
+    store: Option<&str>,
     extra: &[&str],
 ) -> Command {
     let work = match kind {
@@ -678,7 +741,10 @@ fn command(
         _ => &bins.dronehook,
     };
     let mut cmd = serve_command(bin);
-    if !kind.replay_check() {
+    if let Some(url) = store {
+        // The replay check is the database's: on, with no in-memory map to size.
+        cmd.args(["--store", url]);
+    } else if !kind.replay_check() {
         cmd.arg("--no-replay-check");
     } else if !baseline || bins.baseline_bounded {
         // Every request of a replay-check run is new (`pool_for`), so the default bound
@@ -705,7 +771,8 @@ fn serve_command(dronehook: &Path) -> Command {
         .env_remove("DRONE_WEBHOOK_SECRET")
         .env_remove("DRONE_BIND")
         .env_remove("DRONE_DEBUG")
-        .env_remove("DRONEHOOK_LOG");
+        .env_remove("DRONEHOOK_LOG")
+        .env_remove("DRONEHOOK_STORE");
     cmd
 }
 
@@ -718,7 +785,12 @@ const MAX_REPLAY_POOL: usize = 4_000_000;
 /// signs inline, and says so, if even that runs out).
 fn pool_for(template: &Arc<Template>, kind: Kind, ceiling_rps: f64, spec: LoadSpec) -> Pool {
     let window = (spec.warmup + spec.duration).as_secs_f64();
-    let len = if kind.replay_check() {
+    let len = if kind.postgres() {
+        // The store's rows run at a fraction of the ceiling (the target is a quarter):
+        // half its rate is room enough, and saves signing (and holding) a million
+        // heads per run. A run that outruns it signs inline and says so.
+        (ceiling_rps * window * 0.5).clamp(50_000.0, MAX_REPLAY_POOL as f64) as usize
+    } else if kind.replay_check() {
         (ceiling_rps * window * 1.25).clamp(50_000.0, MAX_REPLAY_POOL as f64) as usize
     } else {
         50_000
@@ -759,7 +831,8 @@ fn sized_template(envelope: &Envelope, size: usize) -> anyhow::Result<Template> 
     Ok(t)
 }
 
-/// Starts a server, loads it, reads its peak memory, stops it.
+/// Starts a server (two for (f), on a fresh database for (e) and (f)), loads it,
+/// reads its peak memory, stops it.
 fn measure(
     ctx: &Ctx<'_>,
     kind: Kind,
@@ -774,47 +847,86 @@ fn measure(
     } else {
         kind.label()
     };
-    let mut server = ServerProc::start(
-        label,
-        command(ctx.bins, kind, baseline, ctx.scratch, round, extra),
-    )?;
+    // A database of its own for every run: none inherits another's rows, dead tuples
+    // or dedupe keys.
+    let db = if kind.postgres() {
+        Some(store::Database::create()?)
+    } else {
+        None
+    };
+    let mut servers = Vec::with_capacity(kind.receivers());
+    for i in 0..kind.receivers() {
+        let name = if kind.receivers() > 1 {
+            format!("{label}, receiver {}", i + 1)
+        } else {
+            label.to_owned()
+        };
+        let url = db.as_ref().map(store::Database::url);
+        servers.push(ServerProc::start(
+            &name,
+            command(ctx.bins, kind, baseline, ctx.scratch, round, url, extra),
+        )?);
+    }
     let perf = match ctx.perf {
         Some(dir) => {
             let which = if baseline { "-baseline" } else { "" };
             let file = dir.join(format!("{}{which}-{}.data", kind.letter(), pool.body_len()));
-            Some(procs::Perf::attach(server.pid(), &file)?)
+            Some(procs::Perf::attach(servers[0].pid(), &file)?)
         }
         None => None,
     };
-    let load = load::run(server.addr(), pool, spec, Some(server.pid()))
-        .with_context(|| format!("loading {}", server.name()))?;
+    let addrs: Vec<_> = servers.iter().map(ServerProc::addr).collect();
+    let watch = load::Watch {
+        servers: servers.iter().map(ServerProc::pid).collect(),
+        store: db.as_ref().and_then(store::Database::procs),
+    };
+    let load = load::run(&addrs, pool, spec, watch).with_context(|| format!("loading {label}"))?;
     if let Some(perf) = perf {
         perf.finish();
     }
-    let mem = server.mem()?;
-    let metrics = kind.serves().then(|| metrics_text(server.addr())).flatten();
-    let commit = metrics
-        .as_deref()
-        .filter(|_| kind == Kind::Journal)
-        .and_then(journal_commit);
-    // What the server itself counted: every request new (`ok`), none a replay, or
-    // the replay check would have had less to do than it does for Drone.
-    let counted = metrics.as_deref().map(|text| {
-        let code = |c: &str| metric(text, &format!("dronehook_requests_total{{code=\"{c}\"}}"));
-        (
-            code("ok").unwrap_or(0.0) as u64,
-            code("replay").unwrap_or(0.0) as u64,
-        )
+    // With two receivers, the larger one's: the table's memory is per process.
+    let mut mem = Mem::default();
+    for server in &mut servers {
+        let m = server.mem()?;
+        mem.rss_kb = mem.rss_kb.max(m.rss_kb);
+        mem.hwm_kb = mem.hwm_kb.max(m.hwm_kb);
+    }
+    let metrics: Vec<String> = if kind.serves() {
+        addrs.iter().filter_map(|a| metrics_text(*a)).collect()
+    } else {
+        Vec::new()
+    };
+    let commit = (kind == Kind::Journal || kind.postgres())
+        .then(|| store_commits(&metrics))
+        .flatten();
+    // What the servers themselves counted: every request new (`ok`), none a replay,
+    // or the replay check would have had less to do than it does for Drone.
+    let counted = (!metrics.is_empty()).then(|| {
+        let code = |c: &str| {
+            metrics
+                .iter()
+                .filter_map(|text| {
+                    metric(text, &format!("dronehook_requests_total{{code=\"{c}\"}}"))
+                })
+                .sum::<f64>() as u64
+        };
+        (code("ok"), code("replay"))
     });
     if load.ok == 0 {
         bail!(
-            "{} answered no request successfully: {:?}; its stderr:\n{}",
-            server.name(),
+            "{label} answered no request successfully: {:?}; its stderr:\n{}",
             load.error_samples,
-            server.stderr_tail()
+            servers
+                .iter()
+                .map(ServerProc::stderr_tail)
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
-    server.stop();
+    for server in servers {
+        server.stop();
+    }
+    drop(db);
     Ok(Run {
         kind,
         baseline,
@@ -858,9 +970,16 @@ fn metric(text: &str, name: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// The journal's commit metrics from the server's `/metrics`.
-fn journal_commit(text: &str) -> Option<Commits> {
-    let value = |name: &str| metric(text, name);
+/// The store's commit metrics from the servers' `/metrics` (the SQLite journal's and
+/// the PostgreSQL store's share their names), summed over the servers.
+fn store_commits(texts: &[String]) -> Option<Commits> {
+    let value = |name: &str| -> Option<f64> {
+        texts
+            .iter()
+            .map(|text| metric(text, name))
+            .reduce(|a, b| Some(a? + b?))
+            .flatten()
+    };
     let sum = value("dronehook_journal_commit_duration_seconds_sum")?;
     let count = value("dronehook_journal_commit_duration_seconds_count")?;
     let mean_batch = match (
@@ -887,7 +1006,7 @@ fn measure_idle(
     let pool = Pool::new(template.clone(), count.max(1), false);
     let mut server = ServerProc::start(
         kind.label(),
-        command(ctx.bins, kind, false, ctx.scratch, 0, &[]),
+        command(ctx.bins, kind, false, ctx.scratch, 0, None, &[]),
     )?;
     std::thread::sleep(Duration::from_millis(500));
     let before = server.mem()?;

@@ -88,11 +88,6 @@ impl ServerProc {
         self.addr
     }
 
-    /// The server's name in reports.
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
@@ -230,6 +225,32 @@ impl Usage {
     }
 }
 
+impl Usage {
+    /// Both processes' use together (a figure only one of them has is kept as it is).
+    fn plus(self, other: Usage) -> Usage {
+        fn add<T: std::ops::Add<Output = T>>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            }
+        }
+        Usage {
+            cpu: add(self.cpu, other.cpu),
+            journal_cpu: add(self.journal_cpu, other.journal_cpu),
+            written: add(self.written, other.written),
+            journal_written: add(self.journal_written, other.journal_written),
+        }
+    }
+}
+
+/// A snapshot of [`Usage`] for several processes, summed.
+pub(crate) fn usage_of(pids: &[u32]) -> Usage {
+    pids.iter()
+        .map(|&pid| usage(pid))
+        .reduce(Usage::plus)
+        .unwrap_or_default()
+}
+
 /// A snapshot of [`Usage`] for a process.
 pub(crate) fn usage(pid: u32) -> Usage {
     let journal = std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -248,6 +269,114 @@ pub(crate) fn usage(pid: u32) -> Usage {
         written: write_bytes(std::path::Path::new(&format!("/proc/{pid}/io"))),
         journal_written: journal.as_ref().and_then(|t| write_bytes(&t.join("io"))),
     }
+}
+
+/// The parent of a process (from `/proc/PID/stat`).
+pub(crate) fn parent(pid: u32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the parenthesised name: state (3), ppid (4).
+    text[text.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The PostgreSQL processes that serve one database, for its CPU time: the backends
+/// connected to it (a backend's process title names its database) and the server's
+/// background processes (WAL writer, checkpointer, background writer, autovacuum),
+/// which do part of every write; backends of other databases on a shared server are
+/// left out. Found as the children of the postmaster, from `/proc`.
+#[derive(Clone, Debug)]
+pub(crate) struct PgProcs {
+    postmaster: u32,
+    database: String,
+}
+
+impl PgProcs {
+    /// The processes of `database` under the postmaster `postmaster`.
+    pub(crate) fn new(postmaster: u32, database: &str) -> PgProcs {
+        PgProcs {
+            postmaster,
+            database: database.to_owned(),
+        }
+    }
+
+    /// Each process's CPU time so far, and whether it is a backend of this database
+    /// (else a background process), by process id.
+    pub(crate) fn snapshot(&self) -> std::collections::BTreeMap<u32, (Duration, bool)> {
+        let mut out = std::collections::BTreeMap::new();
+        if let Some(cpu) = cpu_time(self.postmaster) {
+            out.insert(self.postmaster, (cpu, false));
+        }
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return out;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            if parent(pid) != Some(self.postmaster) {
+                continue;
+            }
+            let title = std::fs::read(entry.path().join("cmdline"))
+                .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+                .unwrap_or_default();
+            if self.counts(&title)
+                && let Some(cpu) = cpu_time(pid)
+            {
+                out.insert(pid, (cpu, self.is_ours(&title)));
+            }
+        }
+        out
+    }
+
+    /// Whether a child of the postmaster with this process title is counted: a
+    /// backend of this database, or a background process. A client backend's title
+    /// holds its client's address (`HOST(PORT)` or `[local]`); a background
+    /// process's does not.
+    fn counts(&self, title: &str) -> bool {
+        let client = title.contains('(') || title.contains("[local]");
+        self.is_ours(title) || !client
+    }
+
+    /// Whether the title names this database (its backends, its autovacuum worker).
+    fn is_ours(&self, title: &str) -> bool {
+        title.split_whitespace().any(|w| w == self.database)
+    }
+
+    /// The CPU time used since `before`: all of it, and the database's own backends'
+    /// share (a process that started since counts from zero; one that ended since is
+    /// lost, which the receivers' connection pools make rare). `None` when no process
+    /// was found.
+    pub(crate) fn used_since(
+        &self,
+        before: &std::collections::BTreeMap<u32, (Duration, bool)>,
+    ) -> Option<StoreCpu> {
+        let after = self.snapshot();
+        if after.is_empty() {
+            return None;
+        }
+        let mut used = StoreCpu::default();
+        for (pid, (cpu, ours)) in &after {
+            let since = cpu.saturating_sub(before.get(pid).map(|b| b.0).unwrap_or_default());
+            used.all += since;
+            if *ours {
+                used.backends += since;
+            }
+        }
+        Some(used)
+    }
+}
+
+/// The CPU time PostgreSQL used over a run.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct StoreCpu {
+    /// Every counted process: the database's backends and the background processes.
+    pub(crate) all: Duration,
+    /// The database's own backends alone (the background processes also work for
+    /// the other databases of a shared server).
+    pub(crate) backends: Duration,
 }
 
 /// `write_bytes` from an `io` file of `/proc` (a process's or a thread's).
@@ -325,7 +454,30 @@ impl Drop for Perf {
 
 #[cfg(test)]
 mod tests {
-    use super::listening_addr;
+    use super::{PgProcs, listening_addr};
+
+    #[test]
+    fn the_databases_backends_and_the_background_processes_count() {
+        let pg = PgProcs::new(1, "dronehook_test_7_0_12");
+        for title in [
+            "postgres: 15/main: postgres dronehook_test_7_0_12 127.0.0.1(40312) idle ",
+            "postgres: postgres dronehook_test_7_0_12 [local] INSERT",
+            "postgres: 15/main: walwriter ",
+            "postgres: checkpointer ",
+            "postgres: 15/main: background writer ",
+            "postgres: autovacuum worker dronehook_test_7_0_12",
+        ] {
+            assert!(pg.counts(title), "{title}");
+        }
+        for title in [
+            "postgres: 15/main: postgres dronehook_test_7_0_13 127.0.0.1(40313) idle ",
+            "postgres: postgres test [local] idle",
+            // A database whose name only starts like this one's is another database.
+            "postgres: postgres dronehook_test_7_0_123 127.0.0.1(1) idle",
+        ] {
+            assert!(!pg.counts(title), "{title}");
+        }
+    }
 
     #[test]
     fn finds_the_address_in_both_servers_lines() {

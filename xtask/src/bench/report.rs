@@ -20,6 +20,8 @@ pub(crate) const END: &str = "<!-- xtask-bench:end -->";
 const TARGET_VERIFY: f64 = 0.75;
 const TARGET_JOURNAL: f64 = 0.40;
 const TARGET_REPLAY: f64 = 0.70;
+/// (e), one receiver on PostgreSQL (the database on the same two cores).
+const TARGET_POSTGRES: f64 = 0.25;
 const TARGET_P99_US: f64 = 2_000.0;
 /// 20 MB as the target states it (decimal megabytes), in KiB: 19,531 KiB, 19.07 MiB.
 const TARGET_IDLE_RSS_KB: u64 = 20_000_000 / 1024;
@@ -31,9 +33,20 @@ pub(crate) fn line(run: &Run, ceiling: Option<&Run>) -> String {
     let ratio = ceiling
         .map(|c| format!(" ({:.0}% of (a))", 100.0 * run.load.rps() / c.load.rps()))
         .unwrap_or_default();
+    let store = run
+        .load
+        .store_cpu
+        .map(|c| {
+            format!(
+                ", PostgreSQL {} ({} in the run database's backends)",
+                cpu_us(Some(c.all), run.load.ok),
+                cpu_us(Some(c.backends), run.load.ok)
+            )
+        })
+        .unwrap_or_default();
     format!(
         "{:<42} {:>9.0} req/s{ratio}  p50 {}  p99 {}  p99.9 {}  errors {}  peak RSS {:.1} MiB  \
-         CPU/request: server {}, generator {}{}",
+         CPU/request: server {}, generator {}{store}{}",
         run.label(),
         run.load.rps(),
         us(run.load.pct_us(0.5)),
@@ -180,6 +193,7 @@ pub(crate) fn markdown(r: &Results) -> String {
             c.requests
         );
     }
+    store_rows(&mut s, r);
     if let Some(sync) = r.fsync {
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         let _ = writeln!(
@@ -279,6 +293,86 @@ pub(crate) fn markdown(r: &Results) -> String {
     s.push('\n');
     targets(&mut s, r, &by_size);
     s
+}
+
+/// What (e) and (f) cost: the store's group commits and the CPU per request of the
+/// receivers and of PostgreSQL; or why they were not measured.
+fn store_rows(s: &mut String, r: &Results) {
+    if let Some(why) = &r.no_store {
+        let _ = writeln!(s, "\n(e) and (f) were not measured: {why}.");
+        return;
+    }
+    for kind in [Kind::Postgres, Kind::PostgresPair] {
+        let Some(run) = r.run(kind) else { continue };
+        let commits = run.commit.map_or_else(
+            || "no commit metrics".to_owned(),
+            |c| {
+                let batch = c
+                    .mean_batch
+                    .map(|b| format!("{b:.1} requests per transaction on average, "))
+                    .unwrap_or_default();
+                format!(
+                    "{batch}a request waited {:.2} ms on average for its commit ({} requests, \
+                     warm-up included)",
+                    c.mean_wait * 1e3,
+                    c.requests
+                )
+            },
+        );
+        let receivers = if kind == Kind::PostgresPair {
+            "the two receivers together"
+        } else {
+            "the receiver"
+        };
+        let per =
+            |cpu: Option<std::time::Duration>| LoadResult::cpu_per_request_us(cpu, run.load.ok);
+        let store_cpu = match (
+            per(run.load.store_cpu.map(|c| c.all)),
+            per(run.load.store_cpu.map(|c| c.backends)),
+        ) {
+            (Some(all), Some(backends)) => format!(
+                "PostgreSQL {all:.1} µs ({backends:.1} µs in the backends serving the run's \
+                 database, the rest in the server's background processes, which also work \
+                 for any other database on it)"
+            ),
+            _ => "PostgreSQL's CPU not measured (the server is not on this machine)".to_owned(),
+        };
+        let total = per(run
+            .load
+            .server_usage
+            .cpu
+            .zip(run.load.store_cpu)
+            .map(|(a, b)| a + b.all))
+        .map(|v| format!(", {v:.1} µs together"))
+        .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "\n{}: {commits}. CPU per request: {receivers} {}, {store_cpu}{total}.",
+            kind.label(),
+            cpu_us(run.load.server_usage.cpu, run.load.ok),
+        );
+    }
+}
+
+/// (c)'s ratio to (a) in the generated block of `doc` (the results a new run
+/// replaces), with when it was measured; `None` when the block has no such rows.
+pub(crate) fn previous_ratio(doc: &Path, kind: Kind) -> Option<(f64, String)> {
+    let text = std::fs::read_to_string(doc).ok()?;
+    let block = &text[text.find(BEGIN)?..text.find(END)?];
+    let rps = |label: &str| -> Option<f64> {
+        let row = block
+            .lines()
+            .find(|l| l.starts_with(&format!("| {label} |")))?;
+        row.split('|').nth(2)?.trim().parse().ok()
+    };
+    let ratio = rps(kind.label())? / rps(Kind::Noop.label())?;
+    let when = block
+        .split("Measured ")
+        .nth(1)
+        .and_then(|rest| rest.split(" on this machine").next())
+        .unwrap_or("an earlier run")
+        .to_owned();
+    Some((ratio, when))
 }
 
 /// This build against the `--baseline` binary: each server's kept runs side by side,
@@ -389,6 +483,48 @@ fn targets(s: &mut String, r: &Results, by_size: &[(usize, Estimate)]) {
                 );
             }
         }
+    }
+    if let (Some(a), Some(e)) = (r.run(Kind::Noop), r.run(Kind::Postgres)) {
+        let ratio = e.load.rps() / a.load.rps();
+        let _ = writeln!(
+            s,
+            "| {} ≥ {} of (a), PostgreSQL on the same machine | {} ({:.0} vs {:.0} req/s) | {} |",
+            Kind::Postgres.label(),
+            pct(TARGET_POSTGRES),
+            pct(ratio),
+            e.load.rps(),
+            a.load.rps(),
+            met(ratio >= TARGET_POSTGRES)
+        );
+    }
+    if let (Some(e), Some(f)) = (r.run(Kind::Postgres), r.run(Kind::PostgresPair)) {
+        let _ = writeln!(
+            s,
+            "| {} not below (e) | {:.0} vs {:.0} req/s ({}) | {} |",
+            Kind::PostgresPair.label(),
+            f.load.rps(),
+            e.load.rps(),
+            change(f.load.rps() / e.load.rps()),
+            met(f.load.rps() >= e.load.rps())
+        );
+    }
+    if let (Some(a), Some(c), Some((before, when))) = (
+        r.run(Kind::Noop),
+        r.run(Kind::Journal),
+        r.previous_journal.as_ref(),
+    ) {
+        let ratio = c.load.rps() / a.load.rps();
+        // Ratios, not requests/s: the ceiling moves with the machine's other load. Half
+        // a point of slack: the table shows whole percents, and a ratio shown equal to
+        // the previous one must not read as lower.
+        let _ = writeln!(
+            s,
+            "| {} not below the previous results' ratio to (a) ({}, {when}) | {} | {} |",
+            Kind::Journal.label(),
+            pct(*before),
+            pct(ratio),
+            met(ratio >= before - 0.005)
+        );
     }
     let p99 = r
         .p99_at_32
@@ -610,7 +746,31 @@ fn journal_bound(s: &mut String, r: &Results, run: &Run, sync: SyncCost) {
 
 #[cfg(test)]
 mod tests {
-    use super::{BEGIN, END, by_round, change, linearity, write_doc};
+    use super::super::Kind;
+    use super::{BEGIN, END, by_round, change, linearity, previous_ratio, write_doc};
+
+    #[test]
+    fn the_previous_ratio_is_read_from_the_generated_block() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let doc = dir.path().join("benchmarks.md");
+        std::fs::write(
+            &doc,
+            format!(
+                "# Benchmarks\n\n| (c) serve: verify + journal | 1 | 1% |\n\n{BEGIN}\n\nMeasured \
+                 2026-11-23 20:21 UTC on this machine (x).\n\n| server | requests/s | vs (a) |\n\
+                 |---|---:|---:|\n| (a) no-op hyper (ceiling) | 72718 | 100% |\n\
+                 | (c) serve: verify + journal | 17464 | 24% |\n{END}\n"
+            ),
+        )
+        .expect("write");
+        let (ratio, when) = previous_ratio(&doc, Kind::Journal).expect("found");
+        assert!((ratio - 17464.0 / 72718.0).abs() < 1e-9, "{ratio}");
+        assert_eq!(when, "2026-11-23 20:21 UTC");
+        // No (e) row in that block, and no block at all elsewhere.
+        assert_eq!(previous_ratio(&doc, Kind::Postgres), None);
+        std::fs::write(&doc, "# Benchmarks\n").expect("write");
+        assert_eq!(previous_ratio(&doc, Kind::Journal), None);
+    }
 
     #[test]
     fn changes_are_signed_percentages_and_rounds_are_counted() {

@@ -3,8 +3,9 @@
 //!
 //! Usage: `dronehook-receiver-demo ADDR STORE SECRET [HANDLER_LOG]`, where STORE is a
 //! journal file or a `postgres://` URL (with the `postgres` feature). It prints
-//! `listening on ADDR` once it accepts connections. Each handler run appends the
-//! delivery id to HANDLER_LOG (when given), so a test can see which runs happened.
+//! `listening on ADDR` once it accepts connections. Each handler run appends
+//! `started ID` to HANDLER_LOG (when given) as it starts and the delivery id alone as
+//! it ends, so a test can see which runs happened and which were under way.
 //! `DEMO_HANDLER_DELAY_MS` slows each run down; `DEMO_LEASE_MS` sets the lease on a
 //! handler run in a PostgreSQL store.
 
@@ -63,15 +64,19 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let router = Router::new().route("*,*:*", move |d: Delivery| {
         let log = log.clone();
         async move {
+            let id = d.id.unwrap_or(0);
+            let append = |line: String| -> std::io::Result<()> {
+                match &log {
+                    Some(log) => log
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .write_all(line.as_bytes()),
+                    None => Ok(()),
+                }
+            };
+            append(format!("started {id}\n"))?;
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-            if let Some(log) = log {
-                let line = format!("{}\n", d.id.unwrap_or(0));
-                let mut f = log
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                f.write_all(line.as_bytes())?;
-            }
-            Ok::<_, std::io::Error>(())
+            append(format!("{id}\n"))
         }
     })?;
     let server = Server::bind(config, router).await?;

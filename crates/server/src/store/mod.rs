@@ -49,6 +49,7 @@ impl SharedStore {
             dedupe_window: config.replay_window(),
             retain: config.retain,
             max_rows: config.max_rows,
+            maintenance_every: config.prune_interval,
             ..postgres::Settings::default()
         };
         let store =

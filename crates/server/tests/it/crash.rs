@@ -1,5 +1,6 @@
-//! SIGKILL in the middle of 2,000 requests: every acknowledged request is in the
-//! journal afterwards, and the restarted server delivers the unfinished runs.
+//! SIGKILL in the middle of 2,000 requests, with handler runs under way: every
+//! acknowledged request is in the journal afterwards, the restarted server delivers
+//! every unfinished run, and only a run already started before the kill runs twice.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -69,6 +70,23 @@ async fn client(addr: SocketAddr, first: u64, acked: Arc<Mutex<Vec<BodyDigest>>>
     }
 }
 
+/// What a demo receiver's handler log says: the runs started, and the runs finished
+/// (whole lines only: a killed process may have left half a line).
+fn handler_log(path: &std::path::Path) -> (BTreeSet<i64>, Vec<i64>) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut started = BTreeSet::new();
+    let mut finished = Vec::new();
+    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+        let line = line.trim();
+        if let Some(id) = line.strip_prefix("started ") {
+            started.insert(id.parse().unwrap());
+        } else {
+            finished.push(line.parse().unwrap());
+        }
+    }
+    (started, finished)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_way_loses_no_acknowledged_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -111,6 +129,15 @@ async fn sigkill_mid_way_loses_no_acknowledged_request() {
         .map(|r| r.delivery_id)
         .collect();
     assert!(!unfinished.is_empty(), "the kill left runs unfinished");
+    // The kill came while handlers ran: some had started and not finished.
+    let (started, finished) = handler_log(&log);
+    let finished_before: BTreeSet<i64> = finished.iter().copied().collect();
+    assert_eq!(finished.len(), finished_before.len(), "a run ran twice");
+    let under_way: Vec<_> = started.difference(&finished_before).collect();
+    assert!(
+        !under_way.is_empty(),
+        "no handler run was under way at the kill"
+    );
 
     // The restarted server delivers every unfinished run.
     // A log of its own: the killed process may have left half a line in the first.
@@ -118,14 +145,21 @@ async fn sigkill_mid_way_loses_no_acknowledged_request() {
     let (mut child, _addr) = spawn_demo(&journal_path, &log, 0).await;
     wait_until(|| journal.pending_runs().unwrap().is_empty()).await;
     child.kill().await.unwrap();
-    let handled: BTreeSet<i64> = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
+    let (_, resumed) = handler_log(&log);
+    let handled: BTreeSet<i64> = resumed.iter().copied().collect();
+    assert_eq!(resumed.len(), handled.len(), "a resumed run ran twice");
     let not_delivered: Vec<_> = unfinished.difference(&handled).collect();
     assert!(
         not_delivered.is_empty(),
         "unfinished runs not resumed: {not_delivered:?}"
+    );
+    // Only unfinished runs are run again, none the journal had recorded as done; and
+    // each process ran each run at most once (above). So a run runs twice only when
+    // the first process had started it: killed under way, or finished with its record
+    // not yet written (a handler's end is logged before its record is committed).
+    let rerun_done: Vec<_> = handled.difference(&unfinished).collect();
+    assert!(
+        rerun_done.is_empty(),
+        "runs recorded as done ran again: {rerun_done:?}"
     );
 }

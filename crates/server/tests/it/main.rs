@@ -11,6 +11,7 @@ mod ops;
 mod overload;
 mod redeliver;
 mod replay;
+mod retention;
 mod statuses;
 #[cfg(feature = "postgres")]
 mod store;
