@@ -127,7 +127,19 @@ fn print_results(inputs: &[input::Payload], bulk: &BulkReport) -> anyhow::Result
         let outcome = if !report.sent {
             paint.dim("filtered")
         } else if report.is_success() {
-            paint.good("delivered")
+            // A receiver that had the body already answers 2xx (Drone needs that) and
+            // says so: the event was not delivered again.
+            let duplicates = report.duplicates().count();
+            if duplicates == 0 {
+                paint.good("delivered")
+            } else if duplicates == report.endpoints.len() {
+                paint.warn("duplicate")
+            } else {
+                paint.good(&format!(
+                    "delivered (duplicate at {duplicates} of {} endpoints)",
+                    report.endpoints.len()
+                ))
+            }
         } else {
             let failed = report.failures().count();
             paint.bad(&format!(
@@ -145,13 +157,22 @@ fn print_results(inputs: &[input::Payload], bulk: &BulkReport) -> anyhow::Result
         .max()
         .unwrap_or(0)
         .max(8);
+    // The duplicate column is there only when a receiver reported one, so the usual
+    // table stays as it was.
+    let any_duplicate = summary.endpoints.iter().any(|e| e.duplicates > 0);
+    let duplicate_head = if any_duplicate { "  duplicate" } else { "" };
     text.push('\n');
     text.push_str(&paint.bold(&format!(
-        "{:width$}  {:>9}  {:>6}  {:>8}  last error",
+        "{:width$}  {:>9}{duplicate_head}  {:>6}  {:>8}  last error",
         "endpoint", "delivered", "failed", "attempts"
     )));
     text.push('\n');
     for row in &summary.endpoints {
+        let duplicates = if any_duplicate {
+            format!("  {:>9}", row.duplicates)
+        } else {
+            String::new()
+        };
         let failed = format!("{:>6}", row.failed);
         let failed = if row.failed > 0 {
             paint.bad(&failed)
@@ -160,7 +181,7 @@ fn print_results(inputs: &[input::Payload], bulk: &BulkReport) -> anyhow::Result
         };
         let _ = writeln!(
             text,
-            "{:width$}  {:>9}  {failed}  {:>8}  {}",
+            "{:width$}  {:>9}{duplicates}  {failed}  {:>8}  {}",
             row.endpoint,
             row.delivered,
             row.attempts,
@@ -189,6 +210,7 @@ fn as_json(inputs: &[input::Payload], bulk: &BulkReport) -> Value {
                         "attempts": d.attempts,
                         "elapsed_ms": d.elapsed.as_millis() as u64,
                         "class": d.class(),
+                        "duplicate": d.is_duplicate(),
                         "error": d.error.as_ref().map(|e| hinted(&e.to_string())),
                     })
                 })
@@ -212,6 +234,7 @@ fn as_json(inputs: &[input::Payload], bulk: &BulkReport) -> Value {
             json!({
                 "endpoint": e.endpoint,
                 "delivered": e.delivered,
+                "duplicates": e.duplicates,
                 "failed": e.failed,
                 "attempts": e.attempts,
                 "last_error": e.last_error.as_deref().map(hinted),

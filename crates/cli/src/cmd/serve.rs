@@ -61,6 +61,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         let exec = Exec {
             command: Arc::from(command.as_str()),
             timeout: args.exec_timeout,
+            debug: args.debug,
             slots: Arc::new(Semaphore::new(args.exec_concurrency as usize)),
         };
         handlers.push((
@@ -129,6 +130,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         config = config.store(store);
     }
     config = config
+        .max_attempts(args.attempts)
         .retain(args.retain.0)
         .max_rows(args.retain_rows.0)
         .lease(args.lease);
@@ -384,7 +386,13 @@ struct Exec {
     command: Arc<str>,
     timeout: Duration,
     slots: Arc<Semaphore>,
+    /// With `--debug`, a command's captured output is also shown on stderr.
+    debug: bool,
 }
+
+/// How long the output of a command that has ended is still read: a background
+/// process it left behind may hold the pipe open, and must not hold the run.
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
 impl Exec {
     async fn run(&self, d: Delivery) -> Result<(), HandlerError> {
@@ -393,6 +401,11 @@ impl Exec {
             .acquire()
             .await
             .map_err(|_| HandlerError::new("shutting down"))?;
+        let (reader, writer) =
+            std::io::pipe().map_err(|e| HandlerError::new(format!("cannot make a pipe: {e}")))?;
+        let writer_too = writer
+            .try_clone()
+            .map_err(|e| HandlerError::new(format!("cannot make a pipe: {e}")))?;
         let mut command = tokio::process::Command::new("sh");
         command
             .arg("-c")
@@ -412,22 +425,33 @@ impl Exec {
                     .to_string(),
             )
             .stdin(Stdio::piped())
-            // The command's output goes to stderr: stdout carries the event lines.
-            .stdout(Stdio::from(std::io::stderr()))
+            // stdout and stderr share one pipe, so the kept tail has them in the order
+            // they were written; stdout of the receiver carries only the event lines.
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::from(writer_too))
             .kill_on_drop(true);
+        // Its own process group: at the timeout the whole group is killed, so that a
+        // `sleep` or a `curl` the shell started does not outlive the run.
+        #[cfg(unix)]
+        command.process_group(0);
         if let Some(id) = d.id {
             command.env("DRONE_DELIVERY_ID", id.to_string());
         }
-        let mut child = command
-            .spawn()
-            .map_err(|e| HandlerError::new(format!("cannot start sh: {e}")))?;
+        let spawned = command.spawn();
+        // The parent's copies of the pipe's write end are gone with `command`: the
+        // reader sees the end of the output when the group's last writer exits.
+        drop(command);
+        let mut child = spawned.map_err(|e| HandlerError::new(format!("cannot start sh: {e}")))?;
+        let mut group = ProcessGroup::of(&child);
+        let output = tokio::task::spawn_blocking(move || read_tail(reader, MAX_OUTPUT));
         if let Some(mut stdin) = child.stdin.take() {
             // A command that does not read its input closes the pipe early; that is
             // its business, not an error.
             let _ = stdin.write_all(&d.body).await;
             drop(stdin);
         }
-        match tokio::time::timeout(self.timeout, child.wait()).await {
+        let waited = tokio::time::timeout(self.timeout, child.wait()).await;
+        let result = match waited {
             Ok(Ok(status)) if status.success() => Ok(()),
             Ok(Ok(status)) => Err(HandlerError::new(match status.code() {
                 Some(code) => format!("--exec exited with status {code}"),
@@ -437,6 +461,7 @@ impl Exec {
                 "--exec could not be waited for: {e}"
             ))),
             Err(_) => {
+                group.kill();
                 let _ = child.start_kill();
                 let _ = child.wait().await;
                 Err(HandlerError::new(format!(
@@ -444,6 +469,110 @@ impl Exec {
                     humantime::format_duration(self.timeout)
                 )))
             }
+        };
+        group.disarm();
+        let tail = match tokio::time::timeout(OUTPUT_GRACE, output).await {
+            Ok(Ok(tail)) => tail,
+            // Still held open by a process the command left behind: what was read so
+            // far is not reachable from here, so the run keeps a note instead.
+            _ => b"[output still open after the command ended; not kept]\n".to_vec(),
+        };
+        if self.debug && !tail.is_empty() {
+            let text = String::from_utf8_lossy(&tail);
+            for line in text.lines() {
+                output::err_line(&format!("exec output  {}: {line}", d.filter_name()));
+            }
         }
+        keep_output(&d, tail);
+        result
+    }
+}
+
+/// How much of a command's output is kept with its run: the end of it.
+const MAX_OUTPUT: usize = 64 * 1024;
+
+/// Keeps a run's output with the delivery's run record.
+// TODO(wire): Delivery::set_output once the store API lands.
+fn keep_output(_d: &Delivery, _tail: Vec<u8>) {}
+
+/// Reads a pipe to its end, keeping the last `max` bytes.
+fn read_tail(mut reader: impl std::io::Read, max: usize) -> Vec<u8> {
+    let mut tail = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                tail.extend_from_slice(&chunk[..n]);
+                // Trimmed in batches, not per read: the copy is paid once per `max`.
+                if tail.len() > 2 * max {
+                    tail.drain(..tail.len() - max);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if tail.len() > max {
+        tail.drain(..tail.len() - max);
+    }
+    tail
+}
+
+/// A command's process group, killed (SIGKILL) when the run is dropped before the
+/// command was reaped: at shutdown, a run cut short leaves no process behind.
+struct ProcessGroup {
+    #[cfg(unix)]
+    id: Option<rustix::process::Pid>,
+    armed: bool,
+}
+
+impl ProcessGroup {
+    fn of(child: &tokio::process::Child) -> Self {
+        #[cfg(not(unix))]
+        let _ = child;
+        ProcessGroup {
+            #[cfg(unix)]
+            id: child
+                .id()
+                .and_then(|id| rustix::process::Pid::from_raw(id as i32)),
+            armed: true,
+        }
+    }
+
+    /// Kills every process of the group.
+    fn kill(&self) {
+        #[cfg(unix)]
+        if let Some(id) = self.id {
+            // ESRCH (the group is gone already) is what we want anyway.
+            let _ = rustix::process::kill_process_group(id, rustix::process::Signal::KILL);
+        }
+    }
+
+    /// The command has been reaped: its id may be reused, so the group is no longer
+    /// killed by id. (Its leftover background processes, if any, are left alone.)
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if self.armed {
+            self.kill();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_tail;
+
+    #[test]
+    fn the_tail_keeps_the_last_bytes() {
+        let input: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let tail = read_tail(&input[..], 1000);
+        assert_eq!(tail, &input[input.len() - 1000..]);
+        assert_eq!(read_tail(&b"short"[..], 1000), b"short");
     }
 }
