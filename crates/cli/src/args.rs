@@ -34,6 +34,8 @@ pub(crate) enum Command {
     Sign(SignArgs),
     /// Check the signature of a captured request.
     Verify(VerifyArgs),
+    /// Look into a receiver's store: list, show, replay, redeliver, prune, erase.
+    Events(crate::cmd::events::EventsArgs),
     /// Send the hostile catalog to a receiver and score its answers.
     Audit(crate::cmd::audit::AuditArgs),
     /// Print the exact bytes Drone would send for a payload.

@@ -391,10 +391,6 @@ async fn deliver(
     }
 }
 
-/// The response header a dronehook receiver sets on a 2xx answer to a body it had
-/// already accepted (a replay): delivered before, not delivered again.
-const DUPLICATE_HEADER: &str = "dronehook-duplicate";
-
 /// What one attempt got back.
 struct Response {
     status: StatusCode,
@@ -457,7 +453,7 @@ async fn exchange(inner: &Inner, request: Request<Full<Bytes>>) -> Result<Respon
     let retry_after = retry::retry_after(response.headers(), SystemTime::now());
     let duplicate = response
         .headers()
-        .get(DUPLICATE_HEADER)
+        .get(dronehook_protocol::DUPLICATE_HEADER)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
     let mut body = response.into_body();
     let mut excerpt = Vec::new();

@@ -20,20 +20,7 @@ const CONCURRENCY: usize = 8;
 /// Sends every input to every endpoint; fails (exit 1) when any delivery failed.
 pub(crate) fn run(args: SendArgs) -> anyhow::Result<Outcome> {
     let secret = args.secret.require()?;
-    let endpoints: Vec<String> = args
-        .endpoint
-        .iter()
-        .map(|e| e.trim().to_owned())
-        .filter(|e| !e.is_empty())
-        .collect();
-    if endpoints.is_empty() {
-        return Err(usage(
-            "no endpoint: give --endpoint or set DRONE_WEBHOOK_ENDPOINT",
-        ));
-    }
-    for endpoint in &endpoints {
-        parse_url(endpoint)?;
-    }
+    let endpoints = endpoints(&args.endpoint)?;
     let filter = args.events.filter()?;
 
     let inputs = input::read_many(&args.inputs)?;
@@ -69,19 +56,10 @@ pub(crate) fn run(args: SendArgs) -> anyhow::Result<Outcome> {
         .timeout(args.timeout)
         .attempts(args.retries.saturating_add(1))
         .skip_verify(args.skip_verify);
-    for file in &args.ca_cert {
-        let pem = std::fs::read(file).map_err(|e| {
-            usage(format!(
-                "cannot read {}: {}",
-                file.display(),
-                input::reason(&e)
-            ))
-        })?;
-        builder = builder.add_root_certificate(pem);
-    }
+    builder = with_ca_certs(builder, &args.ca_cert)?;
     let client = builder.build().map_err(|e| usage(e.to_string()))?;
 
-    let bar = progress_bar(payloads.len());
+    let bar = progress_bar(payloads.len(), 2);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -94,10 +72,11 @@ pub(crate) fn run(args: SendArgs) -> anyhow::Result<Outcome> {
         bar.finish_and_clear();
     }
 
+    let labels: Vec<String> = inputs.iter().map(|i| i.label.clone()).collect();
     if args.json {
-        output::out_line(&serde_json::to_string_pretty(&as_json(&inputs, &bulk))?)?;
+        output::out_line(&serde_json::to_string_pretty(&as_json(&labels, &bulk))?)?;
     } else {
-        print_results(&inputs, &bulk)?;
+        print_results(&labels, &bulk, "--events")?;
     }
     Ok(if bulk.is_success() {
         Outcome::Ok
@@ -106,9 +85,46 @@ pub(crate) fn run(args: SendArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// A progress bar on standard error, when there are many events and a person watching.
-fn progress_bar(count: usize) -> Option<ProgressBar> {
-    if count < 2 || !std::io::stderr().is_terminal() {
+/// The `--endpoint` values, checked: at least one, each an http(s) URL.
+pub(crate) fn endpoints(given: &[String]) -> anyhow::Result<Vec<String>> {
+    let endpoints: Vec<String> = given
+        .iter()
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if endpoints.is_empty() {
+        return Err(usage(
+            "no endpoint: give --endpoint or set DRONE_WEBHOOK_ENDPOINT",
+        ));
+    }
+    for endpoint in &endpoints {
+        parse_url(endpoint)?;
+    }
+    Ok(endpoints)
+}
+
+/// Adds the `--ca-cert` files' certificates to the client's roots.
+pub(crate) fn with_ca_certs(
+    mut builder: dronehook_client::ClientBuilder,
+    files: &[std::path::PathBuf],
+) -> anyhow::Result<dronehook_client::ClientBuilder> {
+    for file in files {
+        let pem = std::fs::read(file).map_err(|e| {
+            usage(format!(
+                "cannot read {}: {}",
+                file.display(),
+                input::reason(&e)
+            ))
+        })?;
+        builder = builder.add_root_certificate(pem);
+    }
+    Ok(builder)
+}
+
+/// A progress bar on standard error, when there are at least `min` events and a
+/// person watching.
+pub(crate) fn progress_bar(count: usize, min: usize) -> Option<ProgressBar> {
+    if count < min || !std::io::stderr().is_terminal() {
         return None;
     }
     let bar = ProgressBar::with_draw_target(Some(count as u64), ProgressDrawTarget::stderr());
@@ -118,11 +134,17 @@ fn progress_bar(count: usize) -> Option<ProgressBar> {
     Some(bar)
 }
 
-fn print_results(inputs: &[input::Payload], bulk: &BulkReport) -> anyhow::Result<()> {
+/// A line per event (labelled), then a table per endpoint; `filter_flag` names the
+/// flag that leaves events out.
+pub(crate) fn print_results(
+    labels: &[String],
+    bulk: &BulkReport,
+    filter_flag: &str,
+) -> anyhow::Result<()> {
     let paint = Painter::stdout();
     let mut text = String::new();
-    let label_width = inputs.iter().map(|i| i.label.len()).max().unwrap_or(0);
-    for (item, report) in inputs.iter().zip(&bulk.reports) {
+    let label_width = labels.iter().map(String::len).max().unwrap_or(0);
+    for (label, report) in labels.iter().zip(&bulk.reports) {
         let kind = format!("{} {}", report.event, report.action);
         let outcome = if !report.sent {
             paint.dim("filtered")
@@ -147,7 +169,7 @@ fn print_results(inputs: &[input::Payload], bulk: &BulkReport) -> anyhow::Result
                 report.endpoints.len()
             ))
         };
-        let _ = writeln!(text, "{:label_width$}  {kind:16}  {outcome}", item.label);
+        let _ = writeln!(text, "{label:label_width$}  {kind:16}  {outcome}");
     }
     let summary = bulk.summary();
     let width = summary
@@ -189,17 +211,22 @@ fn print_results(inputs: &[input::Payload], bulk: &BulkReport) -> anyhow::Result
         );
     }
     if summary.filtered > 0 {
-        let _ = writeln!(text, "{} event(s) left out by --events", summary.filtered);
+        let _ = writeln!(
+            text,
+            "{} event(s) left out by {filter_flag}",
+            summary.filtered
+        );
     }
     output::out_bytes(text.as_bytes())?;
     Ok(())
 }
 
-fn as_json(inputs: &[input::Payload], bulk: &BulkReport) -> Value {
-    let events: Vec<Value> = inputs
+/// The results as one JSON object.
+pub(crate) fn as_json(labels: &[String], bulk: &BulkReport) -> Value {
+    let events: Vec<Value> = labels
         .iter()
         .zip(&bulk.reports)
-        .map(|(item, report)| {
+        .map(|(label, report)| {
             let deliveries: Vec<Value> = report
                 .endpoints
                 .iter()
@@ -216,7 +243,7 @@ fn as_json(inputs: &[input::Payload], bulk: &BulkReport) -> Value {
                 })
                 .collect();
             json!({
-                "input": item.label,
+                "input": label,
                 "event": report.event,
                 "action": report.action,
                 "digest": report.digest.to_string(),

@@ -483,17 +483,15 @@ impl Exec {
                 output::err_line(&format!("exec output  {}: {line}", d.filter_name()));
             }
         }
-        keep_output(&d, tail);
+        // Kept with this attempt's run record (with a store; without one, dropped).
+        d.set_output(tail);
         result
     }
 }
 
 /// How much of a command's output is kept with its run: the end of it.
-const MAX_OUTPUT: usize = 64 * 1024;
+const MAX_OUTPUT: usize = dronehook_server::MAX_RUN_OUTPUT;
 
-/// Keeps a run's output with the delivery's run record.
-// TODO(wire): Delivery::set_output once the store API lands.
-fn keep_output(_d: &Delivery, _tail: Vec<u8>) {}
 
 /// Reads a pipe to its end, keeping the last `max` bytes.
 fn read_tail(mut reader: impl std::io::Read, max: usize) -> Vec<u8> {

@@ -9,6 +9,8 @@ mod audit;
 mod bad_input;
 mod colour;
 mod env;
+mod events;
+mod events_store;
 mod exec;
 mod serve_send;
 mod snapshots;
