@@ -73,6 +73,11 @@ pub use signature::{
 };
 pub use text::Text;
 
+/// The response header a dronehook receiver adds, with the value `true`, to a 2xx
+/// answer for a body it had already accepted (a replay): the sender's copy was a
+/// duplicate, and its handlers did not run again.
+pub const DUPLICATE_HEADER: &str = "dronehook-duplicate";
+
 /// Not part of the API: seams for the tests and the fuzz targets, which compare the
 /// decoder's fast path with serde alone on every input they make.
 #[doc(hidden)]

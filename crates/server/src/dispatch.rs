@@ -2,23 +2,25 @@
 //! bounded worker pool after the answer, with retries and resumption after a restart.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use dronehook_protocol::Envelope;
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{Mutex, Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::handler::{Delivery, HandlerError, HandlerRecord, Observation, Route, Router};
-use crate::journal::{Journal, RunStatus, header_map};
+use crate::journal::{Attempt, Due, Journal, RunStatus, header_map};
 use crate::metrics::Metrics;
 use crate::shutdown::stopped;
 
 /// One handler run to make.
-struct Job {
+pub(crate) struct Job {
     route: Route,
     delivery: Delivery,
+    /// The run's attempts when it was last (re)queued.
+    base: u32,
 }
 
 /// Runs one handler attempt on its own task, so a panic becomes an error instead of
@@ -81,18 +83,33 @@ pub(crate) async fn run_inline(
     first_error.map_or(Ok(()), Err)
 }
 
+/// How often the poller looks for due runs in the journal when nothing woke it: runs
+/// queued by another process (`Store::redeliver`) start within this.
+const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// The most runs one poll claims (the queue's free room bounds it too).
+const MAX_CLAIM: usize = 256;
+
 /// The worker pool of a server with a journal.
+///
+/// The journal holds every run's truth: a run is pending with a due time
+/// (`next_at_ms`), or held by this receiver (queued in memory or running), or
+/// finished. The in-memory queue is bounded (four runs per worker): a new request's
+/// runs go to it when it has room, and otherwise wait in the journal, where the
+/// poller claims them when the queue drains. Retries are due times in the journal,
+/// not timers in memory, so nothing acknowledged is lost to a full queue or a stop.
 #[derive(Clone)]
 pub(crate) struct Dispatcher {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    tx: mpsc::UnboundedSender<Job>,
-    router: Arc<Router>,
+    tx: mpsc::Sender<Job>,
     journal: Journal,
     workers: std::sync::Mutex<Option<JoinSet<()>>>,
     stop: watch::Sender<bool>,
+    /// Wakes the poller: the queue drained, or a retry fell due.
+    wake: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -108,139 +125,112 @@ struct Settings {
     retry_max: Duration,
 }
 
+/// Room in the queue, taken before a request's commit.
+pub(crate) struct Reserved(Vec<mpsc::OwnedPermit<Job>>);
+
 impl Dispatcher {
-    /// Starts the workers.
+    /// Starts the workers and the poller.
     pub(crate) fn start(
         config: &Config,
         router: Arc<Router>,
         journal: Journal,
         metrics: &Metrics,
     ) -> Dispatcher {
-        let (tx, rx) = mpsc::unbounded_channel::<Job>();
+        let workers_n = config.workers.max(1);
+        let (tx, rx) = mpsc::channel::<Job>(workers_n.saturating_mul(4));
         let rx = Arc::new(Mutex::new(rx));
         let (stop, stop_rx) = watch::channel(false);
+        let wake = Arc::new(Notify::new());
         let settings = Settings {
             max_attempts: config.max_attempts,
             retry_base: config.retry_base,
             retry_max: config.retry_max,
         };
         let mut workers = JoinSet::new();
-        for _ in 0..config.workers {
+        for _ in 0..workers_n {
             let rx = rx.clone();
             let mut stop_rx = stop_rx.clone();
-            let tx = tx.downgrade();
             let journal = journal.clone();
             let metrics = metrics.clone();
             let router = router.clone();
             let settings = settings.clone();
+            let wake = wake.clone();
             workers.spawn(async move {
                 loop {
-                    let job = {
+                    let (job, drained) = {
                         let mut rx = rx.lock().await;
-                        tokio::select! {
+                        let job = tokio::select! {
                             job = rx.recv() => job,
                             () = stopped(&mut stop_rx) => None,
-                        }
+                        };
+                        (job, rx.is_empty())
                     };
                     let Some(job) = job else { break };
-                    run_job(job, &journal, &metrics, &router, &settings, &tx, &stop_rx).await;
+                    if drained {
+                        // Room again: what waits in the journal may come in.
+                        wake.notify_one();
+                    }
+                    run_job(job, &journal, &metrics, &router, &settings, &wake).await;
                 }
             });
         }
+        workers.spawn(poll_loop(
+            tx.clone(),
+            journal.clone(),
+            router,
+            wake.clone(),
+            stop_rx,
+        ));
         Dispatcher {
             inner: Arc::new(Inner {
                 tx,
-                router,
                 journal,
                 workers: std::sync::Mutex::new(Some(workers)),
                 stop,
+                wake,
             }),
         }
     }
 
-    /// Queues a run of `route` for a journaled delivery.
-    pub(crate) fn enqueue(&self, route: Route, delivery: Delivery) {
-        let _ = self.inner.tx.send(Job { route, delivery });
+    /// Room for `n` runs in the queue, all or none: with it, a request's runs are
+    /// stored as held and queued after the commit; without, they are stored due and
+    /// the poller brings them in.
+    pub(crate) fn reserve(&self, n: usize) -> Option<Reserved> {
+        let mut permits = Vec::with_capacity(n);
+        for _ in 0..n {
+            permits.push(self.inner.tx.clone().try_reserve_owned().ok()?);
+        }
+        Some(Reserved(permits))
     }
 
-    /// Queues every run the journal says is unfinished (after a restart).
+    /// Queues a journaled delivery's runs into the room reserved for them.
+    pub(crate) fn enqueue(&self, reserved: Reserved, routes: Vec<Route>, delivery: &Delivery) {
+        for (permit, route) in reserved.0.into_iter().zip(routes) {
+            permit.send(Job {
+                route,
+                delivery: delivery.clone(),
+                base: 0,
+            });
+        }
+    }
+
+    /// Runs were stored due instead of queued (no room): look for them soon.
+    pub(crate) fn nudge(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// At start: every pending run is due now (those a stopped receiver held, those
+    /// waiting for a retry), and the poller brings them in as the queue has room.
     pub(crate) async fn resume(&self) {
         let journal = self.inner.journal.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
-            let runs = journal.pending_runs()?;
-            let mut out = Vec::with_capacity(runs.len());
-            // Entries that cannot be resumed, logged on the caller's side (where the
-            // server's subscriber is): the id and why, never the headers or body.
-            let mut unreadable = Vec::new();
-            let mut last: Option<(i64, Option<Delivery>)> = None;
-            for run in runs {
-                let delivery = match &last {
-                    Some((id, d)) if *id == run.delivery_id => d.clone(),
-                    _ => {
-                        let delivery = match journal.entry(run.delivery_id)? {
-                            None => {
-                                unreadable.push((run.delivery_id, "no such entry".to_owned()));
-                                None
-                            }
-                            Some(entry) => {
-                                let headers = header_map(&entry.headers);
-                                match dronehook_protocol::event_header(&headers).and_then(|event| {
-                                    Envelope::decode_with_header(&entry.body, event)
-                                }) {
-                                    Ok(envelope) => {
-                                        let mut d = Delivery::new(
-                                            envelope,
-                                            Bytes::from(entry.body),
-                                            headers,
-                                            entry.received_at,
-                                        );
-                                        d.id = Some(entry.id);
-                                        Some(d)
-                                    }
-                                    Err(e) => {
-                                        unreadable.push((entry.id, e.to_string()));
-                                        None
-                                    }
-                                }
-                            }
-                        };
-                        last = Some((run.delivery_id, delivery.clone()));
-                        delivery
-                    }
-                };
-                if let Some(delivery) = delivery {
-                    out.push((run.handler, run.attempts, delivery));
-                }
+        match tokio::task::spawn_blocking(move || journal.release_pending()).await {
+            Ok(Ok(n)) if n > 0 => {
+                tracing::info!(runs = n, "resuming unfinished handler runs");
             }
-            Ok::<_, crate::Error>((out, unreadable))
-        })
-        .await;
-        let (runs, unreadable) = match loaded {
-            Ok(Ok(loaded)) => loaded,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot read unfinished handler runs");
-                return;
-            }
-            Err(_) => return,
-        };
-        for (id, error) in unreadable {
-            tracing::warn!(
-                entry = id,
-                %error,
-                "an unfinished run's journal entry cannot be decoded; it is not resumed"
-            );
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot read unfinished handler runs"),
         }
-        if !runs.is_empty() {
-            tracing::info!(runs = runs.len(), "resuming unfinished handler runs");
-        }
-        for (handler, attempts, mut delivery) in runs {
-            let Some(route) = self.inner.router.by_name(&handler) else {
-                tracing::warn!(%handler, "an unfinished run names a handler this server does not have");
-                continue;
-            };
-            delivery.attempt = attempts + 1;
-            self.enqueue(route.clone(), delivery);
-        }
+        self.inner.wake.notify_one();
     }
 
     /// Stops taking jobs and waits (up to `grace`) for the runs under way. Queued and
@@ -264,6 +254,128 @@ impl Dispatcher {
     }
 }
 
+/// Claims due runs from the journal into the queue's free room: every
+/// [`POLL_EVERY`], and when woken (the queue drained, a retry fell due).
+async fn poll_loop(
+    tx: mpsc::Sender<Job>,
+    journal: Journal,
+    router: Arc<Router>,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let handlers: Vec<String> = router.names().into_iter().map(str::to_owned).collect();
+    if handlers.is_empty() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(POLL_EVERY) => {}
+            () = wake.notified() => {}
+            () = stopped(&mut stop) => return,
+        }
+        let mut permits = Vec::new();
+        while permits.len() < MAX_CLAIM {
+            match tx.clone().try_reserve_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        if permits.is_empty() {
+            continue;
+        }
+        let (reader, names, limit) = (journal.clone(), handlers.clone(), permits.len());
+        let loaded = tokio::task::spawn_blocking(move || load_due(&reader, &names, limit)).await;
+        let (jobs, unreadable) = match loaded {
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(e)) => {
+                if journal.is_available() {
+                    tracing::warn!(error = %e, "cannot claim due handler runs");
+                }
+                continue;
+            }
+            Err(_) => continue,
+        };
+        for (run, error) in unreadable {
+            tracing::warn!(entry = run.delivery_id, handler = %run.handler, %error, "a stored delivery cannot be decoded; its run is dead");
+            journal.record_attempt(Attempt {
+                delivery_id: run.delivery_id,
+                handler: run.handler,
+                status: RunStatus::Dead,
+                error: Some(format!("the stored delivery cannot be run: {error}")),
+                duration: Duration::ZERO,
+                next_at: None,
+                output: None,
+            });
+        }
+        let full = jobs.len() == limit;
+        for ((run, mut delivery), permit) in jobs.into_iter().zip(permits) {
+            let Some(route) = router.by_name(&run.handler) else {
+                continue;
+            };
+            delivery.attempt = run.attempts + 1;
+            permit.send(Job {
+                route: route.clone(),
+                delivery,
+                base: run.base,
+            });
+        }
+        if full {
+            // There may be more due: look again as soon as there is room.
+            wake.notify_one();
+        }
+    }
+}
+
+/// Claims up to `limit` due runs and loads their deliveries; runs whose delivery is
+/// gone, erased or does not decode come back apart, with why.
+#[allow(clippy::type_complexity)]
+fn load_due(
+    journal: &Journal,
+    handlers: &[String],
+    limit: usize,
+) -> crate::Result<(Vec<(Due, Delivery)>, Vec<(Due, String)>)> {
+    let runs = journal.claim_due(handlers, limit)?;
+    let mut jobs = Vec::with_capacity(runs.len());
+    let mut unreadable = Vec::new();
+    let mut last: Option<(i64, Result<Delivery, String>)> = None;
+    for run in runs {
+        let delivery = match &last {
+            Some((id, d)) if *id == run.delivery_id => d.clone(),
+            _ => {
+                let d = match journal.entry(run.delivery_id)? {
+                    None => Err("the delivery is not in the journal".to_owned()),
+                    Some(entry) if entry.body.is_empty() => {
+                        Err("the delivery was erased".to_owned())
+                    }
+                    Some(entry) => {
+                        let headers = header_map(&entry.headers);
+                        dronehook_protocol::event_header(&headers)
+                            .and_then(|event| Envelope::decode_with_header(&entry.body, event))
+                            .map(|envelope| {
+                                let mut d = Delivery::new(
+                                    envelope,
+                                    Bytes::from(entry.body),
+                                    headers,
+                                    entry.received_at,
+                                );
+                                d.id = Some(entry.id);
+                                d
+                            })
+                            .map_err(|e| e.to_string())
+                    }
+                };
+                last = Some((run.delivery_id, d.clone()));
+                d
+            }
+        };
+        match delivery {
+            Ok(d) => jobs.push((run, d)),
+            Err(e) => unreadable.push((run, e)),
+        }
+    }
+    Ok((jobs, unreadable))
+}
+
 /// Exponential backoff: `base * 2^(attempt - 1)`, capped.
 pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     let factor = 1u32
@@ -278,22 +390,38 @@ async fn run_job(
     metrics: &Metrics,
     router: &Router,
     settings: &Settings,
-    tx: &mpsc::WeakUnboundedSender<Job>,
-    stop: &watch::Receiver<bool>,
+    wake: &Arc<Notify>,
 ) {
-    let Job { route, delivery } = job;
+    let Job {
+        route,
+        delivery,
+        base,
+    } = job;
     let attempt_no = delivery.attempt;
     let id = delivery.id.unwrap_or(0);
     let event = delivery.filter_name();
-    let (result, duration) = attempt(&route, delivery.clone()).await;
-    let will_retry = result.is_err() && attempt_no < settings.max_attempts;
+    let delivery = delivery.for_attempt();
+    let slot = delivery.output.clone();
+    let (result, duration) = attempt(&route, delivery).await;
+    // Attempts count from the run's last (re)queueing: a redelivery gets a fresh set.
+    let made = attempt_no.saturating_sub(base);
+    let will_retry = result.is_err() && made < settings.max_attempts;
     let status = match (&result, will_retry) {
         (Ok(()), _) => RunStatus::Ok,
         (Err(_), true) => RunStatus::Pending,
-        (Err(_), false) => RunStatus::Failed,
+        (Err(_), false) => RunStatus::Dead,
     };
+    let delay = backoff(settings.retry_base, settings.retry_max, made);
     let error = result.as_ref().err().map(|e| e.message().to_owned());
-    journal.record_attempt(id, &route.name, status, error.clone(), duration);
+    journal.record_attempt(Attempt {
+        delivery_id: id,
+        handler: route.name.clone(),
+        status,
+        error: error.clone(),
+        duration,
+        next_at: will_retry.then(|| SystemTime::now() + delay),
+        output: slot.take(),
+    });
     metrics.handler_run(&route.name, outcome_label(&result));
     match &error {
         None => {
@@ -312,22 +440,13 @@ async fn run_job(
         duration,
         will_retry,
     }));
-    if will_retry {
-        let delay = backoff(settings.retry_base, settings.retry_max, attempt_no);
-        let tx = tx.clone();
-        let mut stop = stop.clone();
-        let mut delivery = delivery;
-        delivery.attempt = attempt_no + 1;
+    if will_retry && delay < POLL_EVERY {
+        // The retry is due in the journal; a short one need not wait for the next
+        // poll. (Only a hint: a stop loses nothing, the due time is stored.)
+        let wake = wake.clone();
         tokio::spawn(async move {
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {
-                    if let Some(tx) = tx.upgrade() {
-                        let _ = tx.send(Job { route, delivery });
-                    }
-                }
-                // At shutdown the run stays pending in the journal for the next start.
-                () = stopped(&mut stop) => {}
-            }
+            tokio::time::sleep(delay).await;
+            wake.notify_one();
         });
     }
 }

@@ -27,6 +27,9 @@ enum Kind {
     Config(String),
     Io(std::io::Error),
     Store(String),
+    NotFound(String),
+    Schema(String),
+    ReadOnly(String),
 }
 
 /// A receiver result.
@@ -69,11 +72,44 @@ impl Error {
         }
     }
 
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn store(message: impl fmt::Display) -> Self {
         Error {
             kind: Kind::Store(message.to_string()),
         }
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Error {
+            kind: Kind::NotFound(message.into()),
+        }
+    }
+
+    pub(crate) fn schema(message: impl Into<String>) -> Self {
+        Error {
+            kind: Kind::Schema(message.into()),
+        }
+    }
+
+    pub(crate) fn read_only(message: impl Into<String>) -> Self {
+        Error {
+            kind: Kind::ReadOnly(message.into()),
+        }
+    }
+
+    /// What was asked for is not there: no store at a path, no event with an id.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.kind, Kind::NotFound(_))
+    }
+
+    /// The store's schema is newer than this build knows (upgrade dronehook), or
+    /// older than a read-only handle can read (open it read-write once to migrate).
+    pub fn is_schema(&self) -> bool {
+        matches!(self.kind, Kind::Schema(_))
+    }
+
+    /// A write was asked of a store opened with [`crate::Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        matches!(self.kind, Kind::ReadOnly(_))
     }
 
     /// The listen address could not be bound.
@@ -127,6 +163,9 @@ impl fmt::Display for Error {
             Kind::Config(message) => write!(f, "configuration: {message}"),
             Kind::Io(source) => write!(f, "{source}"),
             Kind::Store(message) => write!(f, "store: {message}"),
+            Kind::NotFound(message) | Kind::Schema(message) | Kind::ReadOnly(message) => {
+                f.write_str(message)
+            }
         }
     }
 }

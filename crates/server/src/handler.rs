@@ -31,6 +31,37 @@ pub struct Delivery {
     pub secret_index: usize,
     /// Which attempt this is for the handler receiving it, from 1.
     pub attempt: u32,
+    /// What the handler keeps with this attempt's run ([`Delivery::set_output`]).
+    pub(crate) output: OutputSlot,
+}
+
+/// Where [`Delivery::set_output`] leaves a handler's output: one per attempt (the
+/// dispatcher gives each attempt a fresh one), shared by that attempt's clones.
+#[derive(Clone, Default)]
+pub(crate) struct OutputSlot(Arc<std::sync::Mutex<Option<Vec<u8>>>>);
+
+impl OutputSlot {
+    /// What was set, if anything.
+    pub(crate) fn take(&self) -> Option<Vec<u8>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+}
+
+impl fmt::Debug for OutputSlot {
+    // The output may hold anything a command printed: only its length is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let guard = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*guard {
+            Some(output) => write!(f, "{} bytes", output.len()),
+            None => f.write_str("none"),
+        }
+    }
 }
 
 impl Delivery {
@@ -51,7 +82,28 @@ impl Delivery {
             digest,
             secret_index: 0,
             attempt: 1,
+            output: OutputSlot::default(),
         }
+    }
+
+    /// Keeps `output` (its last [`crate::MAX_RUN_OUTPUT`] bytes) with this attempt's
+    /// run record, where `dronehook events show` and the inspector read it. Call it
+    /// before returning, `Ok` or `Err`; a later call replaces an earlier one. Without
+    /// a store (handlers run inline) it is dropped.
+    pub fn set_output(&self, output: impl Into<Vec<u8>>) {
+        let output = crate::journal::tail_output(output.into());
+        *self
+            .output
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(output);
+    }
+
+    /// The same delivery with an output slot of its own (one per attempt).
+    pub(crate) fn for_attempt(&self) -> Delivery {
+        let mut d = self.clone();
+        d.output = OutputSlot::default();
+        d
     }
 
     /// `event:action` (or `event` when the action is empty), as filters see it.

@@ -16,7 +16,15 @@ use crate::error::{Error, Result};
 /// The most inserts one transaction takes; a larger burst is split.
 const MAX_BATCH: usize = 512;
 
-const SCHEMA: &str = "
+/// The schema version this build writes and understands (`PRAGMA user_version`).
+/// Journals written before versions were kept say 0 and hold version 1's tables.
+pub(crate) const SCHEMA_VERSION: i64 = 2;
+
+/// The schema, one step per version: step `n` takes a journal from version `n` to
+/// `n + 1`. Steps are only ever appended. Step 0 creates version 1's tables only if
+/// they are missing, so it is also right for the journals that predate versions.
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY,
     received_at_ms INTEGER NOT NULL,
@@ -41,7 +49,103 @@ CREATE TABLE IF NOT EXISTS runs (
     PRIMARY KEY (delivery_id, handler)
 );
 CREATE INDEX IF NOT EXISTS runs_pending ON runs (status) WHERE status = 'pending';
-";
+",
+    // Version 2: what tools read (`Store`), run output, retries scheduled in the
+    // journal. `next_at_ms` is when a pending run is due; NULL while a receiver holds
+    // it in memory (queued or running). `attempts_base` is `attempts` when the run was
+    // last (re)queued, so a redelivery gets a fresh set of attempts. Every
+    // `EventQuery` filter has an index (SQLite appends the id to each).
+    "
+ALTER TABLE deliveries ADD COLUMN build_status TEXT;
+ALTER TABLE deliveries ADD COLUMN secret_index INTEGER;
+ALTER TABLE deliveries ADD COLUMN erased INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN next_at_ms INTEGER;
+ALTER TABLE runs ADD COLUMN output BLOB;
+ALTER TABLE runs ADD COLUMN attempts_base INTEGER NOT NULL DEFAULT 0;
+UPDATE runs SET status = 'dead' WHERE status = 'failed';
+UPDATE runs SET next_at_ms = 0 WHERE status = 'pending';
+UPDATE deliveries SET build_status = json_extract(CAST(body AS TEXT), '$.build.status')
+    WHERE event = 'build' AND json_valid(CAST(body AS TEXT));
+DROP INDEX IF EXISTS runs_pending;
+CREATE INDEX deliveries_received ON deliveries (received_at_ms);
+CREATE INDEX deliveries_event ON deliveries (event, action);
+CREATE INDEX deliveries_repo ON deliveries (repo);
+CREATE INDEX deliveries_build_status ON deliveries (build_status);
+CREATE INDEX deliveries_builds ON deliveries (repo, id) WHERE event = 'build' AND erased = 0;
+CREATE INDEX runs_status ON runs (status, delivery_id);
+CREATE INDEX runs_due ON runs (next_at_ms) WHERE status = 'pending';
+",
+];
+
+/// Why a journal's schema cannot be used.
+#[derive(Debug)]
+pub(crate) enum SchemaError {
+    /// Newer than this build (or, read-only, older than it reads): the message says so.
+    Version(String),
+    /// SQLite failed.
+    Sql(String),
+}
+
+impl From<rusqlite::Error> for SchemaError {
+    fn from(e: rusqlite::Error) -> Self {
+        SchemaError::Sql(e.to_string())
+    }
+}
+
+/// The one line for a schema newer than this build.
+pub(crate) fn newer_schema(found: i64, known: i64) -> String {
+    format!(
+        "the store's schema is version {found}; this dronehook knows up to {known}: upgrade dronehook"
+    )
+}
+
+/// The journal's schema version: `user_version`, where 0 with tables is version 1.
+pub(crate) fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version != 0 {
+        return Ok(version);
+    }
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(if tables > 0 { 1 } else { 0 })
+}
+
+/// Brings a journal up to [`SCHEMA_VERSION`] in one transaction; refuses a newer one.
+pub(crate) fn migrate(conn: &Connection) -> std::result::Result<(), SchemaError> {
+    let found = schema_version(conn)?;
+    if found > SCHEMA_VERSION {
+        return Err(SchemaError::Version(newer_schema(found, SCHEMA_VERSION)));
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // IMMEDIATE: two openers racing both see the old version; the second waits for the
+    // first's commit (busy timeout) and then reads the new one.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        let found = schema_version(conn)?;
+        if found > SCHEMA_VERSION {
+            return Err(SchemaError::Version(newer_schema(found, SCHEMA_VERSION)));
+        }
+        let from = usize::try_from(found).unwrap_or(0);
+        for (version, step) in (1..).zip(MIGRATIONS).skip(from) {
+            conn.execute_batch(step)?;
+            conn.execute_batch(&format!("PRAGMA user_version = {version}"))?;
+            tracing::info!(version, "journal schema migrated");
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(Into::into),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
 
 /// One journaled request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,31 +174,68 @@ pub struct JournalEntry {
 }
 
 /// Where a handler run stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum RunStatus {
-    /// Not finished: not started yet, or failed with attempts left (a restart resumes it).
+    /// Not finished: queued, running, or failed with attempts left (a restart resumes it).
     Pending,
     /// The handler succeeded.
     Ok,
-    /// The handler failed on its last attempt.
-    Failed,
+    /// The handler failed on its last attempt (kept, visible, redeliverable).
+    Dead,
 }
 
 impl RunStatus {
-    fn as_str(self) -> &'static str {
+    /// `pending`, `ok` or `dead`: the name both stores keep and tools show.
+    pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Pending => "pending",
             RunStatus::Ok => "ok",
-            RunStatus::Failed => "failed",
+            RunStatus::Dead => "dead",
         }
     }
 
-    fn parse(s: &str) -> Self {
+    /// A stored status; journals before schema 2 said `failed` for `dead`.
+    pub(crate) fn parse(s: &str) -> Self {
         match s {
             "ok" => RunStatus::Ok,
-            "failed" => RunStatus::Failed,
+            "dead" | "failed" => RunStatus::Dead,
             _ => RunStatus::Pending,
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A run state that is not `pending`, `ok` or `dead` (one line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadRunStatus(String);
+
+impl std::fmt::Display for BadRunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unknown run state `{}`: give pending, ok or dead",
+            self.0.escape_debug()
+        )
+    }
+}
+
+impl std::error::Error for BadRunStatus {}
+
+impl std::str::FromStr for RunStatus {
+    type Err = BadRunStatus;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(RunStatus::Pending),
+            "ok" => Ok(RunStatus::Ok),
+            "dead" => Ok(RunStatus::Dead),
+            other => Err(BadRunStatus(other.to_owned())),
         }
     }
 }
@@ -109,12 +250,55 @@ pub struct HandlerRun {
     pub handler: String,
     /// Where it stands.
     pub status: RunStatus,
-    /// Attempts made so far.
+    /// Attempts made so far (a redelivery keeps counting).
     pub attempts: u32,
     /// The last error, when the last attempt failed.
     pub last_error: Option<String>,
     /// How long the last attempt took.
     pub last_duration: Option<Duration>,
+    /// A pending run's next attempt (`None`: a receiver holds it now, or finished).
+    pub next_at: Option<SystemTime>,
+    /// When the run last changed.
+    pub updated_at: Option<SystemTime>,
+    /// The last attempt's output (its last [`MAX_RUN_OUTPUT`] bytes), when the handler
+    /// kept one with [`crate::Delivery::set_output`]; `None` in lists.
+    pub output: Option<Vec<u8>>,
+}
+
+/// Output a handler keeps with its run (the end of it).
+pub const MAX_RUN_OUTPUT: usize = 64 * 1024;
+
+/// The last [`MAX_RUN_OUTPUT`] bytes of `output`.
+pub(crate) fn tail_output(mut output: Vec<u8>) -> Vec<u8> {
+    if output.len() > MAX_RUN_OUTPUT {
+        output.drain(..output.len() - MAX_RUN_OUTPUT);
+    }
+    output
+}
+
+/// A pending run claimed for this receiver's queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Due {
+    pub(crate) delivery_id: i64,
+    pub(crate) handler: String,
+    /// Attempts made so far.
+    pub(crate) attempts: u32,
+    /// `attempts` when the run was last (re)queued: its attempts count from there.
+    pub(crate) base: u32,
+}
+
+/// `s` as the inside of a JSON string.
+fn json_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// What the server asks the journal to keep for one request.
@@ -127,9 +311,16 @@ pub(crate) struct NewEntry {
     pub(crate) known: bool,
     pub(crate) repo: Option<String>,
     pub(crate) build: Option<i64>,
+    /// The build's status (`success`, ...) for build events.
+    pub(crate) build_status: Option<String>,
+    /// Which secret verified it; `None` with verification off.
+    pub(crate) secret_index: Option<u32>,
     pub(crate) headers: Vec<u8>,
     pub(crate) body: bytes::Bytes,
     pub(crate) handlers: Vec<String>,
+    /// The runs go straight to this receiver's in-memory queue (SQLite): they are
+    /// stored as held (`next_at_ms` NULL) so the poller does not claim them too.
+    pub(crate) queued: bool,
 }
 
 /// The result of an insert.
@@ -141,18 +332,25 @@ pub(crate) enum Inserted {
     Duplicate(i64),
 }
 
+/// How one handler attempt ended, for the journal.
+pub(crate) struct Attempt {
+    pub(crate) delivery_id: i64,
+    pub(crate) handler: String,
+    pub(crate) status: RunStatus,
+    pub(crate) error: Option<String>,
+    pub(crate) duration: Duration,
+    /// A pending run's next attempt.
+    pub(crate) next_at: Option<SystemTime>,
+    /// What the handler kept (already cut to [`MAX_RUN_OUTPUT`]).
+    pub(crate) output: Option<Vec<u8>>,
+}
+
 /// An insert's answer: the outcome and how long the commit took.
 type InsertReply = std::result::Result<(Inserted, Duration), String>;
 
 enum Cmd {
     Insert(Box<NewEntry>, oneshot::Sender<InsertReply>),
-    Attempt {
-        delivery_id: i64,
-        handler: String,
-        status: RunStatus,
-        error: Option<String>,
-        duration: Duration,
-    },
+    Attempt(Box<Attempt>),
     Flush(oneshot::Sender<std::result::Result<(), String>>),
 }
 
@@ -188,6 +386,9 @@ impl Journal {
         let journal = Journal::start(path.as_ref(), BatchStats::default());
         if journal.is_available() {
             Ok(journal)
+        } else if let Some(e) = journal.schema_error() {
+            journal.close();
+            Err(e)
         } else {
             let message = open_writer(path.as_ref())
                 .err()
@@ -226,6 +427,18 @@ impl Journal {
         }
     }
 
+    /// When the journal's schema is newer than this build knows: the one-line error
+    /// a receiver refuses to start with (a retry cannot fix that).
+    pub(crate) fn schema_error(&self) -> Option<Error> {
+        if self.is_available() {
+            return None;
+        }
+        let conn =
+            Connection::open_with_flags(&self.inner.path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        let found = schema_version(&conn).ok()?;
+        (found > SCHEMA_VERSION).then(|| Error::schema(newer_schema(found, SCHEMA_VERSION)))
+    }
+
     /// The journal file.
     pub fn path(&self) -> &Path {
         &self.inner.path
@@ -256,21 +469,8 @@ impl Journal {
     }
 
     /// Records one handler attempt (written in order with the inserts, not awaited).
-    pub(crate) fn record_attempt(
-        &self,
-        delivery_id: i64,
-        handler: &str,
-        status: RunStatus,
-        error: Option<String>,
-        duration: Duration,
-    ) {
-        self.send(Cmd::Attempt {
-            delivery_id,
-            handler: handler.to_owned(),
-            status,
-            error,
-            duration,
-        });
+    pub(crate) fn record_attempt(&self, attempt: Attempt) {
+        self.send(Cmd::Attempt(Box::new(attempt)));
     }
 
     /// Waits until everything sent so far is committed.
@@ -374,10 +574,9 @@ impl Journal {
     /// The handler runs of one delivery.
     pub fn runs(&self, delivery_id: i64) -> Result<Vec<HandlerRun>> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT delivery_id, handler, status, attempts, last_error, duration_ms
-                 FROM runs WHERE delivery_id = ?1 ORDER BY handler",
-            )?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS}, output FROM runs WHERE delivery_id = ?1 ORDER BY handler"
+            ))?;
             let rows = stmt.query_map([delivery_id], run_from_row)?;
             rows.collect()
         })
@@ -435,13 +634,62 @@ impl Journal {
         }
     }
 
+    /// Claims up to `limit` due pending runs of these handlers for this process's
+    /// queue: they are marked held (`next_at_ms` NULL) and returned, oldest due first.
+    pub(crate) fn claim_due(&self, handlers: &[String], limit: usize) -> Result<Vec<Due>> {
+        let names = format!(
+            "[{}]",
+            handlers
+                .iter()
+                .map(|h| format!("\"{}\"", json_escape(h)))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let now = millis(SystemTime::now());
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE runs SET next_at_ms = NULL
+                 WHERE rowid IN (
+                     SELECT rowid FROM runs INDEXED BY runs_due
+                     WHERE status = 'pending' AND next_at_ms <= ?1
+                       AND handler IN (SELECT value FROM json_each(?2))
+                     ORDER BY next_at_ms LIMIT ?3)
+                 RETURNING delivery_id, handler, attempts, attempts_base",
+            )?;
+            let rows = stmt.query_map(params![now, names, limit as i64], |r| {
+                Ok(Due {
+                    delivery_id: r.get(0)?,
+                    handler: r.get(1)?,
+                    attempts: r.get(2)?,
+                    base: r.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// At start, every pending run is due now: those a stopped receiver held in memory
+    /// (queued or running), and those waiting for a retry (a restart, often after a
+    /// fix, retries at once, as it always has).
+    pub(crate) fn release_pending(&self) -> Result<u64> {
+        let now = millis(SystemTime::now());
+        self.read(|c| {
+            c.execute(
+                "UPDATE runs SET next_at_ms = ?1
+                 WHERE status = 'pending' AND (next_at_ms IS NULL OR next_at_ms > ?1)",
+                [now],
+            )
+        })
+        .map(|n| n as u64)
+    }
+
     /// Every run not finished yet (what a restart resumes), oldest delivery first.
     pub fn pending_runs(&self) -> Result<Vec<HandlerRun>> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT delivery_id, handler, status, attempts, last_error, duration_ms
-                 FROM runs WHERE status = 'pending' ORDER BY delivery_id, handler",
-            )?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS}, NULL FROM runs WHERE status = 'pending'
+                     ORDER BY delivery_id, handler"
+            ))?;
             let rows = stmt.query_map([], run_from_row)?;
             rows.collect()
         })
@@ -471,16 +719,34 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
     })
 }
 
-fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HandlerRun> {
+/// The columns [`run_from_row`] reads; `{output}` is `output` or `NULL` (lists).
+pub(crate) const RUN_COLUMNS: &str =
+    "delivery_id, handler, status, attempts, last_error, duration_ms,
+     next_at_ms, updated_at_ms";
+
+pub(crate) fn time_of(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+/// A run from [`RUN_COLUMNS`] and then its output (or NULL).
+pub(crate) fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HandlerRun> {
+    let status = RunStatus::parse(&r.get::<_, String>(2)?);
     Ok(HandlerRun {
         delivery_id: r.get(0)?,
         handler: r.get(1)?,
-        status: RunStatus::parse(&r.get::<_, String>(2)?),
+        status,
         attempts: r.get(3)?,
         last_error: r.get(4)?,
         last_duration: r
             .get::<_, Option<i64>>(5)?
             .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+        next_at: if status == RunStatus::Pending {
+            r.get::<_, Option<i64>>(6)?.map(time_of)
+        } else {
+            None
+        },
+        updated_at: r.get::<_, Option<i64>>(7)?.map(time_of),
+        output: r.get(8)?,
     })
 }
 
@@ -541,7 +807,9 @@ fn open_writer(path: &Path) -> std::result::Result<Connection, String> {
         "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;",
     )
     .map_err(|e| e.to_string())?;
-    conn.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
+    migrate(&conn).map_err(|e| match e {
+        SchemaError::Version(message) | SchemaError::Sql(message) => message,
+    })?;
     // The hook replaces SQLite's automatic checkpoint, which would run in this
     // connection, right after a commit and before its answers: the checkpointer
     // thread does that work instead (see `checkpoint_loop`).
@@ -756,7 +1024,7 @@ impl Writer {
                         Cmd::Flush(reply) => {
                             let _ = reply.send(Ok(()));
                         }
-                        Cmd::Attempt { .. } => {}
+                        Cmd::Attempt(_) => {}
                     }
                 }
             }
@@ -773,7 +1041,7 @@ impl Writer {
                         Cmd::Flush(reply) => {
                             let _ = reply.send(Err(message.clone()));
                         }
-                        Cmd::Attempt { .. } => {}
+                        Cmd::Attempt(_) => {}
                     }
                 }
             }
@@ -788,8 +1056,9 @@ fn write_batch(conn: &mut Connection, batch: &[Cmd]) -> std::result::Result<Vec<
         let mut insert = tx
             .prepare_cached(
                 "INSERT INTO deliveries
-                 (received_at_ms, digest, dedupe_key, event, action, known, repo, build, headers, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 (received_at_ms, digest, dedupe_key, event, action, known, repo, build, headers, body,
+                  build_status, secret_index)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT (dedupe_key) DO NOTHING",
             )
             .map_err(|e| e.to_string())?;
@@ -798,14 +1067,22 @@ fn write_batch(conn: &mut Connection, batch: &[Cmd]) -> std::result::Result<Vec<
             .map_err(|e| e.to_string())?;
         let mut run = tx
             .prepare_cached(
-                "INSERT OR IGNORE INTO runs (delivery_id, handler, status, updated_at_ms)
-                 VALUES (?1, ?2, 'pending', ?3)",
+                "INSERT OR IGNORE INTO runs (delivery_id, handler, status, updated_at_ms, next_at_ms)
+                 VALUES (?1, ?2, 'pending', ?3, ?4)",
             )
             .map_err(|e| e.to_string())?;
         let mut attempt = tx
             .prepare_cached(
-                "UPDATE runs SET status = ?3, attempts = attempts + 1, last_error = ?4,
-                 duration_ms = ?5, updated_at_ms = ?6 WHERE delivery_id = ?1 AND handler = ?2",
+                // A run is held (`next_at_ms` NULL) while it runs. If it is not any more,
+                // a redelivery came meanwhile: the attempt is counted (outside the fresh
+                // set) and the run stays pending, due when the redelivery said.
+                "UPDATE runs SET
+                     status = CASE WHEN next_at_ms IS NULL THEN ?3 ELSE 'pending' END,
+                     attempts = attempts + 1,
+                     attempts_base = attempts_base + (next_at_ms IS NOT NULL),
+                     last_error = ?4, duration_ms = ?5, updated_at_ms = ?6,
+                     next_at_ms = coalesce(next_at_ms, ?7), output = ?8
+                 WHERE delivery_id = ?1 AND handler = ?2",
             )
             .map_err(|e| e.to_string())?;
         let now = millis(SystemTime::now());
@@ -826,6 +1103,8 @@ fn write_batch(conn: &mut Connection, batch: &[Cmd]) -> std::result::Result<Vec<
                             e.build,
                             e.headers,
                             &e.body[..],
+                            e.build_status,
+                            e.secret_index,
                         ])
                         .map_err(|e| e.to_string())?;
                     if n == 0 {
@@ -835,28 +1114,25 @@ fn write_batch(conn: &mut Connection, batch: &[Cmd]) -> std::result::Result<Vec<
                         ids.push(Inserted::Duplicate(id));
                     } else {
                         let id = tx.last_insert_rowid();
+                        let next_at = (!e.queued).then_some(now);
                         for handler in &e.handlers {
-                            run.execute(params![id, handler, now])
+                            run.execute(params![id, handler, now, next_at])
                                 .map_err(|e| e.to_string())?;
                         }
                         ids.push(Inserted::New(id));
                     }
                 }
-                Cmd::Attempt {
-                    delivery_id,
-                    handler,
-                    status,
-                    error,
-                    duration,
-                } => {
+                Cmd::Attempt(a) => {
                     attempt
                         .execute(params![
-                            delivery_id,
-                            handler,
-                            status.as_str(),
-                            error,
-                            duration.as_millis() as i64,
-                            now
+                            a.delivery_id,
+                            a.handler,
+                            a.status.as_str(),
+                            a.error,
+                            a.duration.as_millis() as i64,
+                            now,
+                            a.next_at.map(millis),
+                            a.output,
                         ])
                         .map_err(|e| e.to_string())?;
                 }
@@ -885,9 +1161,13 @@ mod tests {
             known: true,
             repo: None,
             build: None,
+            build_status: None,
+            secret_index: Some(0),
             headers: b"x-drone-event: user\r\n".to_vec(),
             body: body.into(),
             handlers: Vec::new(),
+            // As the server stores a run it queues at once: held until recorded.
+            queued: true,
         }
     }
 
@@ -908,7 +1188,15 @@ mod tests {
             ids.push(id);
         }
         // Run 4 finished; run 0 is pending.
-        journal.record_attempt(ids[4], "h", RunStatus::Ok, None, Duration::ZERO);
+        journal.record_attempt(Attempt {
+            delivery_id: ids[4],
+            handler: "h".to_owned(),
+            status: RunStatus::Ok,
+            error: None,
+            duration: Duration::ZERO,
+            next_at: None,
+            output: None,
+        });
         journal.flush().await.unwrap();
         // Nothing is old, and the bound is not reached.
         let retain = Some(Duration::from_secs(3600));
@@ -935,7 +1223,15 @@ mod tests {
         assert_eq!(left, vec![ids[0], ids[4], ids[5]]);
         assert_eq!(journal.runs(ids[0]).unwrap()[0].status, RunStatus::Pending);
         // Once its run finishes, the old pending one goes too, with its run.
-        journal.record_attempt(ids[0], "h", RunStatus::Ok, None, Duration::ZERO);
+        journal.record_attempt(Attempt {
+            delivery_id: ids[0],
+            handler: "h".to_owned(),
+            status: RunStatus::Ok,
+            error: None,
+            duration: Duration::ZERO,
+            next_at: None,
+            output: None,
+        });
         journal.flush().await.unwrap();
         assert_eq!(journal.prune(retain, None).unwrap(), 1);
         assert!(journal.runs(ids[0]).unwrap().is_empty());

@@ -102,10 +102,12 @@ pub use handler::{
     Delivery, FALLBACK_NAME, Handler, HandlerError, HandlerFuture, HandlerRecord, Observation,
     RequestRecord, Router,
 };
-pub use journal::{HandlerRun, Journal, JournalEntry, RunStatus};
+pub use journal::{BadRunStatus, HandlerRun, Journal, JournalEntry, MAX_RUN_OUTPUT, RunStatus};
 pub use server::Server;
 pub use shutdown::ShutdownHandle;
-pub use store::{BadStoreUrl, StoreUrl};
+pub use store::{
+    BadStoreUrl, EventQuery, EventSummary, Pruned, Store, StoreStats, StoreUrl, StoredEvent,
+};
 
 /// Re-exported so users name the same protocol types.
 pub use dronehook_protocol as protocol;

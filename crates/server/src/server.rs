@@ -67,6 +67,11 @@ impl Server {
                 let journal = tokio::task::spawn_blocking(move || Journal::start(&path, stats))
                     .await
                     .map_err(|e| Error::config(format!("journal start-up failed: {e}")))?;
+                // A newer schema is not something a retry fixes: refuse to start.
+                if let Some(e) = journal.schema_error() {
+                    journal.close();
+                    return Err(e);
+                }
                 Some(journal)
             }
             None => None,

@@ -430,10 +430,18 @@ async fn accept(
     } else {
         (StatusCode::ACCEPTED, "unknown_event")
     };
+    // A replay is answered 2xx (the sender must not retry it) and says so, so a
+    // sender can tell a duplicate from a delivery.
+    let replay = |outline: Outline| {
+        Outcome::empty(StatusCode::NO_CONTENT, "replay", outline).header_value(
+            http::HeaderName::from_static(dronehook_protocol::DUPLICATE_HEADER),
+            HeaderValue::from_static("true"),
+        )
+    };
 
     let guard = match &shared.replay {
         Some(cache) => match cache.claim(digest).await {
-            Claim::Replay => return Outcome::empty(StatusCode::NO_CONTENT, "replay", outline),
+            Claim::Replay => return replay(outline),
             Claim::Fresh(guard) => Some(guard),
             // The journal's unique key on the digest holds every accepted body and
             // settles copies that race, so it catches the replays the full map
@@ -479,11 +487,36 @@ async fn accept(
                 digest,
                 secret_index,
                 attempt: 1,
+                output: crate::handler::OutputSlot::default(),
             }),
             Err(e) => return Outcome::error(StatusCode::BAD_REQUEST, e.code()),
         }
     };
 
+    // With a journal, the runs go to the dispatcher's queue if it has room for all of
+    // them now; otherwise they are stored due and its poller brings them in.
+    let reserved = match (&shared.dispatcher, &delivery) {
+        (Some(dispatcher), Some(_)) if shared.journal.is_some() => dispatcher.reserve(routes.len()),
+        _ => None,
+    };
+    // The build's status for the store's lists, from the handlers' decoded payload, or
+    // decoded for it (build events only) when no handler wanted the payload.
+    let build_status = journal_headers.as_ref().and_then(|_| {
+        if outline.event != Event::Build {
+            return None;
+        }
+        match &delivery {
+            Some(d) => d
+                .envelope
+                .build
+                .as_ref()
+                .map(|b| b.status.as_str().to_owned()),
+            // The outline's event is the body's, or the header's when the body has none.
+            None => Envelope::decode_with_header(&body, Some(outline.event.as_str()))
+                .ok()
+                .and_then(|e| e.build.map(|b| b.status.as_str().to_owned())),
+        }
+    });
     // The record either store keeps, built once; `journal_headers` exists exactly when
     // there is a store.
     let entry = journal_headers.map(|headers| NewEntry {
@@ -495,9 +528,15 @@ async fn accept(
         known,
         repo: outline.repo_slug.clone(),
         build: outline.build_number,
+        build_status,
+        secret_index: shared
+            .config
+            .verify
+            .then(|| u32::try_from(secret_index).unwrap_or(u32::MAX)),
         headers,
         body,
         handlers: routes.iter().map(|r| r.name.clone()).collect(),
+        queued: reserved.is_some(),
     });
 
     if let Some(entry) = entry {
@@ -517,10 +556,7 @@ async fn accept(
                 Ok((inserted, took)) => {
                     shared.metrics.commit(took);
                     let (id, mut out) = match inserted {
-                        Inserted::Duplicate(id) => (
-                            id,
-                            Outcome::empty(StatusCode::NO_CONTENT, "replay", outline),
-                        ),
+                        Inserted::Duplicate(id) => (id, replay(outline)),
                         Inserted::New(id) => (id, Outcome::empty(success, success_code, outline)),
                     };
                     out.delivery_id = Some(id);
@@ -543,7 +579,7 @@ async fn accept(
                     if let Some(guard) = guard {
                         guard.accept();
                     }
-                    let mut out = Outcome::empty(StatusCode::NO_CONTENT, "replay", outline);
+                    let mut out = replay(outline);
                     out.delivery_id = Some(id);
                     return out;
                 }
@@ -554,8 +590,13 @@ async fn accept(
                     }
                     if let (Some(dispatcher), Some(mut delivery)) = (&shared.dispatcher, delivery) {
                         delivery.id = Some(id);
-                        for route in routes {
-                            dispatcher.enqueue(route.clone(), delivery.clone());
+                        match reserved {
+                            Some(reserved) => dispatcher.enqueue(
+                                reserved,
+                                routes.into_iter().cloned().collect(),
+                                &delivery,
+                            ),
+                            None => dispatcher.nudge(),
                         }
                     }
                     let mut out = Outcome::empty(success, success_code, outline);

@@ -5,8 +5,14 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+mod handle;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+pub(crate) mod query;
+mod sqlite;
+
+pub use handle::Store;
+pub use query::{EventQuery, EventSummary, Pruned, StoreStats, StoredEvent};
 
 use std::sync::Arc;
 use std::time::Duration;

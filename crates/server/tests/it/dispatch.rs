@@ -109,7 +109,7 @@ async fn a_handler_that_keeps_failing_is_marked_failed_after_the_last_attempt() 
                 .runs(e.id)
                 .unwrap()
                 .first()
-                .is_some_and(|r| r.status == RunStatus::Failed)
+                .is_some_and(|r| r.status == RunStatus::Dead)
         })
     })
     .await;
@@ -230,6 +230,17 @@ async fn an_entry_that_cannot_be_decoded_on_resume_is_logged_and_the_others_resu
     drop(guard);
     let events: Vec<String> = calls.all().iter().map(Delivery::filter_name).collect();
     assert_eq!(events, ["repo:disabled"]);
+    // The run that cannot be made is dead, with why, instead of pending for ever.
+    journal.flush().await.unwrap();
+    let run = &journal.runs(first).unwrap()[0];
+    assert_eq!(run.status, RunStatus::Dead);
+    assert_eq!(
+        run.last_error.as_deref(),
+        Some(
+            "the stored delivery cannot be run: the body is not a valid payload: \
+             invalid type: sequence, expected a JSON object (Envelope) at line 1 column 0"
+        )
+    );
     let log = log.text();
     let warnings: Vec<&str> = log
         .lines()
@@ -239,8 +250,8 @@ async fn an_entry_that_cannot_be_decoded_on_resume_is_logged_and_the_others_resu
     assert_eq!(
         warnings,
         [format!(
-            "dronehook_server::dispatch: an unfinished run's journal entry cannot be decoded; \
-             it is not resumed entry={first} error=the body is not a valid payload: \
+            "dronehook_server::dispatch: a stored delivery cannot be decoded; its run is dead \
+             entry={first} handler=sink error=the body is not a valid payload: \
              invalid type: sequence, expected a JSON object (Envelope) at line 1 column 0"
         )]
     );

@@ -9,10 +9,12 @@ mod journal;
 mod keepalive;
 mod ops;
 mod overload;
+mod redeliver;
 mod replay;
 mod statuses;
 #[cfg(feature = "postgres")]
 mod store;
+mod store_api;
 mod timeouts;
 mod tls;
 mod transport;

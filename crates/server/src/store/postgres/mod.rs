@@ -34,9 +34,10 @@ use crate::journal::{
 pub(crate) mod runner;
 #[cfg(test)]
 mod tests;
+mod tool;
 
 /// The schema version this build writes and understands.
-pub(crate) const SCHEMA_VERSION: i32 = 1;
+pub(crate) const SCHEMA_VERSION: i32 = 2;
 
 /// The schema, one step per version: step `n` takes a database from version `n` to
 /// `n + 1`. Steps are only ever appended.
@@ -76,7 +77,26 @@ CREATE TABLE dronehook_runs (
     PRIMARY KEY (delivery_id, handler)
 );
 CREATE INDEX dronehook_runs_due ON dronehook_runs (next_at) WHERE status = 'pending';
-"];
+",
+    // Version 2: what tools read (`Store`), run output, and `attempts_base` (the
+    // attempts when a run was last (re)queued, so a redelivery gets a fresh set).
+    // An index per `EventQuery` filter; `text_pattern_ops` serves both `=` and a
+    // `LIKE` with a literal prefix.
+    "
+ALTER TABLE dronehook_deliveries ADD COLUMN build_status text, ADD COLUMN secret_index integer,
+    ADD COLUMN erased boolean NOT NULL DEFAULT false;
+ALTER TABLE dronehook_runs ADD COLUMN output bytea,
+    ADD COLUMN attempts_base integer NOT NULL DEFAULT 0;
+UPDATE dronehook_deliveries SET build_status = convert_from(body, 'UTF8')::json -> 'build' ->> 'status'
+    WHERE event = 'build';
+CREATE INDEX dronehook_deliveries_event ON dronehook_deliveries (event, action, id);
+CREATE INDEX dronehook_deliveries_repo ON dronehook_deliveries (repo text_pattern_ops, id);
+CREATE INDEX dronehook_deliveries_build_status ON dronehook_deliveries (build_status, id);
+CREATE INDEX dronehook_deliveries_builds ON dronehook_deliveries (repo, id)
+    WHERE event = 'build' AND NOT erased;
+CREATE INDEX dronehook_runs_status ON dronehook_runs (status, delivery_id);
+",
+];
 
 /// The channel a commit that adds runs notifies.
 const CHANNEL: &str = "dronehook_runs";
@@ -98,8 +118,8 @@ const SELECT_ENTRY: &str =
     "SELECT id, received_at, digest, event, action, known, repo, build, headers, body
      FROM dronehook_deliveries";
 #[cfg_attr(not(test), allow(dead_code))]
-const SELECT_RUN: &str =
-    "SELECT delivery_id, handler, status, attempts, last_error, duration_ms FROM dronehook_runs";
+const SELECT_RUN: &str = "SELECT delivery_id, handler, status, attempts, last_error, duration_ms,
+     next_at, updated_at, output FROM dronehook_runs";
 
 /// How the store behaves; the defaults suit a receiver.
 #[derive(Clone, Debug)]
@@ -116,6 +136,12 @@ pub(crate) struct Settings {
     pub(crate) poll_every: Duration,
     /// Connections in the pool.
     pub(crate) pool_size: usize,
+    /// Whether the writer, the listener and maintenance run (a receiver); a tool's
+    /// handle has none of them.
+    pub(crate) background: bool,
+    /// Every session is read-only (`default_transaction_read_only`): a tool's
+    /// read-only handle cannot write even by mistake.
+    pub(crate) read_only: bool,
 }
 
 impl Default for Settings {
@@ -127,6 +153,8 @@ impl Default for Settings {
             maintenance_every: Duration::from_secs(30),
             poll_every: Duration::from_secs(5),
             pool_size: 8,
+            background: true,
+            read_only: false,
         }
     }
 }
@@ -140,6 +168,8 @@ pub(crate) struct Claimed {
     pub(crate) handler: String,
     /// This attempt's number, from 1 (attempts interrupted by a dying instance count).
     pub(crate) attempt: u32,
+    /// The run's attempts when it was last (re)queued: its attempts count from there.
+    pub(crate) base: u32,
 }
 
 /// How an attempt ended.
@@ -270,7 +300,10 @@ impl PostgresStore {
         stats: BatchStats,
     ) -> Result<PostgresStore> {
         let store = PostgresStore::start(url, settings, stats)?;
-        store.shared.ensure_migrated().await.map_err(Error::store)?;
+        store.shared.migrate().await.map_err(|e| match e {
+            Migration::Newer(message) => Error::schema(message),
+            Migration::Failed(message) => Error::store(message),
+        })?;
         store.shared.set_available(None);
         Ok(store)
     }
@@ -286,7 +319,7 @@ impl PostgresStore {
         let store = PostgresStore::start(url, settings, stats)?;
         match store.shared.migrate().await {
             Ok(()) => store.shared.set_available(None),
-            Err(Migration::Newer(message)) => return Err(Error::store(message)),
+            Err(Migration::Newer(message)) => return Err(Error::schema(message)),
             Err(Migration::Failed(message)) => {
                 tracing::error!(store = %store.shared.target, error = %message, "store unavailable at start; answering 503 until it is back");
                 store.shared.set_available(Some(message));
@@ -305,6 +338,9 @@ impl PostgresStore {
             config.connect_timeout(Duration::from_secs(5));
         }
         config.application_name("dronehook");
+        if settings.read_only {
+            config.options("-c default_transaction_read_only=on");
+        }
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -333,11 +369,15 @@ impl PostgresStore {
             stats,
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        let tasks = vec![
-            tokio::spawn(writer(shared.clone(), rx)),
-            tokio::spawn(listener(shared.clone())),
-            tokio::spawn(maintenance(shared.clone())),
-        ];
+        let tasks = if shared.settings.background {
+            vec![
+                tokio::spawn(writer(shared.clone(), rx)),
+                tokio::spawn(listener(shared.clone())),
+                tokio::spawn(maintenance(shared.clone())),
+            ]
+        } else {
+            Vec::new()
+        };
         Ok(PostgresStore {
             shared,
             tx,
@@ -394,7 +434,7 @@ impl PostgresStore {
                 "UPDATE dronehook_runs
                  SET status = 'dead', lease_owner = NULL, lease_until = NULL, updated_at = now(),
                      last_error = 'its last attempt did not finish: the lease expired'
-                 WHERE status = 'pending' AND attempts >= $1::int4
+                 WHERE status = 'pending' AND attempts - attempts_base >= $1::int4
                    AND (lease_until IS NULL OR lease_until < now())",
             )
             .await
@@ -405,7 +445,7 @@ impl PostgresStore {
                     SELECT delivery_id, handler FROM dronehook_runs
                     WHERE status = 'pending' AND next_at <= now()
                       AND (lease_until IS NULL OR lease_until < now())
-                      AND attempts < $3::int4 AND handler = ANY($2::text[])
+                      AND attempts - attempts_base < $3::int4 AND handler = ANY($2::text[])
                     ORDER BY next_at, delivery_id
                     LIMIT $4::int8
                     FOR UPDATE SKIP LOCKED
@@ -415,7 +455,7 @@ impl PostgresStore {
                      lease_until = now() + $5::float8 * interval '1 millisecond',
                      attempts = r.attempts + 1, updated_at = now()
                  FROM due WHERE r.delivery_id = due.delivery_id AND r.handler = due.handler
-                 RETURNING r.delivery_id, r.handler, r.attempts",
+                 RETURNING r.delivery_id, r.handler, r.attempts, r.attempts_base",
             )
             .await
             .map_err(|e| Error::store(describe(&e)))?;
@@ -448,6 +488,7 @@ impl PostgresStore {
                 delivery_id: r.get(0),
                 handler: r.get(1),
                 attempt: r.get::<_, i32>(2).max(0) as u32,
+                base: r.get::<_, i32>(3).max(0) as u32,
             })
             .collect())
     }
@@ -478,6 +519,7 @@ impl PostgresStore {
         run: &Claimed,
         outcome: &Outcome,
         duration: Duration,
+        output: Option<&[u8]>,
     ) -> Result<bool> {
         let (status, error, after) = match outcome {
             Outcome::Ok => ("ok", None, Duration::ZERO),
@@ -489,7 +531,7 @@ impl PostgresStore {
                 "UPDATE dronehook_runs
                  SET status = $4, last_error = $5, duration_ms = $6,
                      next_at = now() + $7::float8 * interval '1 millisecond',
-                     lease_owner = NULL, lease_until = NULL, updated_at = now()
+                     lease_owner = NULL, lease_until = NULL, updated_at = now(), output = $8
                  WHERE delivery_id = $1 AND handler = $2 AND lease_owner = $3",
                 &[
                     &run.delivery_id,
@@ -499,6 +541,7 @@ impl PostgresStore {
                     &error,
                     &(duration.as_millis() as i64),
                     &(after.as_secs_f64() * 1000.0),
+                    &output,
                 ],
             )
             .await?;
@@ -644,22 +687,26 @@ fn entry_from_row(r: &tokio_postgres::Row) -> JournalEntry {
     }
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
-fn run_from_row(r: &tokio_postgres::Row) -> HandlerRun {
+/// A run from [`SELECT_RUN`]'s columns (the output may be selected as NULL).
+pub(crate) fn run_from_row(r: &tokio_postgres::Row) -> HandlerRun {
+    let status = RunStatus::parse(r.get::<_, &str>(2));
+    // A pending run under a live lease is held by a receiver: it has no next time.
     HandlerRun {
         delivery_id: r.get(0),
         handler: r.get(1),
-        // `dead` is the journal's `failed`: the last attempt failed, kept and visible.
-        status: match r.get::<_, &str>(2) {
-            "ok" => RunStatus::Ok,
-            "dead" => RunStatus::Failed,
-            _ => RunStatus::Pending,
-        },
+        status,
         attempts: r.get::<_, i32>(3).max(0) as u32,
         last_error: r.get(4),
         last_duration: r
             .get::<_, Option<i64>>(5)
             .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+        next_at: if status == RunStatus::Pending {
+            r.get(6)
+        } else {
+            None
+        },
+        updated_at: r.get(7),
+        output: r.get(8),
     }
 }
 
@@ -817,9 +864,11 @@ impl Shared {
             let deliveries = tx
                 .prepare_cached(
                     "INSERT INTO dronehook_deliveries
-                     (id, received_at, digest, event, action, known, repo, build, headers, body)
+                     (id, received_at, digest, event, action, known, repo, build, headers, body,
+                      build_status, secret_index)
                      SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::bytea[], $4::text[],
-                         $5::text[], $6::bool[], $7::text[], $8::int8[], $9::bytea[], $10::bytea[])",
+                         $5::text[], $6::bool[], $7::text[], $8::int8[], $9::bytea[], $10::bytea[],
+                         $11::text[], $12::int4[])",
                 )
                 .await
                 .map_err(db)?;
@@ -833,7 +882,7 @@ impl Shared {
                 .map_err(db)?;
             // The statements are sent together (the connection pipelines them) and run
             // in order; the notification is delivered at commit.
-            let delivery_params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+            let delivery_params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
                 &cols.ids,
                 &cols.received,
                 &cols.digests,
@@ -844,6 +893,8 @@ impl Shared {
                 &cols.builds,
                 &cols.headers,
                 &cols.bodies,
+                &cols.build_statuses,
+                &cols.secret_indexes,
             ];
             let run_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
                 [&cols.run_ids, &cols.run_handlers];
@@ -934,6 +985,8 @@ struct Columns<'a> {
     builds: Vec<Option<i64>>,
     headers: Vec<&'a [u8]>,
     bodies: Vec<&'a [u8]>,
+    build_statuses: Vec<Option<&'a str>>,
+    secret_indexes: Vec<Option<i32>>,
     run_ids: Vec<i64>,
     run_handlers: Vec<&'a str>,
 }
@@ -950,6 +1003,9 @@ impl<'a> Columns<'a> {
         self.builds.push(e.build);
         self.headers.push(&e.headers);
         self.bodies.push(&e.body);
+        self.build_statuses.push(e.build_status.as_deref());
+        self.secret_indexes
+            .push(e.secret_index.map(|i| i32::try_from(i).unwrap_or(i32::MAX)));
         for handler in &e.handlers {
             self.run_ids.push(id);
             self.run_handlers.push(handler);
@@ -990,8 +1046,9 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> std::result::Result<
         .map_err(db)?
         .get(0);
     if found > SCHEMA_VERSION {
-        return Err(Migration::Newer(format!(
-            "the database's schema is version {found}, newer than this dronehook knows ({SCHEMA_VERSION}); upgrade dronehook"
+        return Err(Migration::Newer(crate::journal::newer_schema(
+            found.into(),
+            SCHEMA_VERSION.into(),
         )));
     }
     for (version, step) in (1..).zip(MIGRATIONS).skip(found.max(0) as usize) {

@@ -171,24 +171,27 @@ async fn execute(cx: &Context, run: Claimed) {
         Err(Load::Corrupt(error)) => {
             tracing::error!(id = run.delivery_id, handler = %run.handler, %error, "cannot run a stored delivery");
             let outcome = Outcome::Dead { error };
-            record(cx, &run, &outcome, Duration::ZERO).await;
+            record(cx, &run, &outcome, Duration::ZERO, None).await;
             return;
         }
     };
     let event = delivery.filter_name();
+    let slot = delivery.output.clone();
     let (result, duration) = attempt_with_lease(cx, &run, &route, delivery).await;
-    let will_retry = result.is_err() && run.attempt < cx.settings.max_attempts;
+    // Attempts count from the run's last (re)queueing: a redelivery gets a fresh set.
+    let made = run.attempt.saturating_sub(run.base);
+    let will_retry = result.is_err() && made < cx.settings.max_attempts;
     let outcome = match &result {
         Ok(()) => Outcome::Ok,
         Err(e) if will_retry => Outcome::Retry {
             error: e.message().to_owned(),
-            after: backoff(cx.settings.retry_base, cx.settings.retry_max, run.attempt),
+            after: backoff(cx.settings.retry_base, cx.settings.retry_max, made),
         },
         Err(e) => Outcome::Dead {
             error: e.message().to_owned(),
         },
     };
-    record(cx, &run, &outcome, duration).await;
+    record(cx, &run, &outcome, duration, slot.take().as_deref()).await;
     cx.metrics
         .handler_run(&route.name, if result.is_ok() { "ok" } else { "error" });
     match &result {
@@ -225,6 +228,9 @@ async fn load(cx: &Context, run: &Claimed) -> Result<Delivery, Load> {
         .await
         .map_err(|e| Load::Store(e.to_string()))?
         .ok_or_else(|| Load::Corrupt("the delivery is not in the store".to_owned()))?;
+    if entry.body.is_empty() {
+        return Err(Load::Corrupt("the delivery was erased".to_owned()));
+    }
     let header_event = entry
         .headers
         .iter()
@@ -274,10 +280,16 @@ async fn attempt_with_lease(
 
 /// Records an outcome, trying again while the database is unreachable, for as long as
 /// the lease would have lasted: after that the run is claimed again anyway.
-async fn record(cx: &Context, run: &Claimed, outcome: &Outcome, duration: Duration) {
+async fn record(
+    cx: &Context,
+    run: &Claimed,
+    outcome: &Outcome,
+    duration: Duration,
+    output: Option<&[u8]>,
+) {
     let deadline = Instant::now() + cx.settings.lease;
     loop {
-        match cx.store.finish(run, outcome, duration).await {
+        match cx.store.finish(run, outcome, duration, output).await {
             Ok(true) => return,
             Ok(false) => {
                 tracing::warn!(handler = %run.handler, id = run.delivery_id, "the run's lease was lost before its outcome was recorded; it runs again");

@@ -19,9 +19,12 @@ fn entry(n: u32, handlers: &[&str]) -> NewEntry {
         known: true,
         repo: Some("octocat/hello".into()),
         build: Some(i64::from(n)),
+        build_status: None,
+        secret_index: Some(0),
         headers: b"x-drone-event: user\r\ncontent-type: application/json\r\n".to_vec(),
         body: body.into(),
         handlers: handlers.iter().map(|h| (*h).to_owned()).collect(),
+        queued: false,
     }
 }
 
@@ -155,7 +158,8 @@ async fn a_lease_is_renewed_while_held_and_reclaimed_after_it_expires() {
         vec![Claimed {
             delivery_id: id,
             handler: "h".into(),
-            attempt: 1
+            attempt: 1,
+            base: 0,
         }]
     );
     // Claimed once: neither the other instance nor the holder gets it again.
@@ -183,12 +187,12 @@ async fn a_lease_is_renewed_while_held_and_reclaimed_after_it_expires() {
     // The first holder has lost it: it can neither renew nor record an outcome.
     assert!(!a.renew(&held[0], lease).await.unwrap());
     assert!(
-        !a.finish(&held[0], &Outcome::Ok, Duration::from_millis(3))
+        !a.finish(&held[0], &Outcome::Ok, Duration::from_millis(3), None)
             .await
             .unwrap()
     );
     assert!(
-        b.finish(&taken[0], &Outcome::Ok, Duration::from_millis(4))
+        b.finish(&taken[0], &Outcome::Ok, Duration::from_millis(4), None)
             .await
             .unwrap()
     );
@@ -218,7 +222,7 @@ async fn failed_runs_are_retried_after_their_backoff_then_dead_and_kept() {
     };
     assert!(
         store
-            .finish(&first, &retry_later, Duration::ZERO)
+            .finish(&first, &retry_later, Duration::ZERO, None)
             .await
             .unwrap()
     );
@@ -240,7 +244,7 @@ async fn failed_runs_are_retried_after_their_backoff_then_dead_and_kept() {
     };
     assert!(
         store
-            .finish(&second, &retry_now, Duration::ZERO)
+            .finish(&second, &retry_now, Duration::ZERO, None)
             .await
             .unwrap()
     );
@@ -249,7 +253,12 @@ async fn failed_runs_are_retried_after_their_backoff_then_dead_and_kept() {
     let dead = Outcome::Dead {
         error: "exit status 3".into(),
     };
-    assert!(store.finish(&third, &dead, Duration::ZERO).await.unwrap());
+    assert!(
+        store
+            .finish(&third, &dead, Duration::ZERO, None)
+            .await
+            .unwrap()
+    );
 
     assert!(
         store
@@ -260,7 +269,7 @@ async fn failed_runs_are_retried_after_their_backoff_then_dead_and_kept() {
     );
     assert!(store.pending_runs().await.unwrap().is_empty());
     let runs = store.runs(id).await.unwrap();
-    assert_eq!(runs[0].status, RunStatus::Failed);
+    assert_eq!(runs[0].status, RunStatus::Dead);
     assert_eq!(runs[0].attempts, 3);
     assert_eq!(runs[0].last_error.as_deref(), Some("exit status 3"));
 
@@ -288,7 +297,7 @@ async fn failed_runs_are_retried_after_their_backoff_then_dead_and_kept() {
             .is_empty()
     );
     let runs = store.runs(id).await.unwrap();
-    assert_eq!(runs[0].status, RunStatus::Failed);
+    assert_eq!(runs[0].status, RunStatus::Dead);
     assert_eq!(
         runs[0].last_error.as_deref(),
         Some("its last attempt did not finish: the lease expired")
@@ -337,7 +346,7 @@ async fn retention_prunes_old_and_surplus_deliveries_but_never_pending_ones() {
         .remove(0);
     assert!(
         store
-            .finish(&run, &Outcome::Ok, Duration::ZERO)
+            .finish(&run, &Outcome::Ok, Duration::ZERO, None)
             .await
             .unwrap()
     );
@@ -417,11 +426,11 @@ async fn a_schema_newer_than_this_build_is_refused_with_one_line() {
     let err = PostgresStore::open(db.url(), settings(), BatchStats::default())
         .await
         .unwrap_err();
-    assert!(err.is_store());
+    assert!(err.is_schema());
     assert_eq!(
         err.to_string(),
         format!(
-            "store: the database's schema is version 99, newer than this dronehook knows ({SCHEMA_VERSION}); upgrade dronehook"
+            "the store's schema is version 99; this dronehook knows up to {SCHEMA_VERSION}: upgrade dronehook"
         )
     );
 }
@@ -707,7 +716,7 @@ mod runner {
             ]
         );
         let runs = store.runs(id).await.unwrap();
-        assert_eq!(runs[0].status, RunStatus::Failed);
+        assert_eq!(runs[0].status, RunStatus::Dead);
         assert_eq!(runs[0].attempts, 3);
         assert_eq!(runs[0].last_error.as_deref(), Some("attempt 3 failed"));
     }

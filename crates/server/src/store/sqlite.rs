@@ -1,0 +1,520 @@
+//! [`crate::Store`] on an SQLite journal: one connection of the tool's own beside the
+//! receiver's writer (WAL lets both work), used from blocking tasks.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use dronehook_protocol::BodyDigest;
+use dronehook_protocol::filter::filter_name;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
+
+use super::query::{
+    EventQuery, EventSummary, Pruned, StoreStats, StoredEvent, is_literal, millis, sqlite_glob,
+};
+use crate::error::{Error, Result};
+use crate::journal::{
+    HandlerRun, RUN_COLUMNS, RunStatus, SCHEMA_VERSION, SchemaError, decode_headers, migrate,
+    newer_schema, run_from_row, schema_version, time_of,
+};
+
+/// Rows deleted per statement when pruning, so the receiver's writer waits at most
+/// one chunk.
+const PRUNE_CHUNK: i64 = 1000;
+
+/// Ids per `IN (...)` when loading the runs of a page of events.
+const IDS_PER_QUERY: usize = 500;
+
+const SUMMARY_COLUMNS: &str =
+    "d.id, d.received_at_ms, d.event, d.action, d.known, d.repo, d.build, d.build_status, d.erased";
+
+pub(crate) struct SqliteStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    read_only: bool,
+}
+
+impl SqliteStore {
+    /// Opens an existing journal (never creates one); read-write migrates it.
+    pub(crate) fn open(path: &Path, read_only: bool) -> Result<SqliteStore> {
+        let no_store = || Error::not_found(format!("no store at {}", path.display()));
+        if !path.is_file() {
+            return Err(no_store());
+        }
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let sql = |e: rusqlite::Error| sql_error(path, &e);
+        let conn = Connection::open_with_flags(path, flags).map_err(sql)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+        let found = schema_version(&conn).map_err(sql)?;
+        if found == 0 {
+            return Err(Error::not_found(format!(
+                "no store at {}: the file holds no dronehook journal",
+                path.display()
+            )));
+        }
+        if read_only {
+            if found > SCHEMA_VERSION {
+                return Err(Error::schema(newer_schema(found, SCHEMA_VERSION)));
+            }
+            if found < SCHEMA_VERSION {
+                return Err(Error::schema(format!(
+                    "the store's schema is version {found}; reading needs version {SCHEMA_VERSION}: open it read-write once (or start a receiver on it) to migrate it"
+                )));
+            }
+            conn.execute_batch("PRAGMA query_only = ON").map_err(sql)?;
+        } else {
+            migrate(&conn).map_err(|e| match e {
+                SchemaError::Version(message) => Error::schema(message),
+                SchemaError::Sql(message) => Error::store(format!(
+                    "sqlite:{}: {}",
+                    path.display(),
+                    message.replace('\n', " ")
+                )),
+            })?;
+            // Erased payloads are overwritten in the file, not only unlinked.
+            conn.execute_batch("PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON")
+                .map_err(sql)?;
+        }
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            conn: Mutex::new(conn),
+            read_only,
+        })
+    }
+
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&conn).map_err(|e| sql_error(&self.path, &e))
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::read_only(format!(
+                "sqlite:{} was opened read-only: nothing is changed",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn list(&self, query: &EventQuery) -> Result<Vec<EventSummary>> {
+        self.with(|c| {
+            let Some((sql, args)) = list_sql(c, query)? else {
+                return Ok(Vec::new());
+            };
+            let mut stmt = c.prepare(&sql)?;
+            let mut events: Vec<EventSummary> = stmt
+                .query_map(params_from_iter(args), summary_from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            attach_runs(c, &mut events, false)?;
+            Ok(events)
+        })
+    }
+
+    pub(crate) fn get(&self, id: i64) -> Result<Option<StoredEvent>> {
+        self.with(|c| get(c, id))
+    }
+
+    pub(crate) fn redeliver(&self, id: i64, handler: Option<&str>) -> Result<Vec<String>> {
+        self.writable()?;
+        if handler.is_some_and(str::is_empty) {
+            return Err(Error::store("an empty handler name"));
+        }
+        let conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sql = |e: rusqlite::Error| sql_error(&self.path, &e);
+        // IMMEDIATE: the write lock is taken at once, so the read below cannot turn
+        // into a lock upgrade that fails against the receiver's writer.
+        let tx =
+            rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql)?;
+        let erased: Option<bool> = tx
+            .query_row("SELECT erased FROM deliveries WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(sql)?;
+        match erased {
+            None => return Err(Error::not_found(format!("no event {id}"))),
+            Some(true) => {
+                return Err(Error::store(format!(
+                    "event {id} was erased: there is nothing to redeliver"
+                )));
+            }
+            Some(false) => {}
+        }
+        let now = millis(SystemTime::now());
+        if let Some(handler) = handler {
+            tx.execute(
+                "INSERT OR IGNORE INTO runs (delivery_id, handler, status, updated_at_ms, next_at_ms)
+                 VALUES (?1, ?2, 'pending', ?3, ?3)",
+                params![id, handler, now],
+            )
+            .map_err(sql)?;
+        }
+        let mut names: Vec<String> = {
+            let mut stmt = tx
+                .prepare(
+                    "UPDATE runs SET status = 'pending', next_at_ms = ?3, attempts_base = attempts,
+                     updated_at_ms = ?3
+                     WHERE delivery_id = ?1 AND (?2 IS NULL OR handler = ?2)
+                     RETURNING handler",
+                )
+                .map_err(sql)?;
+            stmt.query_map(params![id, handler, now], |r| r.get(0))
+                .map_err(sql)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(sql)?
+        };
+        tx.commit().map_err(sql)?;
+        names.sort();
+        Ok(names)
+    }
+
+    pub(crate) fn prune(&self, older_than: Duration, dry_run: bool) -> Result<Pruned> {
+        let cutoff = millis(SystemTime::now())
+            .saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
+        const CHOSEN: &str = "SELECT d.id FROM deliveries d
+             WHERE d.received_at_ms < ?1
+               AND NOT EXISTS (SELECT 1 FROM runs r
+                               WHERE r.delivery_id = d.id AND r.status = 'pending')";
+        if dry_run {
+            let n: i64 = self.with(|c| {
+                c.query_row(&format!("SELECT count(*) FROM ({CHOSEN})"), [cutoff], |r| {
+                    r.get(0)
+                })
+            })?;
+            return Ok(Pruned { events: n as u64 });
+        }
+        self.writable()?;
+        let mut total = 0;
+        loop {
+            let removed = self.with(|c| {
+                let chunk = format!("{CHOSEN} ORDER BY d.id LIMIT ?2");
+                let tx = rusqlite::Transaction::new_unchecked(
+                    c,
+                    rusqlite::TransactionBehavior::Immediate,
+                )?;
+                tx.execute(
+                    &format!("DELETE FROM runs WHERE delivery_id IN ({chunk})"),
+                    params![cutoff, PRUNE_CHUNK],
+                )?;
+                let n = tx.execute(
+                    &format!("DELETE FROM deliveries WHERE id IN ({chunk})"),
+                    params![cutoff, PRUNE_CHUNK],
+                )?;
+                tx.commit()?;
+                Ok(n as u64)
+            })?;
+            total += removed;
+            if removed < PRUNE_CHUNK as u64 {
+                return Ok(Pruned { events: total });
+            }
+        }
+    }
+
+    pub(crate) fn stats(&self, since: Option<SystemTime>) -> Result<StoreStats> {
+        let from = since.map_or(i64::MIN, millis);
+        let mut stats = self.with(|c| {
+            let mut stats = StoreStats::default();
+            let (events, erased, oldest, newest): (i64, i64, Option<i64>, Option<i64>) = c
+                .query_row(
+                    "SELECT count(*), coalesce(sum(erased), 0), min(received_at_ms), max(received_at_ms)
+                     FROM deliveries WHERE received_at_ms >= ?1",
+                    [from],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )?;
+            stats.events = events as u64;
+            stats.erased = erased as u64;
+            stats.oldest = oldest.map(time_of);
+            stats.newest = newest.map(time_of);
+            let mut stmt = c.prepare(
+                "SELECT event, action, count(*) FROM deliveries WHERE received_at_ms >= ?1
+                 GROUP BY event, action",
+            )?;
+            stats.by_event = stmt
+                .query_map([from], |r| {
+                    Ok((
+                        filter_name(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?),
+                        r.get::<_, i64>(2)? as u64,
+                    ))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            stats.by_event.sort();
+            let mut stmt = c.prepare(
+                "SELECT build_status, count(*) FROM deliveries
+                 WHERE build_status IS NOT NULL AND received_at_ms >= ?1
+                 GROUP BY build_status ORDER BY build_status",
+            )?;
+            stats.by_build_status = stmt
+                .query_map([from], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let runs_sql = if since.is_some() {
+                "SELECT r.status, count(*) FROM runs r JOIN deliveries d ON d.id = r.delivery_id
+                 WHERE d.received_at_ms >= ?1 GROUP BY r.status"
+            } else {
+                "SELECT status, count(*) FROM runs WHERE ?1 IS NOT NULL GROUP BY status"
+            };
+            let mut stmt = c.prepare(runs_sql)?;
+            let by_run: Vec<(String, i64)> = stmt
+                .query_map([from], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            stats.by_run_status = merge_run_counts(by_run);
+            let oldest_pending: Option<i64> = c.query_row(
+                "SELECT min(d.received_at_ms) FROM deliveries d
+                 WHERE d.id IN (SELECT delivery_id FROM runs WHERE status = 'pending')
+                   AND d.received_at_ms >= ?1",
+                [from],
+                |r| r.get(0),
+            )?;
+            stats.oldest_pending = oldest_pending.map(time_of);
+            Ok(stats)
+        })?;
+        let mut wal = self.path.as_os_str().to_owned();
+        wal.push("-wal");
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        stats.size_bytes = Some(size(&self.path) + size(Path::new(&wal)));
+        Ok(stats)
+    }
+
+    pub(crate) fn erase(&self, id: i64) -> Result<bool> {
+        self.writable()?;
+        let erased = self.with(|c| {
+            let tx =
+                rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            let erased: Option<bool> = tx
+                .query_row("SELECT erased FROM deliveries WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            match erased {
+                None => return Ok(None),
+                Some(true) => return Ok(Some(false)),
+                Some(false) => {}
+            }
+            tx.execute(
+                "UPDATE deliveries SET headers = x'', body = x'', erased = 1 WHERE id = ?1",
+                [id],
+            )?;
+            tx.execute("UPDATE runs SET output = NULL WHERE delivery_id = ?1", [id])?;
+            tx.commit()?;
+            // The erased pages' old versions leave the WAL once it is copied back
+            // (secure_delete zeroes them in the database file).
+            let _ = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            Ok(Some(true))
+        })?;
+        erased.ok_or_else(|| Error::not_found(format!("no event {id}")))
+    }
+
+    pub(crate) fn latest_builds(&self, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT max(id) FROM deliveries INDEXED BY deliveries_builds
+                 WHERE event = 'build' AND erased = 0 AND repo IS NOT NULL
+                 GROUP BY repo ORDER BY 1 DESC LIMIT ?1",
+            )?;
+            let ids: Vec<i64> = stmt
+                .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(event) = get(c, id)? {
+                    out.push(event);
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn sql_error(path: &Path, e: &rusqlite::Error) -> Error {
+    Error::store(format!(
+        "sqlite:{}: {}",
+        path.display(),
+        e.to_string().replace('\n', " ")
+    ))
+}
+
+/// The statement and arguments of a list; `None` when no stored event can match.
+pub(crate) fn list_sql(
+    c: &Connection,
+    query: &EventQuery,
+) -> rusqlite::Result<Option<(String, Vec<Value>)>> {
+    let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM deliveries d WHERE 1");
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(filter) = &query.events {
+        // The filter is Go's `filepath.Match`, which SQL cannot say: it is applied to
+        // the few distinct pairs, and the list asks for those by the index.
+        let pairs: Vec<(String, String)> = event_pairs(c)?
+            .into_iter()
+            .filter(|(e, a)| filter.matches(e, a))
+            .collect();
+        if pairs.is_empty() {
+            return Ok(None);
+        }
+        let terms: Vec<&str> = pairs
+            .iter()
+            .map(|_| "(d.event = ? AND d.action = ?)")
+            .collect();
+        sql += &format!(" AND ({})", terms.join(" OR "));
+        for (e, a) in pairs {
+            args.push(Value::Text(e));
+            args.push(Value::Text(a));
+        }
+    }
+    if let Some(glob) = &query.repo {
+        if is_literal(glob) {
+            sql += " AND d.repo = ?";
+            args.push(Value::Text(glob.clone()));
+        } else {
+            sql += " AND d.repo GLOB ?";
+            args.push(Value::Text(sqlite_glob(glob)));
+        }
+    }
+    if let Some(status) = &query.build_status {
+        sql += " AND d.build_status = ?";
+        args.push(Value::Text(status.clone()));
+    }
+    if let Some(status) = query.run_status {
+        sql += " AND d.id IN (SELECT delivery_id FROM runs WHERE status = ?)";
+        args.push(Value::Text(status.as_str().to_owned()));
+    }
+    if let Some(t) = query.since {
+        sql += " AND d.received_at_ms >= ?";
+        args.push(Value::Integer(millis(t)));
+    }
+    if let Some(t) = query.until {
+        sql += " AND d.received_at_ms < ?";
+        args.push(Value::Integer(millis(t)));
+    }
+    if let Some(id) = query.before {
+        sql += " AND d.id < ?";
+        args.push(Value::Integer(id));
+    }
+    sql += " ORDER BY d.id DESC LIMIT ?";
+    args.push(Value::Integer(query.effective_limit() as i64));
+    Ok(Some((sql, args)))
+}
+
+/// The distinct `(event, action)` pairs stored, found by skipping along the
+/// `(event, action)` index: one seek per pair, however many events there are.
+fn event_pairs(c: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut first = c.prepare_cached(
+        "SELECT event, action FROM deliveries INDEXED BY deliveries_event
+         ORDER BY event, action LIMIT 1",
+    )?;
+    let mut next = c.prepare_cached(
+        "SELECT event, action FROM deliveries INDEXED BY deliveries_event
+         WHERE (event, action) > (?1, ?2) ORDER BY event, action LIMIT 1",
+    )?;
+    let mut out = Vec::new();
+    let mut current: Option<(String, String)> = first
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    while let Some((e, a)) = current {
+        current = next
+            .query_row(params![e, a], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        out.push((e, a));
+    }
+    Ok(out)
+}
+
+fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
+    Ok(EventSummary {
+        id: r.get(0)?,
+        received_at: time_of(r.get(1)?),
+        event: r.get(2)?,
+        action: r.get(3)?,
+        known: r.get(4)?,
+        repo: r.get(5)?,
+        build: r.get(6)?,
+        build_status: r.get(7)?,
+        erased: r.get(8)?,
+        runs: Vec::new(),
+    })
+}
+
+/// Fills each event's runs (with their output or without).
+fn attach_runs(c: &Connection, events: &mut [EventSummary], output: bool) -> rusqlite::Result<()> {
+    let mut by_id: HashMap<i64, Vec<HandlerRun>> = HashMap::new();
+    let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let out = if output { "output" } else { "NULL" };
+        let mut stmt = c.prepare(&format!(
+            "SELECT {RUN_COLUMNS}, {out} FROM runs WHERE delivery_id IN ({marks})
+             ORDER BY delivery_id, handler"
+        ))?;
+        for run in stmt.query_map(params_from_iter(chunk), run_from_row)? {
+            let run = run?;
+            by_id.entry(run.delivery_id).or_default().push(run);
+        }
+    }
+    for event in events {
+        event.runs = by_id.remove(&event.id).unwrap_or_default();
+    }
+    Ok(())
+}
+
+fn get(c: &Connection, id: i64) -> rusqlite::Result<Option<StoredEvent>> {
+    let row = c
+        .query_row(
+            &format!(
+                "SELECT {SUMMARY_COLUMNS}, d.digest, d.secret_index, d.headers, d.body
+                 FROM deliveries d WHERE d.id = ?1"
+            ),
+            [id],
+            |r| {
+                let summary = summary_from_row(r)?;
+                let digest: Vec<u8> = r.get(9)?;
+                let headers: Vec<u8> = r.get(11)?;
+                Ok(StoredEvent {
+                    summary,
+                    digest: BodyDigest::from_bytes(
+                        <[u8; 32]>::try_from(digest.as_slice()).unwrap_or([0; 32]),
+                    ),
+                    secret_index: r
+                        .get::<_, Option<i64>>(10)?
+                        .and_then(|i| u32::try_from(i).ok()),
+                    headers: decode_headers(&headers),
+                    body: r.get(12)?,
+                })
+            },
+        )
+        .optional()?;
+    let Some(mut event) = row else {
+        return Ok(None);
+    };
+    attach_runs(c, std::slice::from_mut(&mut event.summary), true)?;
+    Ok(Some(event))
+}
+
+/// Run counts by stored status, `failed` counted as `dead`, in state order.
+pub(crate) fn merge_run_counts(counts: Vec<(String, i64)>) -> Vec<(RunStatus, u64)> {
+    let mut merged: Vec<(RunStatus, u64)> = Vec::new();
+    for (status, n) in counts {
+        let status = RunStatus::parse(&status);
+        match merged.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, total)) => *total += n as u64,
+            None => merged.push((status, n as u64)),
+        }
+    }
+    merged.sort();
+    merged
+}

@@ -1,0 +1,146 @@
+//! The SQLite dispatcher's store-backed queue, with a real receiver on 127.0.0.1:
+//! runs queued by a separate `Store` handle (as the CLI's `events redeliver` does from
+//! another process) are run by the receiver within about a second, and a burst
+//! larger than the in-memory queue loses nothing.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dronehook_server::{Delivery, EventQuery, Router, RunStatus, Store, StoreUrl};
+use http::StatusCode;
+
+use crate::util::{PATIENCE, config, deliver, start, user_event, wait_until};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_from_another_handle_is_run_by_the_running_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let seen: Arc<Mutex<Vec<(i64, u32)>>> = Arc::default();
+    let handler = {
+        let seen = seen.clone();
+        move |d: Delivery| {
+            seen.lock().unwrap().push((d.id.unwrap(), d.attempt));
+            std::future::ready(Ok::<_, String>(()))
+        }
+    };
+    let server = start(
+        config().journal(&path),
+        Router::new().route_named("sink", "", handler).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        deliver(server.local_addr(), &user_event(1)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    wait_until(|| seen.lock().unwrap().len() == 1).await;
+    let id = seen.lock().unwrap()[0].0;
+
+    // The tool's handle: a connection of its own on the same file.
+    let store = Store::open(&StoreUrl::Sqlite(path.clone())).await.unwrap();
+    let asked = Instant::now();
+    assert_eq!(store.redeliver(id, None).await.unwrap(), ["sink"]);
+    wait_until(|| seen.lock().unwrap().len() == 2).await;
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(3), "picked up after {took:?}");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(id, 1), (id, 2)],
+        "attempt numbers go on"
+    );
+    // The store says so too.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let run = store.get(id).await.unwrap().unwrap().summary.runs[0].clone();
+        if run.status == RunStatus::Ok && run.attempts == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{run:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_larger_than_the_queue_loses_nothing() {
+    // One worker: an in-memory queue of four runs. The handlers wait at a gate, so
+    // while it is shut the burst's runs can only wait in the journal.
+    const N: u64 = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let seen: Arc<Mutex<BTreeMap<(String, i64), u32>>> = Arc::default();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let recorder = |name: &'static str| {
+        let seen = seen.clone();
+        let gate = gate.clone();
+        move |d: Delivery| {
+            let seen = seen.clone();
+            let mut gate = gate.clone();
+            async move {
+                let _ = gate.wait_for(|open| *open).await;
+                *seen
+                    .lock()
+                    .unwrap()
+                    .entry((name.to_owned(), d.id.unwrap()))
+                    .or_default() += 1;
+                Ok::<_, String>(())
+            }
+        }
+    };
+    let server = start(
+        config().journal(&path).workers(1),
+        Router::new()
+            .route_named("a", "", recorder("a"))
+            .unwrap()
+            .route_named("b", "user:*", recorder("b"))
+            .unwrap(),
+    )
+    .await;
+    let addr = server.local_addr();
+    let sends: Vec<_> = (0..N)
+        .map(|n| tokio::spawn(async move { deliver(addr, &user_event(n)).await.status }))
+        .collect();
+    for send in sends {
+        assert_eq!(
+            send.await.unwrap(),
+            StatusCode::NO_CONTENT,
+            "every one acknowledged"
+        );
+    }
+    // With the gate shut: one run held by the worker, at most four queued, the rest
+    // waiting in the journal with a due time.
+    let store = Store::open(&StoreUrl::Sqlite(path.clone())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let runs: Vec<_> = store
+        .list(&EventQuery::new().limit(1000))
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|e| e.runs)
+        .collect();
+    assert_eq!(runs.len(), 2 * N as usize);
+    assert!(runs.iter().all(|r| r.status == RunStatus::Pending));
+    let held = runs.iter().filter(|r| r.next_at.is_none()).count();
+    assert!((1..=5).contains(&held), "{held} runs held in memory");
+
+    open.send_replace(true);
+    wait_until(|| seen.lock().unwrap().len() == 2 * N as usize).await;
+    let deadline = Instant::now() + PATIENCE;
+    while !store
+        .list(&EventQuery::new().run_status(RunStatus::Pending))
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "runs left pending");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.shutdown().await.unwrap();
+    // Every run once: none dropped by the full queue, none run twice by the poller.
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2 * N as usize);
+    assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+    let stats = store.stats(None).await.unwrap();
+    assert_eq!(stats.events, N);
+    assert_eq!(stats.by_run_status, [(RunStatus::Ok, 2 * N)]);
+}
