@@ -34,7 +34,7 @@ pub(crate) enum Command {
     Sign(SignArgs),
     /// Check the signature of a captured request.
     Verify(VerifyArgs),
-    /// Look into a receiver's store: list, show, replay, redeliver, prune, erase.
+    /// Look into a receiver's store: list, show, replay, redeliver, prune, stats, erase.
     Events(crate::cmd::events::EventsArgs),
     /// Send the hostile catalog to a receiver and score its answers.
     Audit(crate::cmd::audit::AuditArgs),

@@ -492,7 +492,6 @@ impl Exec {
 /// How much of a command's output is kept with its run: the end of it.
 const MAX_OUTPUT: usize = dronehook_server::MAX_RUN_OUTPUT;
 
-
 /// Reads a pipe to its end, keeping the last `max` bytes.
 fn read_tail(mut reader: impl std::io::Read, max: usize) -> Vec<u8> {
     let mut tail = Vec::new();

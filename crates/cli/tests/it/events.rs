@@ -59,7 +59,16 @@ fn run_of<'a>(event: &'a Value, handler: &str) -> &'a Value {
 }
 
 fn send(url: &str, secret: &str, fixture: &str) -> std::process::Output {
-    run(dronehook().args(["send", "--endpoint", url, "--secret", secret, "--retries", "0", fixture]))
+    run(dronehook().args([
+        "send",
+        "--endpoint",
+        url,
+        "--secret",
+        secret,
+        "--retries",
+        "0",
+        fixture,
+    ]))
 }
 
 /// A receiver with a SQLite store at DIR/NAME whose exec appends a line per run.
@@ -92,12 +101,20 @@ fn list_and_show_see_what_serve_received() {
     let listed = list(&store);
     let names: Vec<(String, String)> = listed
         .iter()
-        .map(|e| (e["event"].as_str().unwrap().into(), e["action"].as_str().unwrap().into()))
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().into(),
+                e["action"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     // Newest first.
     assert_eq!(
         names,
-        [("user".into(), "created".into()), ("build".into(), "updated".into())]
+        [
+            ("user".into(), "created".into()),
+            ("build".into(), "updated".into())
+        ]
     );
     let build_id = listed[1]["id"].as_i64().unwrap();
     assert_eq!(listed[1]["repo"], "octocat/hello-world");
@@ -113,7 +130,10 @@ fn list_and_show_see_what_serve_received() {
         "signature valid (secret #1 of the receiver's); body matches its digest"
     );
     let fixture = run(dronehook().args(["fixtures", "show", "build_finished"])).stdout;
-    assert_eq!(event["payload"], serde_json::from_slice::<Value>(&fixture).unwrap());
+    assert_eq!(
+        event["payload"],
+        serde_json::from_slice::<Value>(&fixture).unwrap()
+    );
 
     // --raw: the bytes as received.
     let raw = events(&store, &["show", &build_id.to_string(), "--raw"]);
@@ -155,10 +175,22 @@ fn replay_sends_the_same_bytes_signed_anew_to_another_receiver() {
     // A Date a second later than the original's, to see that it is fresh.
     std::thread::sleep(Duration::from_millis(1100));
     let out = run(dronehook()
-        .args(["events", "replay", &id.to_string(), "--endpoint", &second.url])
+        .args([
+            "events",
+            "replay",
+            &id.to_string(),
+            "--endpoint",
+            &second.url,
+        ])
         .args(["--secret", "two", "--store"])
         .arg(&first_store));
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(
         stdout(&out).contains(&format!("event {id}  build updated     delivered")),
         "{}",
@@ -166,7 +198,9 @@ fn replay_sends_the_same_bytes_signed_anew_to_another_receiver() {
     );
     let second_store = dir.path().join("second.db");
     let copy_id = list(&second_store)[0]["id"].as_i64().unwrap();
-    let copy = show_until(&second_store, copy_id, |e| run_of(e, "exec")["status"] == "ok");
+    let copy = show_until(&second_store, copy_id, |e| {
+        run_of(e, "exec")["status"] == "ok"
+    });
     let fixture = run(dronehook().args(["fixtures", "show", "build_failed"])).stdout;
     assert_eq!(std::fs::read(dir.path().join("body")).unwrap(), fixture);
     let raw = events(&second_store, &["show", &copy_id.to_string(), "--raw"]);
@@ -189,7 +223,13 @@ fn replay_sends_the_same_bytes_signed_anew_to_another_receiver() {
 
     // Sent again, the same bytes are a duplicate there.
     let again = run(dronehook()
-        .args(["events", "replay", &id.to_string(), "--endpoint", &second.url])
+        .args([
+            "events",
+            "replay",
+            &id.to_string(),
+            "--endpoint",
+            &second.url,
+        ])
         .args(["--secret", "two", "--json", "--store"])
         .arg(&first_store));
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
@@ -202,15 +242,32 @@ fn replay_sends_the_same_bytes_signed_anew_to_another_receiver() {
 fn replay_filter_selects_many() {
     let dir = tempfile::tempdir().unwrap();
     let first = receiver(dir.path(), "first.db", "one", "true", &[]);
-    for fixture in ["fixture:build_created", "fixture:build_failed", "fixture:user_deleted"] {
+    for fixture in [
+        "fixture:build_created",
+        "fixture:build_failed",
+        "fixture:user_deleted",
+    ] {
         assert_eq!(send(&first.url, "one", fixture).status.code(), Some(0));
     }
     let second = receiver(dir.path(), "second.db", "two", "true", &[]);
     let out = run(dronehook()
-        .args(["events", "replay", "--filter", "event=build:*", "--endpoint", &second.url])
+        .args([
+            "events",
+            "replay",
+            "--filter",
+            "event=build:*",
+            "--endpoint",
+            &second.url,
+        ])
         .args(["--secret", "two", "--store"])
         .arg(dir.path().join("first.db")));
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let text = stdout(&out);
     assert_eq!(text.matches("delivered").count(), 3, "{text}");
     assert!(!text.contains("user"), "{text}");
@@ -230,7 +287,12 @@ fn redeliver_runs_the_handler_again() {
         r#"echo "$DRONE_DELIVERY_ID $DRONE_DELIVERY_ATTEMPT" >> "$OUT/runs""#,
         &[],
     );
-    assert_eq!(send(&served.url, "s3cr3t", "fixture:repo_enabled").status.code(), Some(0));
+    assert_eq!(
+        send(&served.url, "s3cr3t", "fixture:repo_enabled")
+            .status
+            .code(),
+        Some(0)
+    );
     let id = list(&store)[0]["id"].as_i64().unwrap();
     show_until(&store, id, |e| run_of(e, "exec")["status"] == "ok");
 
@@ -261,12 +323,20 @@ fn a_hanging_handler_is_killed_at_its_timeout_and_marked() {
         "echo started; sleep 300",
         &["--exec-timeout", "1s", "--attempts", "1"],
     );
-    assert_eq!(send(&served.url, "s3cr3t", "fixture:user_created").status.code(), Some(0));
+    assert_eq!(
+        send(&served.url, "s3cr3t", "fixture:user_created")
+            .status
+            .code(),
+        Some(0)
+    );
     let id = list(&store)[0]["id"].as_i64().unwrap();
     let event = show_until(&store, id, |e| run_of(e, "exec")["status"] != "pending");
     let exec = run_of(&event, "exec");
     assert_eq!(exec["status"], "dead");
-    assert_eq!(exec["last_error"], "--exec timed out after 1s and was killed");
+    assert_eq!(
+        exec["last_error"],
+        "--exec timed out after 1s and was killed"
+    );
     assert_eq!(exec["output"], "started\n");
     let text = stdout(&events(&store, &["list"]));
     assert!(text.contains("exec:dead"), "{text}");
@@ -297,7 +367,12 @@ fn a_failing_handler_ends_dead_after_its_attempts() {
         r#"echo "attempt $DRONE_DELIVERY_ATTEMPT"; exit 3"#,
         &["--attempts", "2"],
     );
-    assert_eq!(send(&served.url, "s3cr3t", "fixture:user_deleted").status.code(), Some(0));
+    assert_eq!(
+        send(&served.url, "s3cr3t", "fixture:user_deleted")
+            .status
+            .code(),
+        Some(0)
+    );
     let id = list(&store)[0]["id"].as_i64().unwrap();
     let event = show_until(&store, id, |e| run_of(e, "exec")["status"] == "dead");
     let exec = run_of(&event, "exec");
@@ -312,7 +387,11 @@ fn send_reports_a_duplicate_when_the_receiver_had_the_body() {
     let dir = tempfile::tempdir().unwrap();
     let served = receiver(dir.path(), "store.db", "s3cr3t", "true", &[]);
     let first = send(&served.url, "s3cr3t", "fixture:build_created");
-    assert!(stdout(&first).contains("build created     delivered"), "{}", stdout(&first));
+    assert!(
+        stdout(&first).contains("build created     delivered"),
+        "{}",
+        stdout(&first)
+    );
     // The same body, signed again with a new Date: a replay to the receiver.
     let second = send(&served.url, "s3cr3t", "fixture:build_created");
     assert_eq!(second.status.code(), Some(0));
@@ -329,10 +408,19 @@ fn send_reports_a_duplicate_when_the_receiver_had_the_body() {
     });
     send(&plain.url, "s3cr3t", "fixture:build_created");
     let again = run(dronehook().args([
-        "send", "--endpoint", &plain.url, "--secret", "s3cr3t", "--json", "fixture:build_created",
+        "send",
+        "--endpoint",
+        &plain.url,
+        "--secret",
+        "s3cr3t",
+        "--json",
+        "fixture:build_created",
     ]));
     let report: Value = serde_json::from_slice(&again.stdout).unwrap();
-    assert_eq!(report["events"][0]["deliveries"][0]["duplicate"], true, "{report:#}");
+    assert_eq!(
+        report["events"][0]["deliveries"][0]["duplicate"], true,
+        "{report:#}"
+    );
     assert_eq!(report["endpoints"][0]["duplicates"], 1);
     assert_eq!(report["endpoints"][0]["delivered"], 0);
 }
@@ -378,7 +466,12 @@ fn bad_input_is_one_line_and_its_exit_status() {
 
     // An unreachable PostgreSQL: nothing listens on port 1.
     let mut cmd = dronehook();
-    cmd.args(["events", "stats", "--store", "postgres://dronehook:hunter2@127.0.0.1:1/none"]);
+    cmd.args([
+        "events",
+        "stats",
+        "--store",
+        "postgres://dronehook:hunter2@127.0.0.1:1/none",
+    ]);
     let out = run(&mut cmd);
     assert_eq!(out.status.code(), Some(1));
     let text = stderr(&out);
@@ -391,9 +484,24 @@ fn bad_input_is_one_line_and_its_exit_status() {
     send(&served.url, "s3cr3t", "fixture:build_created");
     drop(served);
     let store = dir.path().join("store.db");
-    fails(&["show", "999"], Some(&store), 1, "error: no event 999 in the store");
-    fails(&["redeliver", "999"], Some(&store), 1, "error: no event 999 in the store");
-    fails(&["erase", "999"], Some(&store), 1, "error: no event 999 in the store");
+    fails(
+        &["show", "999"],
+        Some(&store),
+        1,
+        "error: no event 999 in the store",
+    );
+    fails(
+        &["redeliver", "999"],
+        Some(&store),
+        1,
+        "error: no event 999 in the store",
+    );
+    fails(
+        &["erase", "999"],
+        Some(&store),
+        1,
+        "error: no event 999 in the store",
+    );
     fails(
         &["list", "--event", "build:[", "--json"],
         Some(&store),
@@ -407,7 +515,15 @@ fn bad_input_is_one_line_and_its_exit_status() {
         "error: invalid --since \"yesterday\": give a duration back from now (30m, 2h, 7d) or a moment (2026-01-01T00:00:00Z)",
     );
     fails(
-        &["replay", "--filter", "colour=red", "--endpoint", "http://127.0.0.1:9/", "--secret", "x"],
+        &[
+            "replay",
+            "--filter",
+            "colour=red",
+            "--endpoint",
+            "http://127.0.0.1:9/",
+            "--secret",
+            "x",
+        ],
         Some(&store),
         2,
         "error: invalid --filter term \"colour=red\": the keys are event, repo, status, state, since, until",

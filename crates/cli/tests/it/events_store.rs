@@ -18,6 +18,7 @@
 //! 5 `repo:enabled`   octocat/hello-world               exec ok, notify ok
 //! 6 `user:created`                                     exec dead, notify ok
 
+use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::Path;
@@ -95,7 +96,7 @@ async fn receive_all(path: &Path) {
             sample.body.len()
         );
         for (name, value) in signed.headers(sample.header_event) {
-            request.push_str(&format!("{name}: {value}\r\n"));
+            let _ = write!(request, "{name}: {value}\r\n");
         }
         request.push_str("Connection: close\r\n\r\n");
         let body = sample.body.clone();
@@ -117,10 +118,13 @@ async fn receive_all(path: &Path) {
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let query = dronehook_server::EventQuery::new()
-            .run_status(dronehook_server::RunStatus::Pending);
+        let query =
+            dronehook_server::EventQuery::new().run_status(dronehook_server::RunStatus::Pending);
         let pending = store.list(&query).await.unwrap();
-        let all = store.list(&dronehook_server::EventQuery::new()).await.unwrap();
+        let all = store
+            .list(&dronehook_server::EventQuery::new())
+            .await
+            .unwrap();
         let runs: usize = all.iter().map(|e| e.runs.len()).sum();
         if pending.is_empty() && runs == 2 * SAMPLES.len() {
             break;

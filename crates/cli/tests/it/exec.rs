@@ -215,7 +215,14 @@ fn at_its_timeout_the_whole_process_group_is_killed() {
     let mut serve = serve_cmd();
     serve
         .env("OUT", dir.path())
-        .args(["--secret", "s3cr3t", "--output", "none", "--exec-timeout", "1s"])
+        .args([
+            "--secret",
+            "s3cr3t",
+            "--output",
+            "none",
+            "--exec-timeout",
+            "1s",
+        ])
         // The shell starts a grandchild and waits for it: killing only the shell
         // would leave the `sleep` running.
         .args(["--exec", r#"echo $$ > "$OUT/group"; sleep 300 & wait"#]);
@@ -254,10 +261,7 @@ fn at_its_timeout_the_whole_process_group_is_killed() {
 /// Collects serve's stderr lines up to and including the first containing `needle`.
 fn stderr_until(served: &Served, needle: &str) -> Vec<String> {
     let mut lines = Vec::new();
-    while let Ok(line) = served
-        .stderr_lines
-        .recv_timeout(crate::support::PATIENCE)
-    {
+    while let Ok(line) = served.stderr_lines.recv_timeout(crate::support::PATIENCE) {
         let done = line.contains(needle);
         lines.push(line);
         if done {
@@ -288,7 +292,9 @@ fn a_command_s_output_stays_out_of_the_receiver_s_stderr() {
     assert_eq!(out.status.code(), Some(1));
     let lines = stderr_until(&served, "handler failed");
     assert!(
-        lines.iter().all(|l| !l.contains("marker") && !l.contains("xxx")),
+        lines
+            .iter()
+            .all(|l| !l.contains("marker") && !l.contains("xxx")),
         "{lines:?}"
     );
     assert_eq!(

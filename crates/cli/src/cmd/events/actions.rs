@@ -29,10 +29,12 @@ pub(crate) struct RedeliverArgs {
 /// Queues runs again; the receivers sharing the store pick them up within about a
 /// second (SQLite: they poll it; PostgreSQL: NOTIFY).
 pub(crate) async fn redeliver(args: RedeliverArgs) -> anyhow::Result<Outcome> {
-    if let Some(name) = &args.handler {
-        if name.trim().is_empty() || name.chars().any(char::is_control) {
-            return Err(usage(format!("invalid --handler {name:?}: give a route name such as exec")));
-        }
+    if let Some(name) = &args.handler
+        && (name.trim().is_empty() || name.chars().any(char::is_control))
+    {
+        return Err(usage(format!(
+            "invalid --handler {name:?}: give a route name such as exec"
+        )));
     }
     let filter = match &args.filter {
         Some(text) => Some(QueryArgs::parse_filter(text)?.query(SystemTime::now())?),
@@ -52,13 +54,16 @@ pub(crate) async fn redeliver(args: RedeliverArgs) -> anyhow::Result<Outcome> {
         }
     }
     for id in ids {
-        let queued = store.redeliver(id, args.handler.as_deref()).await.map_err(|e| {
-            if e.is_not_found() {
-                anyhow::anyhow!("no event {id} in the store")
-            } else {
-                anyhow::Error::new(e)
-            }
-        })?;
+        let queued = store
+            .redeliver(id, args.handler.as_deref())
+            .await
+            .map_err(|e| {
+                if e.is_not_found() {
+                    anyhow::anyhow!("no event {id} in the store")
+                } else {
+                    anyhow::Error::new(e)
+                }
+            })?;
         let line = if queued.is_empty() {
             format!("event {id}: no handler run to queue")
         } else {

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::query::{DEFAULT_LIMIT, MAX_LIMIT, QueryArgs};
 use super::{StoreArg, filter_name, moment, moment_json};
-use crate::output::{self, Painter};
 use crate::Outcome;
+use crate::output::{self, Painter};
 
 #[derive(Args, Debug)]
 pub(crate) struct ListArgs {
@@ -54,14 +54,15 @@ pub(crate) async fn run(args: ListArgs) -> anyhow::Result<Outcome> {
     } else {
         output::out_bytes(table(&events, Painter::stdout()).as_bytes())?;
     }
-    if !args.json && events.len() == args.limit {
-        if let Some(last) = events.last() {
-            output::err_line(&format!(
-                "the newest {} shown; older ones: --before {}",
-                events.len(),
-                last.id
-            ));
-        }
+    if !args.json
+        && events.len() == args.limit
+        && let Some(last) = events.last()
+    {
+        output::err_line(&format!(
+            "the newest {} shown; older ones: --before {}",
+            events.len(),
+            last.id
+        ));
     }
     Ok(Outcome::Ok)
 }

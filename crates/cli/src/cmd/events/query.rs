@@ -66,7 +66,9 @@ impl QueryArgs {
         let mut query = EventQuery::new();
         if let Some(list) = self.event.as_deref().map(str::trim) {
             if list.is_empty() {
-                return Err(usage("invalid --event \"\": give `event:action` globs such as build:*"));
+                return Err(usage(
+                    "invalid --event \"\": give `event:action` globs such as build:*",
+                ));
             }
             let filter = EventFilter::parse(list)
                 .map_err(|e| usage(format!("invalid --event {list:?}: {e}")))?;
@@ -182,8 +184,8 @@ mod tests {
 
     #[test]
     fn a_filter_value_reads_as_the_flags() {
-        let args = QueryArgs::parse_filter("event=build:* repo=octocat/* state=dead since=1h")
-            .unwrap();
+        let args =
+            QueryArgs::parse_filter("event=build:* repo=octocat/* state=dead since=1h").unwrap();
         assert_eq!(args.event.as_deref(), Some("build:*"));
         assert_eq!(args.repo.as_deref(), Some("octocat/*"));
         assert_eq!(args.state, Some(State::Dead));

@@ -8,8 +8,8 @@ use clap::Args;
 use dronehook_client::{Client, Payload};
 use dronehook_server::Store;
 
-use super::query::{DEFAULT_LIMIT, MAX_LIMIT, QueryArgs};
 use super::StoreArg;
+use super::query::{DEFAULT_LIMIT, MAX_LIMIT, QueryArgs};
 use super::show::fetch;
 use crate::args::SenderSecret;
 use crate::cmd::send;
@@ -113,10 +113,7 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<Outcome> {
                 continue;
             }
             if event.summary.erased {
-                output::err_line(&format!(
-                    "event {}: erased, not replayed",
-                    event.summary.id
-                ));
+                output::err_line(&format!("event {}: erased, not replayed", event.summary.id));
                 continue;
             }
             chosen.push(event);

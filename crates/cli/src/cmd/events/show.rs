@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::list::{run_json, summary_json};
 use super::{StoreArg, filter_name, moment, short};
-use crate::output::{self, Painter};
 use crate::Outcome;
+use crate::output::{self, Painter};
 
 #[derive(Args, Debug)]
 pub(crate) struct ShowArgs {
@@ -72,8 +72,16 @@ fn text(e: &StoredEvent, paint: Painter) -> String {
     let s = &e.summary;
     let mut text = String::new();
     let name = filter_name(&s.event, &s.action);
-    let known = if s.known { "" } else { " (unknown to this dronehook)" };
-    let _ = writeln!(text, "{}", paint.bold(&format!("event {}  {name}{known}", s.id)));
+    let known = if s.known {
+        ""
+    } else {
+        " (unknown to this dronehook)"
+    };
+    let _ = writeln!(
+        text,
+        "{}",
+        paint.bold(&format!("event {}  {name}{known}", s.id))
+    );
     let field = |text: &mut String, label: &str, value: &str| {
         let _ = writeln!(text, "{:10} {value}", paint.dim(label));
     };
@@ -271,7 +279,10 @@ mod tests {
             "Basic [redacted]"
         );
         assert_eq!(shown_header("X-Api-Token", b"abc"), "[redacted]");
-        assert_eq!(shown_header("Content-Type", b"application/json"), "application/json");
+        assert_eq!(
+            shown_header("Content-Type", b"application/json"),
+            "application/json"
+        );
         assert_eq!(shown_header("X-Note", b"a\x1b[31mred"), "a\\u{1b}[31mred");
         assert!(
             shown_header("Authorization", format!("Signature {sig}").as_bytes())

@@ -44,8 +44,18 @@ fn text(s: &StoreStats, paint: Painter) -> String {
     let mut text = String::new();
     let dash = || "-".to_owned();
     let _ = writeln!(text, "{:15} {} ({} erased)", "events", s.events, s.erased);
-    let _ = writeln!(text, "{:15} {}", "oldest", s.oldest.map_or_else(dash, moment));
-    let _ = writeln!(text, "{:15} {}", "newest", s.newest.map_or_else(dash, moment));
+    let _ = writeln!(
+        text,
+        "{:15} {}",
+        "oldest",
+        s.oldest.map_or_else(dash, moment)
+    );
+    let _ = writeln!(
+        text,
+        "{:15} {}",
+        "newest",
+        s.newest.map_or_else(dash, moment)
+    );
     let _ = writeln!(
         text,
         "{:15} {}",
