@@ -544,3 +544,91 @@ fn bad_input_is_one_line_and_its_exit_status() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 }
+
+/// `events ARGS --store URL` for a PostgreSQL store.
+fn events_at(url: &str, args: &[&str]) -> std::process::Output {
+    run(dronehook().arg("events").args(args).args(["--store", url]))
+}
+
+#[test]
+fn the_commands_work_on_a_postgres_store_too() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(dronehook_testkit::database());
+    let url = db.url().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = serve_cmd();
+    serve
+        .env("OUT", dir.path())
+        .args(["--secret", "s3cr3t", "--output", "none", "--store", &url])
+        .args([
+            "--exec",
+            r#"echo "run $DRONE_DELIVERY_ATTEMPT"; echo x >> "$OUT/runs""#,
+        ]);
+    let served = Served::start(serve);
+    for fixture in ["fixture:build_failed", "fixture:user_deleted"] {
+        assert_eq!(send(&served.url, "s3cr3t", fixture).status.code(), Some(0));
+    }
+    let json = |out: &std::process::Output| -> Vec<Value> {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+        stdout(out)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let builds = json(&events_at(&url, &["list", "--json", "--event", "build:*"]));
+    assert_eq!(builds.len(), 1);
+    assert_eq!(builds[0]["build_status"], "failure");
+    let id = builds[0]["id"].as_i64().unwrap().to_string();
+
+    // The run finishes after the answer: wait for its output.
+    let deadline = Instant::now() + PATIENCE;
+    let shown = loop {
+        let out = events_at(&url, &["show", &id, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if run_of(&shown, "exec")["status"] == "ok" {
+            break shown;
+        }
+        assert!(Instant::now() < deadline, "{shown:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(run_of(&shown, "exec")["output"], "run 1\n");
+    let raw = events_at(&url, &["show", &id, "--raw"]);
+    let fixture = run(dronehook().args(["fixtures", "show", "build_failed"])).stdout;
+    assert_eq!(raw.stdout, fixture);
+
+    // redeliver: the receiver is told (NOTIFY) and runs the handler again.
+    let out = events_at(&url, &["redeliver", &id]);
+    assert_eq!(
+        stdout(&out),
+        format!("event {id}: queued exec\n"),
+        "{}",
+        stderr(&out)
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while std::fs::read_to_string(dir.path().join("runs"))
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 3
+    {
+        assert!(Instant::now() < deadline, "the redelivered run did not run");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let stats: Value =
+        serde_json::from_slice(&events_at(&url, &["stats", "--json"]).stdout).unwrap();
+    assert_eq!(stats["events"], 2);
+    assert_eq!(stats["by_event"]["build:updated"], 1);
+    assert_eq!(stats["by_event"]["user:deleted"], 1);
+
+    let out = events_at(&url, &["erase", &id]);
+    assert_eq!(stdout(&out), format!("event {id}: erased\n"));
+    let out = events_at(&url, &["show", &id, "--raw"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!("error: event {id} was erased: its body is gone\n")
+    );
+    drop(served);
+}
