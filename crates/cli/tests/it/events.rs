@@ -476,7 +476,10 @@ fn bad_input_is_one_line_and_its_exit_status() {
     assert_eq!(out.status.code(), Some(1));
     let text = stderr(&out);
     assert_eq!(text.lines().count(), 1, "{text}");
-    assert!(text.starts_with("error: "), "{text}");
+    assert!(
+        text.starts_with("error: cannot open postgres://dronehook:***@127.0.0.1:1/none: "),
+        "{text}"
+    );
     assert!(!text.contains("hunter2"), "{text}");
 
     // A real store for the rest.

@@ -86,7 +86,14 @@ impl StoreArg {
         };
         // The store's errors are one line and never show a password; a missing store,
         // an unreachable one or a newer schema is a failure (1), not a usage error.
-        opened.map_err(anyhow::Error::new)
+        // Those that do not name the store get its URL (shown without a password).
+        opened.map_err(|e| {
+            if e.is_not_found() || e.is_schema() {
+                anyhow::Error::new(e)
+            } else {
+                anyhow::anyhow!("cannot open {url}: {e}")
+            }
+        })
     }
 }
 
