@@ -204,7 +204,7 @@ impl Dispatcher {
     }
 
     /// Queues a journaled delivery's runs into the room reserved for them.
-    pub(crate) fn enqueue(&self, reserved: Reserved, routes: Vec<Route>, delivery: &Delivery) {
+    pub(crate) fn enqueue(reserved: Reserved, routes: Vec<Route>, delivery: &Delivery) {
         for (permit, route) in reserved.0.into_iter().zip(routes) {
             permit.send(Job {
                 route,

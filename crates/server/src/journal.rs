@@ -110,7 +110,7 @@ pub(crate) fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
         [],
         |r| r.get(0),
     )?;
-    Ok(if tables > 0 { 1 } else { 0 })
+    Ok(i64::from(tables > 0))
 }
 
 /// Brings a journal up to [`SCHEMA_VERSION`] in one transaction; refuses a newer one.
@@ -294,7 +294,10 @@ fn json_escape(s: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
             c => out.push(c),
         }
     }

@@ -8,7 +8,7 @@
 //! | outcome | status | body |
 //! | --- | --- | --- |
 //! | delivered | 204 | |
-//! | replay of an accepted body | 204 | |
+//! | replay of an accepted body | 204 + `Dronehook-Duplicate: true` | |
 //! | unknown event or action | 202 | |
 //! | malformed signature, date, digest or payload; a duplicate key; two `X-Drone-Event` | 400 | the error code, e.g. `payload.invalid`, `payload.duplicate_key`, `payload.event_repeated` |
 //! | not authentic | 401 + `WWW-Authenticate` | the error code, e.g. `digest.mismatch` |

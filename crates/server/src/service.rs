@@ -591,7 +591,7 @@ async fn accept(
                     if let (Some(dispatcher), Some(mut delivery)) = (&shared.dispatcher, delivery) {
                         delivery.id = Some(id);
                         match reserved {
-                            Some(reserved) => dispatcher.enqueue(
+                            Some(reserved) => Dispatcher::enqueue(
                                 reserved,
                                 routes.into_iter().cloned().collect(),
                                 &delivery,

@@ -137,10 +137,136 @@ async fn a_burst_larger_than_the_queue_loses_nothing() {
     }
     server.shutdown().await.unwrap();
     // Every run once: none dropped by the full queue, none run twice by the poller.
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2 * N as usize);
     assert!(seen.values().all(|&n| n == 1), "{seen:?}");
     let stats = store.stats(None).await.unwrap();
     assert_eq!(stats.events, N);
     assert_eq!(stats.by_run_status, [(RunStatus::Ok, 2 * N)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_keeps_the_last_64_kib_of_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    // 100,000 bytes: a counter's digits, so which end was kept shows.
+    let output: Vec<u8> = (0..100_000u32).map(|i| b'0' + (i % 10) as u8).collect();
+    let handler = {
+        let output = output.clone();
+        move |d: Delivery| {
+            d.set_output(b"replaced".to_vec());
+            d.set_output(output.clone());
+            std::future::ready(Err::<(), _>("exit status 3"))
+        }
+    };
+    let server = start(
+        config().journal(&path).max_attempts(1),
+        Router::new().route_named("exec", "", handler).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        deliver(server.local_addr(), &user_event(1)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let store = Store::open(&StoreUrl::Sqlite(path.clone())).await.unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let run = loop {
+        let events = store
+            .list(&EventQuery::new().run_status(RunStatus::Dead))
+            .await
+            .unwrap();
+        if let Some(event) = events.first() {
+            assert!(event.runs[0].output.is_none(), "lists leave the output out");
+            break store.get(event.id).await.unwrap().unwrap().summary.runs[0].clone();
+        }
+        assert!(Instant::now() < deadline, "the run never ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(run.last_error.as_deref(), Some("exit status 3"));
+    let kept = run.output.unwrap();
+    assert_eq!(kept.len(), dronehook_server::MAX_RUN_OUTPUT);
+    assert_eq!(
+        kept[..],
+        output[output.len() - dronehook_server::MAX_RUN_OUTPUT..]
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_replay_without_a_store_says_it_is_a_duplicate() {
+    let server = start(config(), Router::new()).await;
+    let first = deliver(server.local_addr(), &user_event(9)).await;
+    assert_eq!(first.status, StatusCode::NO_CONTENT);
+    assert!(
+        first
+            .headers
+            .get(dronehook_server::protocol::DUPLICATE_HEADER)
+            .is_none()
+    );
+    let again = deliver(server.local_addr(), &user_event(9)).await;
+    assert_eq!(again.status, StatusCode::NO_CONTENT);
+    assert_eq!(again.headers.get("Dronehook-Duplicate").unwrap(), "true");
+    server.shutdown().await.unwrap();
+}
+
+/// The receiver in a process of its own (the demo binary), the redelivery from this
+/// one: what `dronehook events redeliver` does beside a running `dronehook serve`.
+async fn a_redelivery_reaches_a_receiver_process(url: StoreUrl) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("handled.log");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dronehook-receiver-demo"));
+    command
+        .args([
+            "127.0.0.1:0",
+            &url_arg(&url),
+            crate::util::SECRET,
+            log.to_str().unwrap(),
+        ])
+        .kill_on_drop(true);
+    let (mut child, addr) = crate::util::spawn_listening(command).await;
+    // The ids of finished runs (the demo may log other lines too).
+    let lines = || -> Vec<String> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.parse::<i64>().is_ok())
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        deliver(addr, &user_event(1)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    wait_until(|| lines().len() == 1).await;
+    let id: i64 = lines()[0].parse().unwrap();
+
+    let store = Store::open(&url).await.unwrap();
+    let asked = Instant::now();
+    assert_eq!(store.redeliver(id, None).await.unwrap(), ["*,*:*"]);
+    wait_until(|| lines().len() == 2).await;
+    let took = asked.elapsed();
+    assert_eq!(lines(), [id.to_string(), id.to_string()]);
+    assert!(took < Duration::from_secs(3), "picked up after {took:?}");
+    child.kill().await.unwrap();
+}
+
+fn url_arg(url: &StoreUrl) -> String {
+    match url {
+        StoreUrl::Sqlite(path) => path.display().to_string(),
+        StoreUrl::Postgres(url) => url.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_reaches_a_receiver_process_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    a_redelivery_reaches_a_receiver_process(StoreUrl::Sqlite(dir.path().join("journal.db"))).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_reaches_a_receiver_process_postgres() {
+    let db = dronehook_testkit::database().await;
+    a_redelivery_reaches_a_receiver_process(StoreUrl::Postgres(db.url().to_owned())).await;
 }
