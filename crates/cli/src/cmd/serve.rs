@@ -443,14 +443,25 @@ impl Exec {
         drop(command);
         let mut child = spawned.map_err(|e| HandlerError::new(format!("cannot start sh: {e}")))?;
         let mut group = ProcessGroup::of(&child);
-        let output = tokio::task::spawn_blocking(move || read_tail(reader, MAX_OUTPUT));
-        if let Some(mut stdin) = child.stdin.take() {
-            // A command that does not read its input closes the pipe early; that is
-            // its business, not an error.
-            let _ = stdin.write_all(&d.body).await;
-            drop(stdin);
-        }
+        let tail = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let output = tokio::task::spawn_blocking({
+            let tail = tail.clone();
+            move || read_tail(reader, &tail, MAX_OUTPUT)
+        });
+        // The body is written beside the wait, not before it: a command that never
+        // reads a body larger than the pipe's buffer would otherwise block the write,
+        // and the timeout would never start. One that does not read its input closes
+        // the pipe early; that is its business, not an error.
+        let writer = child.stdin.take().map(|mut stdin| {
+            let body = d.body.clone();
+            tokio::spawn(async move {
+                let _ = stdin.write_all(&body).await;
+            })
+        });
         let waited = tokio::time::timeout(self.timeout, child.wait()).await;
+        if let Some(writer) = writer {
+            writer.abort();
+        }
         let result = match waited {
             Ok(Ok(status)) if status.success() => Ok(()),
             Ok(Ok(status)) => Err(HandlerError::new(match status.code() {
@@ -471,12 +482,16 @@ impl Exec {
             }
         };
         group.disarm();
-        let tail = match tokio::time::timeout(OUTPUT_GRACE, output).await {
-            Ok(Ok(tail)) => tail,
-            // Still held open by a process the command left behind: what was read so
-            // far is not reachable from here, so the run keeps a note instead.
-            _ => b"[output still open after the command ended; not kept]\n".to_vec(),
-        };
+        // A background process the command left behind may still hold the pipe: what
+        // was read until then is kept, with a note.
+        let open = tokio::time::timeout(OUTPUT_GRACE, output).await.is_err();
+        let mut tail = std::mem::take(&mut *tail.lock().unwrap_or_else(|e| e.into_inner()));
+        if tail.len() > MAX_OUTPUT {
+            tail.drain(..tail.len() - MAX_OUTPUT);
+        }
+        if open {
+            tail.extend_from_slice(b"[the output was still open after the command ended]\n");
+        }
         if self.debug && !tail.is_empty() {
             let text = String::from_utf8_lossy(&tail);
             for line in text.lines() {
@@ -492,28 +507,31 @@ impl Exec {
 /// How much of a command's output is kept with its run: the end of it.
 const MAX_OUTPUT: usize = dronehook_server::MAX_RUN_OUTPUT;
 
-/// Reads a pipe to its end, keeping the last `max` bytes.
-fn read_tail(mut reader: impl std::io::Read, max: usize) -> Vec<u8> {
-    let mut tail = Vec::new();
+/// Reads a pipe to its end into `tail`, keeping (about) its last `max` bytes there: at
+/// most `2 * max`, trimmed to `max` at the end.
+fn read_tail(mut reader: impl std::io::Read, tail: &std::sync::Mutex<Vec<u8>>, max: usize) {
     let mut chunk = [0u8; 8192];
     loop {
         match reader.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
+                let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
                 tail.extend_from_slice(&chunk[..n]);
                 // Trimmed in batches, not per read: the copy is paid once per `max`.
                 if tail.len() > 2 * max {
-                    tail.drain(..tail.len() - max);
+                    let excess = tail.len() - max;
+                    tail.drain(..excess);
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }
     }
+    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
     if tail.len() > max {
-        tail.drain(..tail.len() - max);
+        let excess = tail.len() - max;
+        tail.drain(..excess);
     }
-    tail
 }
 
 /// A command's process group, killed (SIGKILL) when the run is dropped before the
@@ -568,8 +586,11 @@ mod tests {
     #[test]
     fn the_tail_keeps_the_last_bytes() {
         let input: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        let tail = read_tail(&input[..], 1000);
-        assert_eq!(tail, &input[input.len() - 1000..]);
-        assert_eq!(read_tail(&b"short"[..], 1000), b"short");
+        let tail = std::sync::Mutex::new(Vec::new());
+        read_tail(&input[..], &tail, 1000);
+        assert_eq!(*tail.lock().unwrap(), &input[input.len() - 1000..]);
+        let tail = std::sync::Mutex::new(Vec::new());
+        read_tail(&b"short"[..], &tail, 1000);
+        assert_eq!(*tail.lock().unwrap(), b"short");
     }
 }

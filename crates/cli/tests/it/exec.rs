@@ -370,3 +370,40 @@ fn attempts_bounds_the_tries_of_a_failing_handler() {
         ]
     );
 }
+
+#[test]
+fn a_command_that_never_reads_a_large_body_is_still_killed_at_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // A payload larger than a pipe's buffer (64 KiB on Linux): writing it to a
+    // command that never reads its input blocks until the command is gone.
+    let sample = run(dronehook().args(["fixtures", "show", "user_created"])).stdout;
+    let mut payload: serde_json::Value = serde_json::from_slice(&sample).unwrap();
+    // A field no DRONE_* variable carries (the environment has its own size limit).
+    payload["user"]["avatar"] = serde_json::json!("x".repeat(300_000));
+    let file = dir.path().join("large.json");
+    std::fs::write(&file, serde_json::to_vec(&payload).unwrap()).unwrap();
+    let mut serve = serve_cmd();
+    serve.args([
+        "--secret",
+        "s3cr3t",
+        "--output",
+        "none",
+        "--exec",
+        "sleep 300",
+        "--exec-timeout",
+        "1s",
+    ]);
+    let served = Served::start(serve);
+    let started = std::time::Instant::now();
+    let out = run(dronehook()
+        .args(["send", "--endpoint", &served.url, "--secret", "s3cr3t"])
+        .args(["--retries", "0", "--timeout", "30s"])
+        .arg(&file));
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("--exec timed out after 1s and was killed"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
