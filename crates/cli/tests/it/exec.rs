@@ -378,8 +378,8 @@ fn a_command_that_never_reads_a_large_body_is_still_killed_at_its_timeout() {
     // command that never reads its input blocks until the command is gone.
     let sample = run(dronehook().args(["fixtures", "show", "user_created"])).stdout;
     let mut payload: serde_json::Value = serde_json::from_slice(&sample).unwrap();
-    // A field no DRONE_* variable carries (the environment has its own size limit).
-    payload["user"]["avatar"] = serde_json::json!("x".repeat(300_000));
+    // DRONE_USER_LOGIN gets the first 32 KiB of it: the environment has a size limit.
+    payload["user"]["login"] = serde_json::json!("x".repeat(300_000));
     let file = dir.path().join("large.json");
     std::fs::write(&file, serde_json::to_vec(&payload).unwrap()).unwrap();
     let mut serve = serve_cmd();
