@@ -485,7 +485,11 @@ impl Exec {
         // A background process the command left behind may still hold the pipe: what
         // was read until then is kept, with a note.
         let open = tokio::time::timeout(OUTPUT_GRACE, output).await.is_err();
-        let mut tail = std::mem::take(&mut *tail.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut tail = std::mem::take(
+            &mut *tail
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         if tail.len() > MAX_OUTPUT {
             tail.drain(..tail.len() - MAX_OUTPUT);
         }
@@ -515,7 +519,9 @@ fn read_tail(mut reader: impl std::io::Read, tail: &std::sync::Mutex<Vec<u8>>, m
         match reader.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
-                let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+                let mut tail = tail
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 tail.extend_from_slice(&chunk[..n]);
                 // Trimmed in batches, not per read: the copy is paid once per `max`.
                 if tail.len() > 2 * max {
@@ -527,7 +533,9 @@ fn read_tail(mut reader: impl std::io::Read, tail: &std::sync::Mutex<Vec<u8>>, m
             Err(_) => break,
         }
     }
-    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+    let mut tail = tail
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if tail.len() > max {
         let excess = tail.len() - max;
         tail.drain(..excess);
