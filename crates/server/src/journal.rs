@@ -72,6 +72,7 @@ CREATE INDEX deliveries_event ON deliveries (event, action);
 CREATE INDEX deliveries_repo ON deliveries (repo);
 CREATE INDEX deliveries_build_status ON deliveries (build_status);
 CREATE INDEX deliveries_builds ON deliveries (repo, id) WHERE event = 'build' AND erased = 0;
+CREATE INDEX deliveries_erased ON deliveries (received_at_ms) WHERE erased = 1;
 CREATE INDEX runs_status ON runs (status, delivery_id);
 CREATE INDEX runs_due ON runs (next_at_ms) WHERE status = 'pending';
 ",

@@ -232,21 +232,34 @@ impl SqliteStore {
         let from = since.map_or(i64::MIN, millis);
         let mut stats = self.with(|c| {
             let mut stats = StoreStats::default();
-            let (events, erased, oldest, newest): (i64, i64, Option<i64>, Option<i64>) = c
-                .query_row(
-                    "SELECT count(*), coalesce(sum(erased), 0), min(received_at_ms), max(received_at_ms)
-                     FROM deliveries WHERE received_at_ms >= ?1",
-                    [from],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )?;
+            // Each count from an index alone, never the rows (their bodies).
+            let (events, oldest, newest): (i64, Option<i64>, Option<i64>) = c.query_row(
+                "SELECT count(*), min(received_at_ms), max(received_at_ms)
+                 FROM deliveries INDEXED BY deliveries_received WHERE received_at_ms >= ?1",
+                [from],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let erased: i64 = c.query_row(
+                "SELECT count(*) FROM deliveries
+                 WHERE erased = 1 AND received_at_ms >= ?1",
+                [from],
+                |r| r.get(0),
+            )?;
             stats.events = events as u64;
             stats.erased = erased as u64;
             stats.oldest = oldest.map(time_of);
             stats.newest = newest.map(time_of);
-            let mut stmt = c.prepare(
-                "SELECT event, action, count(*) FROM deliveries WHERE received_at_ms >= ?1
-                 GROUP BY event, action",
-            )?;
+            // Without `since`, the groups come from their indexes alone; with it, from
+            // the rows in range.
+            let in_range = if since.is_some() {
+                "received_at_ms >= ?1"
+            } else {
+                "?1 IS NOT NULL"
+            };
+            let mut stmt = c.prepare(&format!(
+                "SELECT event, action, count(*) FROM deliveries WHERE {in_range}
+                 GROUP BY event, action"
+            ))?;
             stats.by_event = stmt
                 .query_map([from], |r| {
                     Ok((
@@ -256,11 +269,11 @@ impl SqliteStore {
                 })?
                 .collect::<rusqlite::Result<_>>()?;
             stats.by_event.sort();
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare(&format!(
                 "SELECT build_status, count(*) FROM deliveries
-                 WHERE build_status IS NOT NULL AND received_at_ms >= ?1
-                 GROUP BY build_status ORDER BY build_status",
-            )?;
+                 WHERE build_status IS NOT NULL AND {in_range}
+                 GROUP BY build_status ORDER BY build_status"
+            ))?;
             stats.by_build_status = stmt
                 .query_map([from], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
                 .collect::<rusqlite::Result<_>>()?;
@@ -323,14 +336,31 @@ impl SqliteStore {
 
     pub(crate) fn latest_builds(&self, limit: usize) -> Result<Vec<StoredEvent>> {
         self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT max(id) FROM deliveries INDEXED BY deliveries_builds
+            // Each repository's newest build: skipping along the partial index of builds
+            // (two seeks per repository), not reading every build.
+            let mut first = c.prepare_cached(
+                "SELECT repo FROM deliveries INDEXED BY deliveries_builds
                  WHERE event = 'build' AND erased = 0 AND repo IS NOT NULL
-                 GROUP BY repo ORDER BY 1 DESC LIMIT ?1",
+                 ORDER BY repo LIMIT 1",
             )?;
-            let ids: Vec<i64> = stmt
-                .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+            let mut next = c.prepare_cached(
+                "SELECT repo FROM deliveries INDEXED BY deliveries_builds
+                 WHERE event = 'build' AND erased = 0 AND repo > ?1 ORDER BY repo LIMIT 1",
+            )?;
+            let mut newest = c.prepare_cached(
+                "SELECT max(id) FROM deliveries INDEXED BY deliveries_builds
+                 WHERE event = 'build' AND erased = 0 AND repo = ?1",
+            )?;
+            let mut ids: Vec<i64> = Vec::new();
+            let mut current: Option<String> = first.query_row([], |r| r.get(0)).optional()?;
+            while let Some(repo) = current {
+                if let Some(id) = newest.query_row([&repo], |r| r.get::<_, Option<i64>>(0))? {
+                    ids.push(id);
+                }
+                current = next.query_row([&repo], |r| r.get(0)).optional()?;
+            }
+            ids.sort_unstable_by(|a, b| b.cmp(a));
+            ids.truncate(limit);
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
                 if let Some(event) = get(c, id)? {
@@ -617,18 +647,29 @@ fn event_pairs(c: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
         "SELECT event, action FROM deliveries INDEXED BY deliveries_event
          ORDER BY event, action LIMIT 1",
     )?;
-    let mut next = c.prepare_cached(
+    // Two seeks, not a row-value comparison (which SQLite would not seek with).
+    let mut next_action = c.prepare_cached(
         "SELECT event, action FROM deliveries INDEXED BY deliveries_event
-         WHERE (event, action) > (?1, ?2) ORDER BY event, action LIMIT 1",
+         WHERE event = ?1 AND action > ?2 ORDER BY event, action LIMIT 1",
+    )?;
+    let mut next_event = c.prepare_cached(
+        "SELECT event, action FROM deliveries INDEXED BY deliveries_event
+         WHERE event > ?1 ORDER BY event, action LIMIT 1",
     )?;
     let mut out = Vec::new();
     let mut current: Option<(String, String)> = first
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     while let Some((e, a)) = current {
-        current = next
+        current = match next_action
             .query_row(params![e, a], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+            .optional()?
+        {
+            Some(pair) => Some(pair),
+            None => next_event
+                .query_row([&e], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?,
+        };
         out.push((e, a));
     }
     Ok(out)

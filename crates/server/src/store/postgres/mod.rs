@@ -94,6 +94,7 @@ CREATE INDEX dronehook_deliveries_repo ON dronehook_deliveries (repo text_patter
 CREATE INDEX dronehook_deliveries_build_status ON dronehook_deliveries (build_status, id);
 CREATE INDEX dronehook_deliveries_builds ON dronehook_deliveries (repo, id)
     WHERE event = 'build' AND NOT erased;
+CREATE INDEX dronehook_deliveries_erased ON dronehook_deliveries (received_at) WHERE erased;
 CREATE INDEX dronehook_runs_status ON dronehook_runs (status, delivery_id);
 ",
 ];
