@@ -34,6 +34,8 @@ pub(crate) enum Command {
     Sign(SignArgs),
     /// Check the signature of a captured request.
     Verify(VerifyArgs),
+    /// Look into a receiver's store: list, show, replay, redeliver, prune, stats, erase.
+    Events(crate::cmd::events::EventsArgs),
     /// Send the hostile catalog to a receiver and score its answers.
     Audit(crate::cmd::audit::AuditArgs),
     /// Print the exact bytes Drone would send for a payload.
@@ -137,6 +139,16 @@ pub(crate) struct ServeArgs {
     /// How many `--exec` commands may run at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "N")]
     pub(crate) exec_concurrency: u32,
+    /// How many times a handler (`--exec`, `--forward`) is tried before its run is
+    /// `dead`, with a store; retries wait 1s, 2s, 4s... (at most 5m). Without a store a
+    /// handler runs once, before the answer.
+    #[arg(
+        long,
+        default_value_t = dronehook_server::DEFAULT_MAX_ATTEMPTS,
+        value_parser = clap::value_parser!(u32).range(1..=100),
+        value_name = "N"
+    )]
+    pub(crate) attempts: u32,
     /// Relay each verified event to this URL, re-signed with --forward-secret; repeatable.
     #[arg(long, value_name = "URL")]
     pub(crate) forward: Vec<String>,

@@ -98,6 +98,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Send(args) => cmd::send::run(args),
         Command::Sign(args) => cmd::sign::run(&args),
         Command::Verify(args) => cmd::verify::run(&args),
+        Command::Events(args) => cmd::events::run(args),
         Command::Audit(args) => cmd::audit::run(&args),
         Command::Encode(args) => cmd::encode::run(&args),
         Command::Fixtures(command) => cmd::fixtures::run(command),

@@ -152,12 +152,46 @@ pub(crate) fn exec_env(env: &Envelope) -> Vec<(&'static str, String)> {
         vars.push(("DRONE_SYSTEM_PROTO", system.proto.to_string()));
         vars.push(("DRONE_SYSTEM_VERSION", system.version.to_string()));
     }
+    for (_, value) in &mut vars {
+        fit_for_env(value);
+    }
     vars
+}
+
+/// The longest value a `DRONE_*` variable gets, in bytes. Linux refuses to start a
+/// command with one string over 128 KiB (and all of them over about 2 MiB): a
+/// payload with a huge commit message must not make every run fail. The payload
+/// itself, on stdin, is never cut.
+const MAX_ENV_VALUE: usize = 32 * 1024;
+
+/// Cuts a value to [`MAX_ENV_VALUE`] (at a character boundary) and drops NUL bytes,
+/// which no environment can hold.
+fn fit_for_env(value: &mut String) {
+    if value.contains('\0') {
+        value.retain(|c| c != '\0');
+    }
+    if value.len() > MAX_ENV_VALUE {
+        let mut end = MAX_ENV_VALUE;
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        value.truncate(end);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_values_fit_an_environment() {
+        let mut long = "é".repeat(MAX_ENV_VALUE);
+        fit_for_env(&mut long);
+        assert!(long.len() <= MAX_ENV_VALUE && long.len() > MAX_ENV_VALUE - 2);
+        let mut nul = "a\0b".to_owned();
+        fit_for_env(&mut nul);
+        assert_eq!(nul, "ab");
+    }
 
     #[test]
     fn durations() {

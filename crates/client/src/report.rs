@@ -24,12 +24,21 @@ pub struct EndpointReport {
     pub elapsed: Duration,
     /// Why the delivery failed; `None` when the last attempt got a 2xx.
     pub error: Option<Error>,
+    /// Whether the receiver answered 2xx with `Dronehook-Duplicate: true`: it had
+    /// accepted this body before (a replay), and did not handle it again.
+    pub duplicate: bool,
 }
 
 impl EndpointReport {
     /// Whether the receiver answered 2xx.
     pub fn is_success(&self) -> bool {
         self.error.is_none()
+    }
+
+    /// Whether the receiver said it had this body already (see
+    /// [`duplicate`](Self::duplicate)). A duplicate is also a success.
+    pub fn is_duplicate(&self) -> bool {
+        self.error.is_none() && self.duplicate
     }
 
     /// The error's class (see [`Error::class`]), or `ok`.
@@ -64,6 +73,11 @@ impl Report {
     /// Whether the event filter dropped the event.
     pub fn is_filtered(&self) -> bool {
         !self.sent
+    }
+
+    /// The endpoints that answered 2xx but said they had this body already.
+    pub fn duplicates(&self) -> impl Iterator<Item = &EndpointReport> {
+        self.endpoints.iter().filter(|d| d.is_duplicate())
     }
 
     /// The endpoints that failed.
@@ -122,8 +136,11 @@ pub struct Summary {
 pub struct EndpointSummary {
     /// The endpoint's URL.
     pub endpoint: String,
-    /// Events answered with 2xx.
+    /// Events answered with 2xx, duplicates not included.
     pub delivered: usize,
+    /// Events answered with 2xx that the receiver said it had already (see
+    /// [`EndpointReport::is_duplicate`]).
+    pub duplicates: usize,
     /// Events that failed after all their attempts.
     pub failed: usize,
     /// Attempts made, retries included.
@@ -158,6 +175,7 @@ impl Summary {
                 row.attempts += u64::from(d.attempts);
                 row.max_elapsed = row.max_elapsed.max(d.elapsed);
                 match &d.error {
+                    None if d.duplicate => row.duplicates += 1,
                     None => row.delivered += 1,
                     Some(e) => {
                         row.failed += 1;

@@ -352,12 +352,14 @@ async fn deliver(
     let started = Instant::now();
     let mut attempts = 0;
     let mut last_status = None;
+    let mut duplicate = false;
     let error = loop {
         attempts += 1;
         let outcome = attempt(&inner, endpoint, &payload).await;
         let (error, wait) = match outcome {
             Ok(response) if response.status.is_success() => {
                 last_status = Some(response.status);
+                duplicate = response.duplicate;
                 break None;
             }
             Ok(response) => {
@@ -385,6 +387,7 @@ async fn deliver(
         attempts,
         elapsed: started.elapsed(),
         error,
+        duplicate,
     }
 }
 
@@ -393,6 +396,8 @@ struct Response {
     status: StatusCode,
     retry_after: Option<Duration>,
     excerpt: String,
+    /// The receiver said it had this body already (`Dronehook-Duplicate: true`).
+    duplicate: bool,
 }
 
 /// One attempt: sign with a fresh `Date`, send, read the answer, all within the timeout.
@@ -446,6 +451,10 @@ async fn exchange(inner: &Inner, request: Request<Full<Bytes>>) -> Result<Respon
     let response = inner.http.request(request).await.map_err(classify)?;
     let status = response.status();
     let retry_after = retry::retry_after(response.headers(), SystemTime::now());
+    let duplicate = response
+        .headers()
+        .get(dronehook_protocol::DUPLICATE_HEADER)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
     let mut body = response.into_body();
     let mut excerpt = Vec::new();
     let mut read = 0;
@@ -470,6 +479,7 @@ async fn exchange(inner: &Inner, request: Request<Full<Bytes>>) -> Result<Respon
         status,
         retry_after,
         excerpt,
+        duplicate,
     })
 }
 

@@ -4,6 +4,7 @@ pub(crate) mod audit;
 pub(crate) mod cert;
 pub(crate) mod completions;
 pub(crate) mod encode;
+pub(crate) mod events;
 pub(crate) mod fixtures;
 pub(crate) mod secret;
 pub(crate) mod send;

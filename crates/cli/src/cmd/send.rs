@@ -20,20 +20,7 @@ const CONCURRENCY: usize = 8;
 /// Sends every input to every endpoint; fails (exit 1) when any delivery failed.
 pub(crate) fn run(args: SendArgs) -> anyhow::Result<Outcome> {
     let secret = args.secret.require()?;
-    let endpoints: Vec<String> = args
-        .endpoint
-        .iter()
-        .map(|e| e.trim().to_owned())
-        .filter(|e| !e.is_empty())
-        .collect();
-    if endpoints.is_empty() {
-        return Err(usage(
-            "no endpoint: give --endpoint or set DRONE_WEBHOOK_ENDPOINT",
-        ));
-    }
-    for endpoint in &endpoints {
-        parse_url(endpoint)?;
-    }
+    let endpoints = endpoints(&args.endpoint)?;
     let filter = args.events.filter()?;
 
     let inputs = input::read_many(&args.inputs)?;
@@ -69,19 +56,10 @@ pub(crate) fn run(args: SendArgs) -> anyhow::Result<Outcome> {
         .timeout(args.timeout)
         .attempts(args.retries.saturating_add(1))
         .skip_verify(args.skip_verify);
-    for file in &args.ca_cert {
-        let pem = std::fs::read(file).map_err(|e| {
-            usage(format!(
-                "cannot read {}: {}",
-                file.display(),
-                input::reason(&e)
-            ))
-        })?;
-        builder = builder.add_root_certificate(pem);
-    }
+    builder = with_ca_certs(builder, &args.ca_cert)?;
     let client = builder.build().map_err(|e| usage(e.to_string()))?;
 
-    let bar = progress_bar(payloads.len());
+    let bar = progress_bar(payloads.len(), 2);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -94,10 +72,11 @@ pub(crate) fn run(args: SendArgs) -> anyhow::Result<Outcome> {
         bar.finish_and_clear();
     }
 
+    let labels: Vec<String> = inputs.iter().map(|i| i.label.clone()).collect();
     if args.json {
-        output::out_line(&serde_json::to_string_pretty(&as_json(&inputs, &bulk))?)?;
+        output::out_line(&serde_json::to_string_pretty(&as_json(&labels, &bulk))?)?;
     } else {
-        print_results(&inputs, &bulk)?;
+        print_results(&labels, &bulk, "--events")?;
     }
     Ok(if bulk.is_success() {
         Outcome::Ok
@@ -106,9 +85,46 @@ pub(crate) fn run(args: SendArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// A progress bar on standard error, when there are many events and a person watching.
-fn progress_bar(count: usize) -> Option<ProgressBar> {
-    if count < 2 || !std::io::stderr().is_terminal() {
+/// The `--endpoint` values, checked: at least one, each an http(s) URL.
+pub(crate) fn endpoints(given: &[String]) -> anyhow::Result<Vec<String>> {
+    let endpoints: Vec<String> = given
+        .iter()
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if endpoints.is_empty() {
+        return Err(usage(
+            "no endpoint: give --endpoint or set DRONE_WEBHOOK_ENDPOINT",
+        ));
+    }
+    for endpoint in &endpoints {
+        parse_url(endpoint)?;
+    }
+    Ok(endpoints)
+}
+
+/// Adds the `--ca-cert` files' certificates to the client's roots.
+pub(crate) fn with_ca_certs(
+    mut builder: dronehook_client::ClientBuilder,
+    files: &[std::path::PathBuf],
+) -> anyhow::Result<dronehook_client::ClientBuilder> {
+    for file in files {
+        let pem = std::fs::read(file).map_err(|e| {
+            usage(format!(
+                "cannot read {}: {}",
+                file.display(),
+                input::reason(&e)
+            ))
+        })?;
+        builder = builder.add_root_certificate(pem);
+    }
+    Ok(builder)
+}
+
+/// A progress bar on standard error, when there are at least `min` events and a
+/// person watching.
+pub(crate) fn progress_bar(count: usize, min: usize) -> Option<ProgressBar> {
+    if count < min || !std::io::stderr().is_terminal() {
         return None;
     }
     let bar = ProgressBar::with_draw_target(Some(count as u64), ProgressDrawTarget::stderr());
@@ -118,16 +134,34 @@ fn progress_bar(count: usize) -> Option<ProgressBar> {
     Some(bar)
 }
 
-fn print_results(inputs: &[input::Payload], bulk: &BulkReport) -> anyhow::Result<()> {
+/// A line per event (labelled), then a table per endpoint; `filter_flag` names the
+/// flag that leaves events out.
+pub(crate) fn print_results(
+    labels: &[String],
+    bulk: &BulkReport,
+    filter_flag: &str,
+) -> anyhow::Result<()> {
     let paint = Painter::stdout();
     let mut text = String::new();
-    let label_width = inputs.iter().map(|i| i.label.len()).max().unwrap_or(0);
-    for (item, report) in inputs.iter().zip(&bulk.reports) {
+    let label_width = labels.iter().map(String::len).max().unwrap_or(0);
+    for (label, report) in labels.iter().zip(&bulk.reports) {
         let kind = format!("{} {}", report.event, report.action);
         let outcome = if !report.sent {
             paint.dim("filtered")
         } else if report.is_success() {
-            paint.good("delivered")
+            // A receiver that had the body already answers 2xx (Drone needs that) and
+            // says so: the event was not delivered again.
+            let duplicates = report.duplicates().count();
+            if duplicates == 0 {
+                paint.good("delivered")
+            } else if duplicates == report.endpoints.len() {
+                paint.warn("duplicate")
+            } else {
+                paint.good(&format!(
+                    "delivered (duplicate at {duplicates} of {} endpoints)",
+                    report.endpoints.len()
+                ))
+            }
         } else {
             let failed = report.failures().count();
             paint.bad(&format!(
@@ -135,7 +169,7 @@ fn print_results(inputs: &[input::Payload], bulk: &BulkReport) -> anyhow::Result
                 report.endpoints.len()
             ))
         };
-        let _ = writeln!(text, "{:label_width$}  {kind:16}  {outcome}", item.label);
+        let _ = writeln!(text, "{label:label_width$}  {kind:16}  {outcome}");
     }
     let summary = bulk.summary();
     let width = summary
@@ -145,13 +179,22 @@ fn print_results(inputs: &[input::Payload], bulk: &BulkReport) -> anyhow::Result
         .max()
         .unwrap_or(0)
         .max(8);
+    // The duplicate column is there only when a receiver reported one, so the usual
+    // table stays as it was.
+    let any_duplicate = summary.endpoints.iter().any(|e| e.duplicates > 0);
+    let duplicate_head = if any_duplicate { "  duplicate" } else { "" };
     text.push('\n');
     text.push_str(&paint.bold(&format!(
-        "{:width$}  {:>9}  {:>6}  {:>8}  last error",
+        "{:width$}  {:>9}{duplicate_head}  {:>6}  {:>8}  last error",
         "endpoint", "delivered", "failed", "attempts"
     )));
     text.push('\n');
     for row in &summary.endpoints {
+        let duplicates = if any_duplicate {
+            format!("  {:>9}", row.duplicates)
+        } else {
+            String::new()
+        };
         let failed = format!("{:>6}", row.failed);
         let failed = if row.failed > 0 {
             paint.bad(&failed)
@@ -160,7 +203,7 @@ fn print_results(inputs: &[input::Payload], bulk: &BulkReport) -> anyhow::Result
         };
         let _ = writeln!(
             text,
-            "{:width$}  {:>9}  {failed}  {:>8}  {}",
+            "{:width$}  {:>9}{duplicates}  {failed}  {:>8}  {}",
             row.endpoint,
             row.delivered,
             row.attempts,
@@ -168,17 +211,22 @@ fn print_results(inputs: &[input::Payload], bulk: &BulkReport) -> anyhow::Result
         );
     }
     if summary.filtered > 0 {
-        let _ = writeln!(text, "{} event(s) left out by --events", summary.filtered);
+        let _ = writeln!(
+            text,
+            "{} event(s) left out by {filter_flag}",
+            summary.filtered
+        );
     }
     output::out_bytes(text.as_bytes())?;
     Ok(())
 }
 
-fn as_json(inputs: &[input::Payload], bulk: &BulkReport) -> Value {
-    let events: Vec<Value> = inputs
+/// The results as one JSON object.
+pub(crate) fn as_json(labels: &[String], bulk: &BulkReport) -> Value {
+    let events: Vec<Value> = labels
         .iter()
         .zip(&bulk.reports)
-        .map(|(item, report)| {
+        .map(|(label, report)| {
             let deliveries: Vec<Value> = report
                 .endpoints
                 .iter()
@@ -189,12 +237,13 @@ fn as_json(inputs: &[input::Payload], bulk: &BulkReport) -> Value {
                         "attempts": d.attempts,
                         "elapsed_ms": d.elapsed.as_millis() as u64,
                         "class": d.class(),
+                        "duplicate": d.is_duplicate(),
                         "error": d.error.as_ref().map(|e| hinted(&e.to_string())),
                     })
                 })
                 .collect();
             json!({
-                "input": item.label,
+                "input": label,
                 "event": report.event,
                 "action": report.action,
                 "digest": report.digest.to_string(),
@@ -212,6 +261,7 @@ fn as_json(inputs: &[input::Payload], bulk: &BulkReport) -> Value {
             json!({
                 "endpoint": e.endpoint,
                 "delivered": e.delivered,
+                "duplicates": e.duplicates,
                 "failed": e.failed,
                 "attempts": e.attempts,
                 "last_error": e.last_error.as_deref().map(hinted),

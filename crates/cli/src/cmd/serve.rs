@@ -62,6 +62,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         let exec = Exec {
             command: Arc::from(command.as_str()),
             timeout: args.exec_timeout,
+            debug: args.debug,
             slots: Arc::new(Semaphore::new(args.exec_concurrency as usize)),
         };
         handlers.push((
@@ -140,6 +141,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         config = config.store(store);
     }
     config = config
+        .max_attempts(args.attempts)
         .retain(args.retain.0)
         .max_rows(args.retain_rows.0)
         .lease(args.lease);
@@ -462,7 +464,13 @@ struct Exec {
     command: Arc<str>,
     timeout: Duration,
     slots: Arc<Semaphore>,
+    /// With `--debug`, a command's captured output is also shown on stderr.
+    debug: bool,
 }
+
+/// How long the output of a command that has ended is still read: a background
+/// process it left behind may hold the pipe open, and must not hold the run.
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
 impl Exec {
     async fn run(&self, d: Delivery) -> Result<(), HandlerError> {
@@ -471,6 +479,11 @@ impl Exec {
             .acquire()
             .await
             .map_err(|_| HandlerError::new("shutting down"))?;
+        let (reader, writer) =
+            std::io::pipe().map_err(|e| HandlerError::new(format!("cannot make a pipe: {e}")))?;
+        let writer_too = writer
+            .try_clone()
+            .map_err(|e| HandlerError::new(format!("cannot make a pipe: {e}")))?;
         let mut command = tokio::process::Command::new("sh");
         command
             .arg("-c")
@@ -490,22 +503,44 @@ impl Exec {
                     .to_string(),
             )
             .stdin(Stdio::piped())
-            // The command's output goes to stderr: stdout carries the event lines.
-            .stdout(Stdio::from(std::io::stderr()))
+            // stdout and stderr share one pipe, so the kept tail has them in the order
+            // they were written; stdout of the receiver carries only the event lines.
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::from(writer_too))
             .kill_on_drop(true);
+        // Its own process group: at the timeout the whole group is killed, so that a
+        // `sleep` or a `curl` the shell started does not outlive the run.
+        #[cfg(unix)]
+        command.process_group(0);
         if let Some(id) = d.id {
             command.env("DRONE_DELIVERY_ID", id.to_string());
         }
-        let mut child = command
-            .spawn()
-            .map_err(|e| HandlerError::new(format!("cannot start sh: {e}")))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            // A command that does not read its input closes the pipe early; that is
-            // its business, not an error.
-            let _ = stdin.write_all(&d.body).await;
-            drop(stdin);
+        let spawned = command.spawn();
+        // The parent's copies of the pipe's write end are gone with `command`: the
+        // reader sees the end of the output when the group's last writer exits.
+        drop(command);
+        let mut child = spawned.map_err(|e| HandlerError::new(format!("cannot start sh: {e}")))?;
+        let mut group = ProcessGroup::of(&child);
+        let tail = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let output = tokio::task::spawn_blocking({
+            let tail = tail.clone();
+            move || read_tail(reader, &tail, MAX_OUTPUT)
+        });
+        // The body is written beside the wait, not before it: a command that never
+        // reads a body larger than the pipe's buffer would otherwise block the write,
+        // and the timeout would never start. One that does not read its input closes
+        // the pipe early; that is its business, not an error.
+        let writer = child.stdin.take().map(|mut stdin| {
+            let body = d.body.clone();
+            tokio::spawn(async move {
+                let _ = stdin.write_all(&body).await;
+            })
+        });
+        let waited = tokio::time::timeout(self.timeout, child.wait()).await;
+        if let Some(writer) = writer {
+            writer.abort();
         }
-        match tokio::time::timeout(self.timeout, child.wait()).await {
+        let result = match waited {
             Ok(Ok(status)) if status.success() => Ok(()),
             Ok(Ok(status)) => Err(HandlerError::new(match status.code() {
                 Some(code) => format!("--exec exited with status {code}"),
@@ -515,6 +550,7 @@ impl Exec {
                 "--exec could not be waited for: {e}"
             ))),
             Err(_) => {
+                group.kill();
                 let _ = child.start_kill();
                 let _ = child.wait().await;
                 Err(HandlerError::new(format!(
@@ -522,6 +558,125 @@ impl Exec {
                     humantime::format_duration(self.timeout)
                 )))
             }
+        };
+        group.disarm();
+        // A background process the command left behind may still hold the pipe: what
+        // was read until then is kept, with a note.
+        let open = tokio::time::timeout(OUTPUT_GRACE, output).await.is_err();
+        let mut tail = std::mem::take(
+            &mut *tail
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if tail.len() > MAX_OUTPUT {
+            tail.drain(..tail.len() - MAX_OUTPUT);
         }
+        if open {
+            tail.extend_from_slice(b"[the output was still open after the command ended]\n");
+        }
+        if self.debug && !tail.is_empty() {
+            let text = String::from_utf8_lossy(&tail);
+            for line in text.lines() {
+                output::err_line(&format!("exec output  {}: {line}", d.filter_name()));
+            }
+        }
+        // Kept with this attempt's run record (with a store; without one, dropped).
+        d.set_output(tail);
+        result
+    }
+}
+
+/// How much of a command's output is kept with its run: the end of it.
+const MAX_OUTPUT: usize = dronehook_server::MAX_RUN_OUTPUT;
+
+/// Reads a pipe to its end into `tail`, keeping (about) its last `max` bytes there: at
+/// most `2 * max`, trimmed to `max` at the end.
+fn read_tail(mut reader: impl std::io::Read, tail: &std::sync::Mutex<Vec<u8>>, max: usize) {
+    let mut chunk = [0u8; 8192];
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                let mut tail = tail
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                tail.extend_from_slice(&chunk[..n]);
+                // Trimmed in batches, not per read: the copy is paid once per `max`.
+                if tail.len() > 2 * max {
+                    let excess = tail.len() - max;
+                    tail.drain(..excess);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let mut tail = tail
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if tail.len() > max {
+        let excess = tail.len() - max;
+        tail.drain(..excess);
+    }
+}
+
+/// A command's process group, killed (SIGKILL) when the run is dropped before the
+/// command was reaped: at shutdown, a run cut short leaves no process behind.
+struct ProcessGroup {
+    #[cfg(unix)]
+    id: Option<rustix::process::Pid>,
+    armed: bool,
+}
+
+impl ProcessGroup {
+    fn of(child: &tokio::process::Child) -> Self {
+        #[cfg(not(unix))]
+        let _ = child;
+        ProcessGroup {
+            #[cfg(unix)]
+            id: child
+                .id()
+                .and_then(|id| rustix::process::Pid::from_raw(id as i32)),
+            armed: true,
+        }
+    }
+
+    /// Kills every process of the group.
+    fn kill(&self) {
+        #[cfg(unix)]
+        if let Some(id) = self.id {
+            // ESRCH (the group is gone already) is what we want anyway.
+            let _ = rustix::process::kill_process_group(id, rustix::process::Signal::KILL);
+        }
+    }
+
+    /// The command has been reaped: its id may be reused, so the group is no longer
+    /// killed by id. (Its leftover background processes, if any, are left alone.)
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if self.armed {
+            self.kill();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_tail;
+
+    #[test]
+    fn the_tail_keeps_the_last_bytes() {
+        let input: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let tail = std::sync::Mutex::new(Vec::new());
+        read_tail(&input[..], &tail, 1000);
+        assert_eq!(*tail.lock().unwrap(), &input[input.len() - 1000..]);
+        let tail = std::sync::Mutex::new(Vec::new());
+        read_tail(&b"short"[..], &tail, 1000);
+        assert_eq!(*tail.lock().unwrap(), b"short");
     }
 }

@@ -187,3 +187,223 @@ fn with_a_journal_a_failed_exec_is_recorded_there() {
         ("build", "created")
     );
 }
+
+/// The live (not zombie) processes whose process group is `group`, from /proc.
+#[cfg(target_os = "linux")]
+fn live_members(group: u32) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces, so split after `)`.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(2) == Some(&group.to_string().as_str()) && fields.first() != Some(&"Z") {
+            found.push(stat.split(' ').take(3).collect::<Vec<_>>().join(" "));
+        }
+    }
+    found
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn at_its_timeout_the_whole_process_group_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = serve_cmd();
+    serve
+        .env("OUT", dir.path())
+        .args([
+            "--secret",
+            "s3cr3t",
+            "--output",
+            "none",
+            "--exec-timeout",
+            "1s",
+        ])
+        // The shell starts a grandchild and waits for it: killing only the shell
+        // would leave the `sleep` running.
+        .args(["--exec", r#"echo $$ > "$OUT/group"; sleep 300 & wait"#]);
+    let served = Served::start(serve);
+    let out = run(dronehook().args([
+        "send",
+        "--endpoint",
+        &served.url,
+        "--secret",
+        "s3cr3t",
+        "--retries",
+        "0",
+        "fixture:user_created",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("--exec timed out after 1s and was killed"),
+        "{}",
+        stdout(&out)
+    );
+    let group: u32 = std::fs::read_to_string(dir.path().join("group"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SIGKILL is sent before the answer; the kernel may take a moment to finish them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut left = live_members(group);
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        left = live_members(group);
+    }
+    assert_eq!(left, Vec::<String>::new(), "processes of the group remain");
+}
+
+/// Collects serve's stderr lines up to and including the first containing `needle`.
+fn stderr_until(served: &Served, needle: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    while let Ok(line) = served.stderr_lines.recv_timeout(crate::support::PATIENCE) {
+        let done = line.contains(needle);
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
+    panic!("no stderr line with {needle:?} in {lines:?}");
+}
+
+#[test]
+fn a_command_s_output_stays_out_of_the_receiver_s_stderr() {
+    let mut serve = serve_cmd();
+    serve.args(["--secret", "s3cr3t", "--output", "none", "--exec"]).arg(
+        // 200 KB of output, then a marker on each stream.
+        "head -c 200000 /dev/zero | tr '\\0' x; echo; echo marker-out; echo marker-err >&2; exit 3",
+    );
+    let served = Served::start(serve);
+    let out = run(dronehook().args([
+        "send",
+        "--endpoint",
+        &served.url,
+        "--secret",
+        "s3cr3t",
+        "--retries",
+        "0",
+        "fixture:user_deleted",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let lines = stderr_until(&served, "handler failed");
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("marker") && !l.contains("xxx")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("handler failed  exec  user:deleted  attempt 1: --exec exited with status 3")
+    );
+}
+
+#[test]
+fn with_debug_a_command_s_output_is_shown_line_by_line() {
+    let mut serve = serve_cmd();
+    serve.args([
+        "--secret",
+        "s3cr3t",
+        "--output",
+        "none",
+        "--debug",
+        "--exec",
+        "echo marker-out; echo marker-err >&2",
+    ]);
+    let served = Served::start(serve);
+    let out = run(dronehook().args([
+        "send",
+        "--endpoint",
+        &served.url,
+        "--secret",
+        "s3cr3t",
+        "fixture:user_deleted",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let lines = stderr_until(&served, "marker-err");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "exec output  user:deleted: marker-out"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("exec output  user:deleted: marker-err")
+    );
+}
+
+#[test]
+fn attempts_bounds_the_tries_of_a_failing_handler() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = serve_cmd();
+    serve
+        .args(["--secret", "s3cr3t", "--output", "none", "--attempts", "2"])
+        .arg("--store")
+        .arg(dir.path().join("store.db"))
+        .args(["--exec", "exit 4"]);
+    let served = Served::start(serve);
+    let out = run(dronehook().args([
+        "send",
+        "--endpoint",
+        &served.url,
+        "--secret",
+        "s3cr3t",
+        "fixture:user_deleted",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let lines = stderr_until(&served, "attempt 2");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("handler failed"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        [
+            "handler failed  exec  user:deleted  attempt 1, will retry: --exec exited with status 4",
+            "handler failed  exec  user:deleted  attempt 2: --exec exited with status 4",
+        ]
+    );
+}
+
+#[test]
+fn a_command_that_never_reads_a_large_body_is_still_killed_at_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // A payload larger than a pipe's buffer (64 KiB on Linux): writing it to a
+    // command that never reads its input blocks until the command is gone.
+    let sample = run(dronehook().args(["fixtures", "show", "user_created"])).stdout;
+    let mut payload: serde_json::Value = serde_json::from_slice(&sample).unwrap();
+    // DRONE_USER_LOGIN gets the first 32 KiB of it: the environment has a size limit.
+    payload["user"]["login"] = serde_json::json!("x".repeat(300_000));
+    let file = dir.path().join("large.json");
+    std::fs::write(&file, serde_json::to_vec(&payload).unwrap()).unwrap();
+    let mut serve = serve_cmd();
+    serve.args([
+        "--secret",
+        "s3cr3t",
+        "--output",
+        "none",
+        "--exec",
+        "sleep 300",
+        "--exec-timeout",
+        "1s",
+    ]);
+    let served = Served::start(serve);
+    let started = std::time::Instant::now();
+    let out = run(dronehook()
+        .args(["send", "--endpoint", &served.url, "--secret", "s3cr3t"])
+        .args(["--retries", "0", "--timeout", "30s"])
+        .arg(&file));
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("--exec timed out after 1s and was killed"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}

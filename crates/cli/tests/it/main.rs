@@ -10,6 +10,8 @@ mod bad_input;
 mod browser;
 mod colour;
 mod env;
+mod events;
+mod events_store;
 mod exec;
 mod serve_send;
 mod snapshots;

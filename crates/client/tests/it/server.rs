@@ -176,3 +176,43 @@ async fn a_server_restarted_mid_run_gets_every_event_and_its_handler_sees_none_t
     );
     server.shutdown().await.unwrap();
 }
+
+/// The same signed body sent twice: the receiver answers both 2xx (Drone needs that),
+/// and says the second was a duplicate; the report and the summary say so too.
+#[tokio::test]
+async fn a_body_the_receiver_had_already_is_reported_as_a_duplicate() {
+    for journal in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let seen = Arc::new(Seen::default());
+        let server = start(
+            "127.0.0.1:0".parse().unwrap(),
+            journal.then_some(path.as_path()),
+            &seen,
+        )
+        .await;
+        let client = client(&server).build().unwrap();
+        let body = samples::get("build_finished").unwrap().body;
+        let payload = || Payload::captured(body.clone(), "build");
+        let first = client.send(payload()).await;
+        // Each send signs anew (a fresh Date): only the body is the same.
+        let second = client.send(payload()).await;
+        assert!(first.is_success() && second.is_success(), "{second:?}");
+        assert!(!first.endpoints[0].is_duplicate(), "journal {journal}");
+        assert!(second.endpoints[0].is_duplicate(), "journal {journal}");
+        assert_eq!(second.duplicates().count(), 1);
+        let summary = dronehook_client::Summary::of([&first, &second]);
+        assert_eq!(
+            (
+                summary.endpoints[0].delivered,
+                summary.endpoints[0].duplicates,
+                summary.endpoints[0].failed
+            ),
+            (1, 1, 0),
+            "journal {journal}"
+        );
+        wait_until(&seen.changed, || seen.total() == 1).await;
+        assert_eq!(seen.total(), 1, "the handler ran once");
+        server.shutdown().await.unwrap();
+    }
+}
