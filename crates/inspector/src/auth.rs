@@ -175,7 +175,12 @@ mod tests {
             );
             assert!(auth.allows(&headers), "{scheme}");
         }
-        for refused in ["Basic s3cret-token", "Bearers3cret-token", "Bearer", "s3cret-token"] {
+        for refused in [
+            "Basic s3cret-token",
+            "Bearers3cret-token",
+            "Bearer",
+            "s3cret-token",
+        ] {
             headers.insert(
                 http::header::AUTHORIZATION,
                 refused.parse().expect("header"),

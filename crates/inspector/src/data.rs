@@ -281,12 +281,10 @@ impl Data {
     pub(crate) async fn runs(&self, id: i64) -> Result<Option<(bool, Vec<String>)>, String> {
         let query = EventQuery::new().before(id.saturating_add(1)).limit(1);
         let rows = self.store.list(&query).await.map_err(one_line)?;
-        Ok(rows.iter().find(|s| s.id == id).map(|s| {
-            (
-                s.erased,
-                s.runs.iter().map(|r| r.handler.clone()).collect(),
-            )
-        }))
+        Ok(rows
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| (s.erased, s.runs.iter().map(|r| r.handler.clone()).collect())))
     }
 
     /// Queues the event's runs (or the one named) again. `None`: no such event.

@@ -180,7 +180,8 @@ mod tests {
     #[test]
     fn credentials_are_never_shown() {
         let v = br#"keyId="hmac-key",algorithm="hmac-sha256",signature="abcdefghijklmnopqrstuvwxyz0123456789=",headers="date digest""#;
-        let shown = r#"keyId="hmac-key",algorithm="hmac-sha256",signature="***",headers="date digest""#;
+        let shown =
+            r#"keyId="hmac-key",algorithm="hmac-sha256",signature="***",headers="date digest""#;
         assert_eq!(header_value("Signature", v), shown);
         assert_eq!(header_value("SIGNATURE", v), shown);
         // The parameter names in any case, a comma inside quotes, an unknown parameter.
@@ -217,6 +218,9 @@ mod tests {
             "SHA-256=47DEQpj8HBSa+/TI…"
         );
         assert_eq!(header_value("X-Drone-Event", b"build"), "build");
-        assert_eq!(header_value("content-type", b"application/json"), "application/json");
+        assert_eq!(
+            header_value("content-type", b"application/json"),
+            "application/json"
+        );
     }
 }

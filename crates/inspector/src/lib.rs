@@ -65,7 +65,10 @@ pub enum Error {
 impl Error {
     /// Whether the error is the caller's settings (a command line's usage error).
     pub fn is_usage(&self) -> bool {
-        matches!(self, Error::NeedsToken | Error::EmptyToken | Error::ShortToken)
+        matches!(
+            self,
+            Error::NeedsToken | Error::EmptyToken | Error::ShortToken
+        )
     }
 }
 

@@ -530,7 +530,11 @@ async fn failed(app: &App, query: Option<&str>) -> Response<Body> {
         .into_iter()
         .find(|(n, _)| n == "redriven")
         // A count, so digits only: a crafted link puts no words of its own here.
-        .and_then(|(_, v)| v.parse::<usize>().ok().filter(|_| v.bytes().all(|b| b.is_ascii_digit())))
+        .and_then(|(_, v)| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))
+        })
         .map(|n| format!("Queued again: {n} run(s)."));
     let (rows, notice) = match data.failed(&filters).await {
         Ok(rows) => (rows, notice),
@@ -709,7 +713,10 @@ fn queued_location(id: i64, names: &[String]) -> String {
     if names.is_empty() {
         return format!("/events/{id}?queued=");
     }
-    let q: Vec<String> = names.iter().map(|n| format!("queued={}", encode(n))).collect();
+    let q: Vec<String> = names
+        .iter()
+        .map(|n| format!("queued={}", encode(n)))
+        .collect();
     format!("/events/{id}?{}", q.join("&"))
 }
 

@@ -644,7 +644,10 @@ fn with_a_token_every_page_needs_a_login() {
             .args(["--ui", "0.0.0.0:0"]);
         let ui = Inspected::with(serve, dir);
         assert!(
-            !ui.served.preamble.join("\n").contains("open-sesame-open-sesame"),
+            !ui.served
+                .preamble
+                .join("\n")
+                .contains("open-sesame-open-sesame"),
             "the token is not printed"
         );
         let b = browser().await;

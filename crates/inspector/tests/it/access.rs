@@ -155,7 +155,10 @@ async fn the_token_buys_a_cookie_and_pages_need_it() {
         "",
     )
     .await;
-    assert_eq!((basic.status, basic.header("location")), (303, Some("/login")));
+    assert_eq!(
+        (basic.status, basic.header("location")),
+        (303, Some("/login"))
+    );
     let bad = request(
         run.ui,
         "GET",

@@ -103,11 +103,18 @@ async fn credential_headers_are_never_shown_and_the_signature_value_neither() {
     assert_eq!(page.status, 200);
     let html = &page.body;
     for (name, value) in extra {
-        assert_eq!(header_cell(html, &name.to_ascii_lowercase()), "***", "{name}");
+        assert_eq!(
+            header_cell(html, &name.to_ascii_lowercase()),
+            "***",
+            "{name}"
+        );
         assert!(!html.contains(value), "{name}'s value shown: {html}");
     }
     assert!(!html.contains("dXNlcjpw"), "{html}");
-    assert!(!html.contains(&signature_value), "the signature is shown: {html}");
+    assert!(
+        !html.contains(&signature_value),
+        "the signature is shown: {html}"
+    );
     assert_eq!(
         header_cell(html, "signature"),
         "keyId=&quot;hmac-key&quot;,algorithm=&quot;hmac-sha256&quot;,\
@@ -221,7 +228,11 @@ async fn redeliver_takes_only_the_events_own_run_names() {
             &format!("csrf={csrf}&handler={handler}"),
         )
         .await;
-        assert_eq!((a.status, a.body.as_str()), (400, refused.as_str()), "{handler}");
+        assert_eq!(
+            (a.status, a.body.as_str()),
+            (400, refused.as_str()),
+            "{handler}"
+        );
         let b = request(
             run.ui,
             "POST",
@@ -230,7 +241,11 @@ async fn redeliver_takes_only_the_events_own_run_names() {
             &format!("csrf={csrf}&id={id}&handler={handler}"),
         )
         .await;
-        assert_eq!((b.status, b.body.as_str()), (400, refused.as_str()), "{handler}");
+        assert_eq!(
+            (b.status, b.body.as_str()),
+            (400, refused.as_str()),
+            "{handler}"
+        );
     }
     // Nothing was queued: the run is still done, with its one attempt.
     let store = Store::open_read_only(&url).await.expect("store opens");
