@@ -100,8 +100,8 @@ impl Auth {
             .get_all(http::header::AUTHORIZATION)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| v.strip_prefix("Bearer "))
-            .any(|t| self.token_ok(t.trim()));
+            .filter_map(bearer)
+            .any(|t| self.token_ok(t));
         bearer || self.cookie_ok(headers)
     }
 
@@ -116,6 +116,16 @@ impl Auth {
                 name == COOKIE && bool::from(value.as_bytes().ct_eq(self.session.as_bytes()))
             })
     }
+}
+
+/// The token of `Authorization: Bearer TOKEN`; the scheme's name is
+/// case-insensitive (RFC 9110 section 11.1), so `bearer` and `BEARER` count too.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -158,6 +168,25 @@ mod tests {
             "Bearer wrong".parse().expect("header"),
         );
         assert!(!auth.allows(&headers));
+        for scheme in ["bearer", "BEARER", "BeArEr"] {
+            headers.insert(
+                http::header::AUTHORIZATION,
+                format!("{scheme}  s3cret-token").parse().expect("header"),
+            );
+            assert!(auth.allows(&headers), "{scheme}");
+        }
+        for refused in [
+            "Basic s3cret-token",
+            "Bearers3cret-token",
+            "Bearer",
+            "s3cret-token",
+        ] {
+            headers.insert(
+                http::header::AUTHORIZATION,
+                refused.parse().expect("header"),
+            );
+            assert!(!auth.allows(&headers), "{refused}");
+        }
     }
 
     #[test]

@@ -276,11 +276,15 @@ impl Data {
         })
     }
 
-    /// Whether the event was erased (`None`: no such event).
-    pub(crate) async fn erased(&self, id: i64) -> Result<Option<bool>, String> {
+    /// Whether the event was erased, and its runs' handler names (`None`: no such
+    /// event).
+    pub(crate) async fn runs(&self, id: i64) -> Result<Option<(bool, Vec<String>)>, String> {
         let query = EventQuery::new().before(id.saturating_add(1)).limit(1);
         let rows = self.store.list(&query).await.map_err(one_line)?;
-        Ok(rows.iter().find(|s| s.id == id).map(|s| s.erased))
+        Ok(rows
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| (s.erased, s.runs.iter().map(|r| r.handler.clone()).collect())))
     }
 
     /// Queues the event's runs (or the one named) again. `None`: no such event.
@@ -344,17 +348,19 @@ impl Data {
             .build()
             .map_err(|e| format!("endpoint: {}", one_line(e)))?;
         let report = client.send(Payload::captured(stored.body, event)).await;
+        // The status line only, never the response body nor an error that holds it:
+        // the endpoint is typed by whoever uses the inspector, and the answer of an
+        // internal service must not be read through it.
         Ok(Some(
             report
                 .endpoints
                 .iter()
-                .map(|e| match (&e.error, e.status) {
-                    (None, Some(s)) => format!("{}: answered {s}", e.endpoint),
-                    (Some(err), Some(s)) => {
-                        format!("{}: answered {s}: {}", e.endpoint, one_line(err))
+                .map(|e| match (e.status, &e.error) {
+                    (Some(s), _) => format!("{}: answered {s}", e.endpoint),
+                    (None, Some(err)) if !err.is_status() => {
+                        format!("{}: failed: {}", e.endpoint, one_line(err))
                     }
-                    (Some(err), None) => format!("{}: failed: {}", e.endpoint, one_line(err)),
-                    (None, None) => format!("{}: no answer", e.endpoint),
+                    (None, _) => format!("{}: no answer", e.endpoint),
                 })
                 .collect(),
         ))

@@ -1,4 +1,4 @@
-//! How times, durations and header values are shown.
+//! How times, durations and header values are shown (credentials never).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -69,28 +69,86 @@ pub(crate) fn skew_cell(skew: i64) -> String {
     format!("{sign}{}", span(Duration::from_secs(skew.unsigned_abs())))
 }
 
-/// A header value as shown: signatures and digests shortened to their start, so a
-/// page never shows the whole of one (they are not secrets, but they are noise).
+/// Headers whose value a page shows as received: none of them carries a credential.
+/// Every other header's value is `***` (a proxy's `Authorization`, cookies, API keys:
+/// whatever a sender or a proxy added), the same allow-list as the store's `Debug`.
+const SHOWN_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "date",
+    "x-drone-event",
+    "user-agent",
+];
+
+/// `Signature` parameters whose value is shown; the signature itself and any other
+/// parameter are `***`.
+const SHOWN_PARAMS: &[&str] = &["keyid", "algorithm", "headers", "created", "expires"];
+
+/// A header value as shown: the allow-listed headers as received; `Signature` (and an
+/// `Authorization: Signature ...`) with its parameters but not the signature; a
+/// `Digest` shortened (a hash of the body, shown whole above); `***` for the rest.
+/// Header names are matched case-insensitively.
 pub(crate) fn header_value(name: &str, value: &[u8]) -> String {
     let text = String::from_utf8_lossy(value);
-    let name = name.to_ascii_lowercase();
-    if name == "signature" || name == "authorization" {
-        // Keep the parameters readable, shorten the signature itself.
-        return match text.find("signature=\"") {
-            Some(at) => {
-                let start = at + "signature=\"".len();
-                let rest = &text[start..];
-                let sig_len = rest.find('"').unwrap_or(rest.len());
-                let shown: String = rest[..sig_len].chars().take(8).collect();
-                format!("{}{shown}…{}", &text[..start], &rest[sig_len..])
-            }
-            None => shorten(&text, 24),
-        };
+    if SHOWN_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        return text.into_owned();
     }
-    if name == "digest" {
+    if name.eq_ignore_ascii_case("signature") {
+        return signature_params(&text);
+    }
+    if name.eq_ignore_ascii_case("authorization") {
+        let (scheme, rest) = text.trim().split_once(' ').unwrap_or((&text, ""));
+        if scheme.eq_ignore_ascii_case("signature") {
+            return format!("{scheme} {}", signature_params(rest.trim()));
+        }
+        return "***".to_owned();
+    }
+    if name.eq_ignore_ascii_case("digest") {
         return shorten(&text, 24);
     }
-    text.into_owned()
+    "***".to_owned()
+}
+
+/// `keyId="k",algorithm="hmac-sha256",signature="...",headers="date digest"` with the
+/// signature's value (and any parameter not in [`SHOWN_PARAMS`]) replaced by `***`.
+fn signature_params(text: &str) -> String {
+    split_params(text)
+        .iter()
+        .map(|part| match part.split_once('=') {
+            Some((key, value))
+                if SHOWN_PARAMS
+                    .iter()
+                    .any(|p| key.trim().eq_ignore_ascii_case(p)) =>
+            {
+                format!("{}={}", key.trim(), value.trim())
+            }
+            Some((key, value)) if value.trim().starts_with('"') => {
+                format!("{}=\"***\"", key.trim())
+            }
+            Some((key, _)) => format!("{}=***", key.trim()),
+            None => "***".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Splits on the commas outside double quotes.
+fn split_params(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts.retain(|p| !p.trim().is_empty());
+    parts
 }
 
 fn shorten(text: &str, keep: usize) -> String {
@@ -120,12 +178,38 @@ mod tests {
     }
 
     #[test]
-    fn signatures_are_shortened() {
+    fn credentials_are_never_shown() {
         let v = br#"keyId="hmac-key",algorithm="hmac-sha256",signature="abcdefghijklmnopqrstuvwxyz0123456789=",headers="date digest""#;
+        let shown =
+            r#"keyId="hmac-key",algorithm="hmac-sha256",signature="***",headers="date digest""#;
+        assert_eq!(header_value("Signature", v), shown);
+        assert_eq!(header_value("SIGNATURE", v), shown);
+        // The parameter names in any case, a comma inside quotes, an unknown parameter.
         assert_eq!(
-            header_value("Signature", v),
-            r#"keyId="hmac-key",algorithm="hmac-sha256",signature="abcdefgh…",headers="date digest""#
+            header_value(
+                "signature",
+                br#"KEYID="a,b", Signature="c2VjcmV0", ALGORITHM="hmac-sha256", extra="x", junk"#
+            ),
+            r#"KEYID="a,b",Signature="***",ALGORITHM="hmac-sha256",extra="***",***"#
         );
+        assert_eq!(
+            header_value(
+                "Authorization",
+                br#"signature keyId="k",signature="c2VjcmV0""#
+            ),
+            r#"signature keyId="k",signature="***""#
+        );
+        for (name, value) in [
+            ("Authorization", "Basic dXNlcjpwYXNzd29yZA=="),
+            ("authorization", "Bearer abcdefghijklmnopqrstuvwxyz"),
+            ("Proxy-Authorization", "Basic dXNlcjpwYXNzd29yZA=="),
+            ("Cookie", "session=s3cret"),
+            ("X-Api-Key", "s3cret"),
+            ("x-auth-token", "s3cret"),
+            ("X-Forwarded-For", "192.0.2.1"),
+        ] {
+            assert_eq!(header_value(name, value.as_bytes()), "***", "{name}");
+        }
         assert_eq!(
             header_value(
                 "digest",
@@ -133,6 +217,10 @@ mod tests {
             ),
             "SHA-256=47DEQpj8HBSa+/TI…"
         );
-        assert_eq!(header_value("x-drone-event", b"build"), "build");
+        assert_eq!(header_value("X-Drone-Event", b"build"), "build");
+        assert_eq!(
+            header_value("content-type", b"application/json"),
+            "application/json"
+        );
     }
 }

@@ -42,6 +42,10 @@ pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALH
 pub const NEEDS_TOKEN: &str =
     "--ui on a non-loopback address needs --ui-token (or DRONEHOOK_UI_TOKEN)";
 
+/// The fewest characters a token may have: a shorter one is guessable, and the
+/// login form is the whole defence of an inspector beyond loopback.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
 /// Why the inspector could not start. One line, never a secret.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -50,6 +54,8 @@ pub enum Error {
     NeedsToken,
     /// An empty token (it would let anyone in).
     EmptyToken,
+    /// A token shorter than [`MIN_TOKEN_CHARS`].
+    ShortToken,
     /// The listener could not be bound.
     Bind(SocketAddr, std::io::Error),
     /// The store could not be opened.
@@ -59,7 +65,10 @@ pub enum Error {
 impl Error {
     /// Whether the error is the caller's settings (a command line's usage error).
     pub fn is_usage(&self) -> bool {
-        matches!(self, Error::NeedsToken | Error::EmptyToken)
+        matches!(
+            self,
+            Error::NeedsToken | Error::EmptyToken | Error::ShortToken
+        )
     }
 }
 
@@ -68,6 +77,10 @@ impl fmt::Display for Error {
         match self {
             Error::NeedsToken => f.write_str(NEEDS_TOKEN),
             Error::EmptyToken => f.write_str("--ui-token is empty"),
+            Error::ShortToken => write!(
+                f,
+                "--ui-token is too short: give at least {MIN_TOKEN_CHARS} characters"
+            ),
             Error::Bind(addr, e) => write!(f, "--ui: cannot listen on {addr}: {e}"),
             Error::Store(e) => write!(f, "--ui: {e}"),
         }
@@ -107,7 +120,9 @@ impl fmt::Debug for InspectorBuilder {
 
 impl InspectorBuilder {
     /// The access token: every page then needs the `dronehook_ui` cookie (from
-    /// `POST /login`) or `Authorization: Bearer TOKEN`. Required beyond loopback.
+    /// `POST /login`) or `Authorization: Bearer TOKEN`. Required beyond loopback; at
+    /// least [`MIN_TOKEN_CHARS`] characters. The inspector speaks plain HTTP: beyond
+    /// loopback, put a TLS-terminating proxy in front so the token is not sent in clear.
     pub fn token(mut self, token: Option<Secret>) -> Self {
         self.token = token;
         self
@@ -146,10 +161,15 @@ impl InspectorBuilder {
         self
     }
 
-    /// Checks the settings: beyond loopback, a token is required.
+    /// Checks the settings: beyond loopback, a token is required; a token has at
+    /// least [`MIN_TOKEN_CHARS`] characters.
     pub fn build(self) -> Result<Inspector, Error> {
         match &self.token {
             Some(t) if t.expose().is_empty() => return Err(Error::EmptyToken),
+            // Characters, not bytes: a token is typed, and what is typed is counted.
+            Some(t) if String::from_utf8_lossy(t.expose()).chars().count() < MIN_TOKEN_CHARS => {
+                return Err(Error::ShortToken);
+            }
             None if !self.addr.ip().is_loopback() => return Err(Error::NeedsToken),
             _ => {}
         }

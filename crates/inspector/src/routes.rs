@@ -434,20 +434,9 @@ async fn detail(app: &App, id: i64, query: Option<&str>) -> Response<Body> {
     let Some(data) = &app.data else {
         return no_store(app, "Event", "");
     };
-    let notice = query
-        .map(form_pairs)
-        .unwrap_or_default()
-        .into_iter()
-        .find(|(n, _)| n == "queued")
-        .map(|(_, v)| {
-            if v.is_empty() {
-                "No handler run was queued.".to_owned()
-            } else {
-                format!("Queued again: {v}. The receiver picks the runs up within a second or so.")
-            }
-        });
     match data.detail(id).await {
         Ok(Some(view)) => {
+            let notice = queued_notice(query, &view);
             let frame = app.frame("Event", "", notice);
             let actions = app.actions().filter(|_| !view.erased);
             html(
@@ -460,6 +449,38 @@ async fn detail(app: &App, id: i64, query: Option<&str>) -> Response<Body> {
             let frame = app.frame("Event", "", None);
             html(StatusCode::SERVICE_UNAVAILABLE, &pages::error(&frame, &e))
         }
+    }
+}
+
+/// The notice after a redeliver (`?queued=NAME&queued=NAME`, or `?queued=` for
+/// none). Only names among the event's runs are shown, so a crafted link cannot put
+/// words of its own on the page.
+fn queued_notice(query: Option<&str>, view: &pages::DetailView) -> Option<String> {
+    let given: Vec<String> = query
+        .map(form_pairs)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(n, _)| n == "queued")
+        .map(|(_, v)| v)
+        .collect();
+    if given.is_empty() {
+        return None;
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for run in &view.runs {
+        if given.contains(&run.handler) && !names.contains(&run.handler.as_str()) {
+            names.push(&run.handler);
+        }
+    }
+    if !names.is_empty() {
+        Some(format!(
+            "Queued again: {}. The receiver picks the runs up within a second or so.",
+            names.join(", ")
+        ))
+    } else if given.iter().all(String::is_empty) {
+        Some("No handler run was queued.".to_owned())
+    } else {
+        None
     }
 }
 
@@ -508,7 +529,13 @@ async fn failed(app: &App, query: Option<&str>) -> Response<Body> {
         .unwrap_or_default()
         .into_iter()
         .find(|(n, _)| n == "redriven")
-        .map(|(_, v)| format!("Queued again: {v} run(s)."));
+        // A count, so digits only: a crafted link puts no words of its own here.
+        .and_then(|(_, v)| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|n| format!("Queued again: {n} run(s)."));
     let (rows, notice) = match data.failed(&filters).await {
         Ok(rows) => (rows, notice),
         Err(e) => (Vec::new(), Some(e)),
@@ -561,17 +588,18 @@ async fn post(app: &App, req: Request<Incoming>, segments: &[&str]) -> Response<
         return text(StatusCode::FORBIDDEN, CSRF_REFUSED);
     }
     // An erased event has nothing left to send or run (its page shows no actions).
+    let mut event_runs = Vec::new();
     if let ["events", id, _] = segments
         && let Ok(id) = id.parse::<i64>()
     {
-        match data.erased(id).await {
-            Ok(Some(true)) => {
+        match data.runs(id).await {
+            Ok(Some((true, _))) => {
                 return text(
                     StatusCode::CONFLICT,
                     &format!("event {id} was erased: there is nothing to send again"),
                 );
             }
-            Ok(Some(false)) => {}
+            Ok(Some((false, names))) => event_runs = names,
             Ok(None) => return not_found(app),
             Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, &e),
         }
@@ -582,11 +610,11 @@ async fn post(app: &App, req: Request<Incoming>, segments: &[&str]) -> Response<
                 return not_found(app);
             };
             let handler = field(&form, "handler").filter(|h| !h.is_empty());
+            if let Some(refused) = unknown_handler(id, handler, &event_runs) {
+                return refused;
+            }
             match data.redeliver(id, handler).await {
-                Ok(Some(names)) => see_other(&format!(
-                    "/events/{id}?queued={}",
-                    encode(&names.join(", "))
-                )),
+                Ok(Some(names)) => see_other(&queued_location(id, &names)),
                 Ok(None) => not_found(app),
                 Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, &e),
             }
@@ -625,7 +653,17 @@ async fn post(app: &App, req: Request<Incoming>, segments: &[&str]) -> Response<
                 let Ok(id) = id.parse::<i64>() else {
                     return text(StatusCode::BAD_REQUEST, "id: not a number");
                 };
-                data.redeliver(id, field(&form, "handler").filter(|h| !h.is_empty()))
+                let handler = field(&form, "handler").filter(|h| !h.is_empty());
+                match data.runs(id).await {
+                    Ok(Some((_, names))) => {
+                        if let Some(refused) = unknown_handler(id, handler, &names) {
+                            return refused;
+                        }
+                    }
+                    Ok(None) => return not_found(app),
+                    Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, &e),
+                }
+                data.redeliver(id, handler)
                     .await
                     .map(|q| q.map_or(0, |names| names.len()))
             } else {
@@ -648,6 +686,38 @@ async fn post(app: &App, req: Request<Incoming>, segments: &[&str]) -> Response<
         }
         _ => not_found(app),
     }
+}
+
+/// A redeliver names a handler the event has no run of: `400`. A run of a name no
+/// receiver has would stay pending for ever, so only the event's own runs are taken.
+/// The name given is not echoed; the event's run names are.
+fn unknown_handler(id: i64, handler: Option<&str>, runs: &[String]) -> Option<Response<Body>> {
+    let handler = handler?;
+    if runs.iter().any(|r| r == handler) {
+        return None;
+    }
+    let line = if runs.is_empty() {
+        format!("event {id} has no handler runs to redeliver")
+    } else {
+        format!(
+            "event {id} has no run of that handler: give one of {}",
+            runs.join(", ")
+        )
+    };
+    Some(text(StatusCode::BAD_REQUEST, &line))
+}
+
+/// `/events/ID?queued=NAME&queued=NAME` (or `?queued=` when nothing was queued): one
+/// parameter per name, so a name holding a comma stays whole.
+fn queued_location(id: i64, names: &[String]) -> String {
+    if names.is_empty() {
+        return format!("/events/{id}?queued=");
+    }
+    let q: Vec<String> = names
+        .iter()
+        .map(|n| format!("queued={}", encode(n)))
+        .collect();
+    format!("/events/{id}?{}", q.join("&"))
 }
 
 #[cfg(test)]

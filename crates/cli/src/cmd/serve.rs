@@ -215,7 +215,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
 }
 
 /// The web inspector, when `--ui` is given: its settings checked before anything
-/// listens (a non-loopback address without a token is a usage error).
+/// listens (a non-loopback address without a token, or a token shorter than
+/// `MIN_TOKEN_CHARS`, is a usage error: exit status 2, one line, the token unsaid).
 fn inspector(
     args: &ServeArgs,
     store: Option<StoreUrl>,

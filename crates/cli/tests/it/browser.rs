@@ -638,13 +638,16 @@ fn with_a_token_every_page_needs_a_login() {
         let dir = tempfile::tempdir().unwrap();
         let mut serve = serve_cmd();
         serve
-            .env("DRONEHOOK_UI_TOKEN", "open-sesame")
+            .env("DRONEHOOK_UI_TOKEN", "open-sesame-open-sesame")
             .args(["--secret", SECRET, "--output", "none", "--store"])
             .arg(dir.path().join("events.db"))
             .args(["--ui", "0.0.0.0:0"]);
         let ui = Inspected::with(serve, dir);
         assert!(
-            !ui.served.preamble.join("\n").contains("open-sesame"),
+            !ui.served
+                .preamble
+                .join("\n")
+                .contains("open-sesame-open-sesame"),
             "the token is not printed"
         );
         let b = browser().await;
@@ -684,7 +687,7 @@ fn with_a_token_every_page_needs_a_login() {
         b.goto(&ui.ui).await.unwrap();
         assert_eq!(path(&b).await, "/login", "a wrong token buys nothing");
 
-        login("open-sesame").await;
+        login("open-sesame-open-sesame").await;
         eventually("the list after the login", async || {
             b.find(Locator::Css("table#events"))
                 .await

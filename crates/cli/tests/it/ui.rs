@@ -54,6 +54,28 @@ fn beyond_loopback_without_a_token_it_refuses_to_start() {
     let out = run(serve_cmd().args(["--secret", "s3cret", "--ui", "0.0.0.0:0", "--ui-token", ""]));
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr(&out), "error: --ui-token is empty\n");
+    // A token under 16 characters, from the flag or the environment, on loopback too.
+    let out = run(serve_cmd().args([
+        "--secret",
+        "s3cret",
+        "--ui",
+        "0",
+        "--ui-token",
+        "short-token-15c",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "error: --ui-token is too short: give at least 16 characters\n"
+    );
+    let out = run(serve_cmd()
+        .args(["--secret", "s3cret", "--ui", "0.0.0.0:0"])
+        .env("DRONEHOOK_UI_TOKEN", "short-token-15c"));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "error: --ui-token is too short: give at least 16 characters\n"
+    );
 }
 
 #[test]
@@ -67,13 +89,13 @@ fn with_a_token_from_the_environment_it_serves_beyond_loopback() {
         "--ui",
         "0.0.0.0:0",
     ])
-    .env("DRONEHOOK_UI_TOKEN", "env-token");
+    .env("DRONEHOOK_UI_TOKEN", "env-token-of-16-chars");
     let served = Served::start(cmd);
     let addr = ui_addr(&served).replace("0.0.0.0", "127.0.0.1");
     let denied = get(&addr, "/", &[]);
     assert!(denied.starts_with("HTTP/1.1 303 See Other\r\n"), "{denied}");
     assert!(denied.contains("\r\nlocation: /login\r\n"), "{denied}");
-    let page = get(&addr, "/", &["Authorization: Bearer env-token"]);
+    let page = get(&addr, "/", &["Authorization: bearer env-token-of-16-chars"]);
     assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
     assert!(page.contains(r#"<table id="events">"#), "{page}");
 }

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use dronehook_inspector::{Error, Inspector, NEEDS_TOKEN};
+use dronehook_inspector::{Error, Inspector, MIN_TOKEN_CHARS, NEEDS_TOKEN};
 use dronehook_protocol::Secret;
 
 use crate::support::{get, request, start};
@@ -30,10 +30,34 @@ fn beyond_loopback_a_token_is_required() {
         .expect_err("an empty token");
     assert_eq!(err.to_string(), "--ui-token is empty");
 
+    // At least 16 characters, counted as characters (15 two-byte letters are short),
+    // on loopback too; the refusal never shows the token.
+    for short in ["0123456789abcde", "ééééééééééééééé"] {
+        for addr in [[0, 0, 0, 0], [127, 0, 0, 1]] {
+            let err = Inspector::builder(None)
+                .addr(SocketAddr::from((addr, 8081)))
+                .token(Some(Secret::from(short)))
+                .build()
+                .expect_err("a short token");
+            assert!(matches!(err, Error::ShortToken));
+            assert!(err.is_usage());
+            assert_eq!(
+                err.to_string(),
+                "--ui-token is too short: give at least 16 characters"
+            );
+        }
+    }
+    assert_eq!(MIN_TOKEN_CHARS, 16);
+    Inspector::builder(None)
+        .addr(SocketAddr::from(([0, 0, 0, 0], 8081)))
+        .token(Some(Secret::from("0123456789abcdef")))
+        .build()
+        .expect("16 characters are enough");
+
     // With a token it may listen anywhere; on loopback it needs none.
     Inspector::builder(None)
         .addr(SocketAddr::from(([0, 0, 0, 0], 8081)))
-        .token(Some(Secret::from("t0ken")))
+        .token(Some(Secret::from("t0ken-of-16-chars")))
         .build()
         .expect("a token beyond loopback");
     Inspector::builder(None)
@@ -48,7 +72,7 @@ fn beyond_loopback_a_token_is_required() {
 
 #[tokio::test]
 async fn the_token_buys_a_cookie_and_pages_need_it() {
-    let run = start(None, |b| b.token(Some(Secret::from("let-me-in")))).await;
+    let run = start(None, |b| b.token(Some(Secret::from("let-me-in-let-me-in")))).await;
 
     // Not signed in: every page sends to /login; the assets and /login itself are open.
     for path in [
@@ -84,7 +108,7 @@ async fn the_token_buys_a_cookie_and_pages_need_it() {
     assert!(wrong.body.contains("That is not the token."));
 
     // The right one: a cookie that holds no token, then the pages open with it.
-    let ok = request(run.ui, "POST", "/login", &[], "token=let-me-in").await;
+    let ok = request(run.ui, "POST", "/login", &[], "token=let-me-in-let-me-in").await;
     assert_eq!((ok.status, ok.header("location")), (303, Some("/")));
     let cookie = ok.header("set-cookie").expect("a cookie").to_owned();
     assert!(cookie.starts_with("dronehook_ui="), "{cookie}");
@@ -92,7 +116,7 @@ async fn the_token_buys_a_cookie_and_pages_need_it() {
         cookie.contains("; HttpOnly") && cookie.contains("; SameSite=Strict"),
         "{cookie}"
     );
-    assert!(!cookie.contains("let-me-in"), "{cookie}");
+    assert!(!cookie.contains("let-me-in-let-me-in"), "{cookie}");
     let pair = cookie.split(';').next().expect("name=value");
     let page = request(run.ui, "GET", "/", &[("Cookie", pair)], "").await;
     assert_eq!(page.status, 200);
@@ -103,17 +127,43 @@ async fn the_token_buys_a_cookie_and_pages_need_it() {
         run.ui,
         "GET",
         "/refusals",
-        &[("Authorization", "Bearer let-me-in")],
+        &[("Authorization", "Bearer let-me-in-let-me-in")],
         "",
     )
     .await;
     assert_eq!(bearer.status, 200);
     assert!(bearer.body.contains(r#"<table id="refusals">"#));
+    // The scheme's name in any case (RFC 9110): the same.
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        let a = request(
+            run.ui,
+            "GET",
+            "/refusals",
+            &[("Authorization", &format!("{scheme} let-me-in-let-me-in"))],
+            "",
+        )
+        .await;
+        assert_eq!(a.status, 200, "{scheme}");
+        assert!(a.body.contains(r#"<table id="refusals">"#), "{scheme}");
+    }
+    // Another scheme with the right token is not a Bearer token.
+    let basic = request(
+        run.ui,
+        "GET",
+        "/refusals",
+        &[("Authorization", "Basic let-me-in-let-me-in")],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (basic.status, basic.header("location")),
+        (303, Some("/login"))
+    );
     let bad = request(
         run.ui,
         "GET",
         "/refusals",
-        &[("Authorization", "Bearer let-me-i")],
+        &[("Authorization", "Bearer let-me-in-let-me-i")],
         "",
     )
     .await;
@@ -123,7 +173,7 @@ async fn the_token_buys_a_cookie_and_pages_need_it() {
         run.ui,
         "GET",
         "/",
-        &[("Cookie", "dronehook_ui=let-me-in")],
+        &[("Cookie", "dronehook_ui=let-me-in-let-me-in")],
         "",
     )
     .await;

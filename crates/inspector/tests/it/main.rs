@@ -3,6 +3,7 @@
 //! over raw HTTP/1.1.
 
 mod access;
+mod exposure;
 mod live;
 mod store;
 mod support;
