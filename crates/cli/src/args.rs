@@ -179,7 +179,8 @@ pub(crate) struct ServeArgs {
     /// 127.0.0.1). Off unless given. Beyond loopback it needs --ui-token.
     #[arg(long, value_name = "ADDR")]
     pub(crate) ui: Option<String>,
-    /// The token the inspector asks for (required when --ui is not a loopback address).
+    /// The token the inspector asks for, at least 16 characters (required when --ui is
+    /// not a loopback address).
     #[arg(
         long,
         env = "DRONEHOOK_UI_TOKEN",
