@@ -53,8 +53,10 @@ CREATE INDEX IF NOT EXISTS runs_pending ON runs (status) WHERE status = 'pending
     // Version 2: what tools read (`Store`), run output, retries scheduled in the
     // journal. `next_at_ms` is when a pending run is due; NULL while a receiver holds
     // it in memory (queued or running). `attempts_base` is `attempts` when the run was
-    // last (re)queued, so a redelivery gets a fresh set of attempts. Every
-    // `EventQuery` filter has an index (SQLite appends the id to each).
+    // last (re)queued, so a redelivery gets a fresh set of attempts. `requeue` is set
+    // by a redelivery of a held run: the attempt in memory is not run twice at once;
+    // when it ends, the run is due again with a fresh set. Every `EventQuery` filter
+    // has an index (SQLite appends the id to each).
     "
 ALTER TABLE deliveries ADD COLUMN build_status TEXT;
 ALTER TABLE deliveries ADD COLUMN secret_index INTEGER;
@@ -62,6 +64,7 @@ ALTER TABLE deliveries ADD COLUMN erased INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN next_at_ms INTEGER;
 ALTER TABLE runs ADD COLUMN output BLOB;
 ALTER TABLE runs ADD COLUMN attempts_base INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN requeue INTEGER NOT NULL DEFAULT 0;
 UPDATE runs SET status = 'dead' WHERE status = 'failed';
 UPDATE runs SET next_at_ms = 0 WHERE status = 'pending';
 UPDATE deliveries SET build_status = json_extract(CAST(body AS TEXT), '$.build.status')
@@ -652,7 +655,8 @@ impl Journal {
         let now = millis(SystemTime::now());
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "UPDATE runs SET next_at_ms = NULL
+                // A claim starts an attempt after any redelivery asked so far.
+                "UPDATE runs SET next_at_ms = NULL, requeue = 0
                  WHERE rowid IN (
                      SELECT rowid FROM runs INDEXED BY runs_due
                      WHERE status = 'pending' AND next_at_ms <= ?1
@@ -1081,15 +1085,23 @@ fn write_batch(conn: &mut Connection, batch: &[Cmd]) -> std::result::Result<Vec<
             .map_err(|e| e.to_string())?;
         let mut attempt = tx
             .prepare_cached(
-                // A run is held (`next_at_ms` NULL) while it runs. If it is not any more,
-                // a redelivery came meanwhile: the attempt is counted (outside the fresh
-                // set) and the run stays pending, due when the redelivery said.
+                // A run is held (`next_at_ms` NULL) while it runs. A redelivery meanwhile
+                // set `requeue`: the attempt is counted, and the run is due now with a
+                // fresh set of attempts. (A run no longer held was made due by an older
+                // build's redelivery: it stays pending, due when that said.) An event
+                // erased while its run was in memory keeps no output.
                 "UPDATE runs SET
-                     status = CASE WHEN next_at_ms IS NULL THEN ?3 ELSE 'pending' END,
+                     status = CASE WHEN requeue OR next_at_ms IS NOT NULL THEN 'pending'
+                                   ELSE ?3 END,
                      attempts = attempts + 1,
-                     attempts_base = attempts_base + (next_at_ms IS NOT NULL),
+                     attempts_base = CASE WHEN requeue THEN attempts + 1
+                                          ELSE attempts_base + (next_at_ms IS NOT NULL) END,
                      last_error = ?4, duration_ms = ?5, updated_at_ms = ?6,
-                     next_at_ms = coalesce(next_at_ms, ?7), output = ?8
+                     next_at_ms = CASE WHEN requeue THEN coalesce(next_at_ms, ?6)
+                                       ELSE coalesce(next_at_ms, ?7) END,
+                     requeue = 0,
+                     output = CASE WHEN (SELECT erased FROM deliveries WHERE id = ?1) THEN NULL
+                                   ELSE ?8 END
                  WHERE delivery_id = ?1 AND handler = ?2",
             )
             .map_err(|e| e.to_string())?;

@@ -167,11 +167,20 @@ impl SqliteStore {
             )
             .map_err(sql)?;
         }
+        // A run the receiver holds (pending, no due time: queued or running) is only
+        // flagged: made due now, the poller would start it again beside the attempt in
+        // memory. The attempt's end makes a flagged run due with a fresh set.
         let mut names: Vec<String> = {
             let mut stmt = tx
                 .prepare(
-                    "UPDATE runs SET status = 'pending', next_at_ms = ?3, attempts_base = attempts,
-                     updated_at_ms = ?3
+                    "UPDATE runs SET
+                         requeue = (status = 'pending' AND next_at_ms IS NULL),
+                         status = 'pending',
+                         next_at_ms = CASE WHEN status = 'pending' AND next_at_ms IS NULL
+                                           THEN NULL ELSE ?3 END,
+                         attempts_base = CASE WHEN status = 'pending' AND next_at_ms IS NULL
+                                              THEN attempts_base ELSE attempts END,
+                         updated_at_ms = ?3
                      WHERE delivery_id = ?1 AND (?2 IS NULL OR handler = ?2)
                      RETURNING handler",
                 )

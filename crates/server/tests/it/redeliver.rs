@@ -270,3 +270,131 @@ async fn a_redelivery_reaches_a_receiver_process_postgres() {
     let db = dronehook_testkit::database().await;
     a_redelivery_reaches_a_receiver_process(StoreUrl::Postgres(db.url().to_owned())).await;
 }
+
+/// A handler that waits at a gate, counting attempts started, ended, and the most
+/// running at once.
+#[derive(Clone, Default)]
+struct Gated {
+    started: Arc<Mutex<Vec<(i64, u32)>>>,
+    ended: Arc<Mutex<usize>>,
+    running: Arc<Mutex<(usize, usize)>>,
+}
+
+impl Gated {
+    fn handler(
+        &self,
+        gate: tokio::sync::watch::Receiver<bool>,
+    ) -> impl Fn(Delivery) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+    + Send
+    + Sync
+    + 'static {
+        let this = self.clone();
+        move |d: Delivery| {
+            let this = this.clone();
+            let mut gate = gate.clone();
+            Box::pin(async move {
+                this.started
+                    .lock()
+                    .unwrap()
+                    .push((d.id.unwrap(), d.attempt));
+                {
+                    let mut r = this.running.lock().unwrap();
+                    r.0 += 1;
+                    r.1 = r.1.max(r.0);
+                }
+                d.set_output(b"kept unless erased".to_vec());
+                let _ = gate.wait_for(|open| *open).await;
+                this.running.lock().unwrap().0 -= 1;
+                *this.ended.lock().unwrap() += 1;
+                Ok(())
+            })
+        }
+    }
+}
+
+async fn run_of(store: &Store, id: i64) -> dronehook_server::HandlerRun {
+    store.get(id).await.unwrap().unwrap().summary.runs[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_of_a_running_run_waits_for_its_attempt_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let gated = Gated::default();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let server = start(
+        config().journal(&path),
+        Router::new()
+            .route_named("sink", "", gated.handler(gate))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        deliver(server.local_addr(), &user_event(1)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    wait_until(|| gated.started.lock().unwrap().len() == 1).await;
+    let id = gated.started.lock().unwrap()[0].0;
+    let store = Store::open(&StoreUrl::Sqlite(path.clone())).await.unwrap();
+    assert_eq!(store.redeliver(id, None).await.unwrap(), ["sink"]);
+
+    // Longer than the poller's period: the run is flagged, still held, not due.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(gated.started.lock().unwrap().len(), 1, "not started twice");
+    let run = run_of(&store, id).await;
+    assert_eq!(run.status, RunStatus::Pending);
+    assert_eq!(run.next_at, None, "held, not due: {run:?}");
+
+    // Its attempt ends; the run is due again and runs once more, alone.
+    open.send_replace(true);
+    wait_until(|| *gated.ended.lock().unwrap() == 2).await;
+    assert_eq!(*gated.started.lock().unwrap(), [(id, 1), (id, 2)]);
+    assert_eq!(gated.running.lock().unwrap().1, 1, "never two at once");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let run = run_of(&store, id).await;
+        if run.status == RunStatus::Ok && run.attempts == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{run:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.shutdown().await.unwrap();
+    assert_eq!(gated.started.lock().unwrap().len(), 2, "no third attempt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_ending_after_its_event_was_erased_keeps_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let gated = Gated::default();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let server = start(
+        config().journal(&path),
+        Router::new()
+            .route_named("exec", "", gated.handler(gate))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        deliver(server.local_addr(), &user_event(1)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    wait_until(|| gated.started.lock().unwrap().len() == 1).await;
+    let id = gated.started.lock().unwrap()[0].0;
+    let store = Store::open(&StoreUrl::Sqlite(path.clone())).await.unwrap();
+    assert!(store.erase(id).await.unwrap());
+    open.send_replace(true);
+    let deadline = Instant::now() + PATIENCE;
+    let run = loop {
+        let run = run_of(&store, id).await;
+        if run.status != RunStatus::Pending {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "{run:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(run.status, RunStatus::Ok);
+    assert_eq!(run.output, None, "the erased event's output stays erased");
+    server.shutdown().await.unwrap();
+}

@@ -721,3 +721,80 @@ mod runner {
         assert_eq!(runs[0].last_error.as_deref(), Some("attempt 3 failed"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_of_a_run_under_a_lease_waits_for_its_attempt_to_end() {
+    let db = database().await;
+    let a = open(&db, settings()).await;
+    let b = open(&db, settings()).await;
+    let handlers = vec!["h".to_owned()];
+    let lease = Duration::from_secs(30);
+    let Inserted::New(id) = a.insert(entry(1, &["h"])).await.unwrap().0 else {
+        panic!("not new")
+    };
+    let held = a.claim(&handlers, 10, lease, 5).await.unwrap();
+    assert_eq!(held.len(), 1);
+
+    // Redelivered while a runs it: flagged, not freed for another claim.
+    assert_eq!(b.redeliver(id, None).await.unwrap(), ["h"]);
+    assert!(b.claim(&handlers, 10, lease, 5).await.unwrap().is_empty());
+    assert!(a.renew(&held[0], lease).await.unwrap(), "a keeps its lease");
+
+    // The attempt's end is recorded, and the run is due again with a fresh set.
+    assert!(
+        a.finish(&held[0], &Outcome::Ok, Duration::from_millis(3), None)
+            .await
+            .unwrap()
+    );
+    let runs = a.runs(id).await.unwrap();
+    assert_eq!(runs[0].status, RunStatus::Pending);
+    assert_eq!(runs[0].attempts, 1);
+    assert!(runs[0].next_at.is_some(), "{:?}", runs[0]);
+    let again = b.claim(&handlers, 10, lease, 5).await.unwrap();
+    assert_eq!(
+        again,
+        vec![Claimed {
+            delivery_id: id,
+            handler: "h".into(),
+            attempt: 2,
+            base: 1,
+        }]
+    );
+    // Its own end is final: the flag was for one attempt only.
+    assert!(
+        b.finish(&again[0], &Outcome::Ok, Duration::from_millis(4), None)
+            .await
+            .unwrap()
+    );
+    let runs = a.runs(id).await.unwrap();
+    assert_eq!(runs[0].status, RunStatus::Ok);
+    assert_eq!(runs[0].attempts, 2);
+
+    // A run that is not held is due at once, as before.
+    assert_eq!(b.redeliver(id, None).await.unwrap(), ["h"]);
+    assert_eq!(b.claim(&handlers, 10, lease, 5).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_ending_after_its_event_was_erased_keeps_no_output() {
+    let db = database().await;
+    let store = open(&db, settings()).await;
+    let handlers = vec!["h".to_owned()];
+    let Inserted::New(id) = store.insert(entry(1, &["h"])).await.unwrap().0 else {
+        panic!("not new")
+    };
+    let held = store
+        .claim(&handlers, 10, Duration::from_secs(30), 5)
+        .await
+        .unwrap();
+    assert!(store.erase(id).await.unwrap());
+    assert!(
+        store
+            .finish(&held[0], &Outcome::Ok, Duration::ZERO, Some(b"the body"))
+            .await
+            .unwrap()
+    );
+    let event = store.get(id).await.unwrap().unwrap();
+    assert_eq!(event.summary.runs[0].status, RunStatus::Ok);
+    assert_eq!(event.summary.runs[0].output, None);
+}
