@@ -417,6 +417,7 @@ impl Journal {
             wake: None,
             checkpoint: Arc::default(),
             woken_at: 0,
+            retained: Vec::new(),
         };
         available.store(writer.ensure_open(), Ordering::Release);
         let handle = std::thread::Builder::new()
@@ -920,7 +921,15 @@ struct Writer {
     checkpoint: Arc<CheckpointState>,
     /// The WAL's length when the checkpointer was last woken.
     woken_at: u32,
+    /// Attempt outcomes whose commit failed. Their runs are held (no due time), so
+    /// nothing else would ever make them due again: they are written before the next
+    /// batch, in a transaction of their own (one that keeps failing does not take the
+    /// inserts down with it), and retried every [`RETAIN_RETRY`] while nothing comes.
+    retained: Vec<Cmd>,
 }
+
+/// How often retained attempt outcomes are written again while no command comes.
+const RETAIN_RETRY: Duration = Duration::from_secs(1);
 
 impl Writer {
     /// Opens the writing connection if there is none. Only a failure changes
@@ -963,7 +972,23 @@ impl Writer {
 
     fn serve(&mut self, rx: &mpsc::Receiver<Cmd>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = if self.retained.is_empty() {
+                rx.recv().ok()
+            } else {
+                match rx.recv_timeout(RETAIN_RETRY) {
+                    Ok(cmd) => Some(cmd),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.commit_retained();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
+                }
+            };
+            if !self.retained.is_empty() {
+                self.commit_retained();
+            }
+            let Some(first) = first else { break };
             batch.push(first);
             // Everything that queued up while the last commit was syncing goes into
             // this one: that is the group commit.
@@ -1005,6 +1030,27 @@ impl Writer {
             && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
         {
             tracing::debug!(error = %e, "checkpoint failed");
+        }
+    }
+
+    /// Writes the retained attempt outcomes; keeps them when that fails.
+    fn commit_retained(&mut self) {
+        if !self.ensure_open() {
+            return;
+        }
+        let conn = self.conn.as_mut().unwrap_or_else(|| unreachable!());
+        match write_batch(conn, &self.retained) {
+            Ok(_) => {
+                tracing::info!(
+                    runs = self.retained.len(),
+                    "attempt outcomes written after a failed commit"
+                );
+                self.retained.clear();
+            }
+            Err(message) => {
+                tracing::debug!(error = %message, "attempt outcomes still cannot be written");
+                self.conn = None;
+            }
         }
     }
 
@@ -1053,7 +1099,7 @@ impl Writer {
                         Cmd::Flush(reply) => {
                             let _ = reply.send(Err(message.clone()));
                         }
-                        Cmd::Attempt(_) => {}
+                        attempt @ Cmd::Attempt(_) => self.retained.push(attempt),
                     }
                 }
             }

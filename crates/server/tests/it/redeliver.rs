@@ -398,3 +398,61 @@ async fn an_attempt_ending_after_its_event_was_erased_keeps_no_output() {
     assert_eq!(run.output, None, "the erased event's output stays erased");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_outcome_whose_commit_failed_is_written_once_the_journal_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let gated = Gated::default();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let server = start(
+        config().journal(&path),
+        Router::new()
+            .route_named("sink", "", gated.handler(gate))
+            .unwrap(),
+    )
+    .await;
+    let addr = server.local_addr();
+    assert_eq!(
+        deliver(addr, &user_event(1)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    wait_until(|| gated.started.lock().unwrap().len() == 1).await;
+    let id = gated.started.lock().unwrap()[0].0;
+
+    // The fault: a trigger (made by another connection on the same file) aborts
+    // every update of a run's attempts, so the commit with the outcome fails.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER no_attempts BEFORE UPDATE OF attempts ON runs
+         BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+    )
+    .unwrap();
+    open.send_replace(true);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let health = crate::util::request(addr, "GET", "/healthz", &[], Vec::new()).await;
+        if health.status == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the commit never failed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let store = Store::open(&StoreUrl::Sqlite(path.clone())).await.unwrap();
+    let run = run_of(&store, id).await;
+    assert_eq!((run.status, run.attempts), (RunStatus::Pending, 0));
+
+    // The fault goes; with no other request, the outcome is written by itself.
+    conn.execute_batch("DROP TRIGGER no_attempts").unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let run = run_of(&store, id).await;
+        if run.status == RunStatus::Ok && run.attempts == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the outcome was lost: {run:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.shutdown().await.unwrap();
+    assert_eq!(gated.started.lock().unwrap().len(), 1, "run once");
+}
