@@ -292,6 +292,18 @@ pub(crate) struct Due {
 }
 
 /// `s` as the inside of a JSON string.
+/// Handler names as a JSON array, for `json_each`.
+fn json_names(handlers: &[String]) -> String {
+    format!(
+        "[{}]",
+        handlers
+            .iter()
+            .map(|h| format!("\"{}\"", json_escape(h)))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
 fn json_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -645,14 +657,7 @@ impl Journal {
     /// Claims up to `limit` due pending runs of these handlers for this process's
     /// queue: they are marked held (`next_at_ms` NULL) and returned, oldest due first.
     pub(crate) fn claim_due(&self, handlers: &[String], limit: usize) -> Result<Vec<Due>> {
-        let names = format!(
-            "[{}]",
-            handlers
-                .iter()
-                .map(|h| format!("\"{}\"", json_escape(h)))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        let names = json_names(handlers);
         let now = millis(SystemTime::now());
         self.read(|c| {
             let mut stmt = c.prepare_cached(
@@ -674,6 +679,62 @@ impl Journal {
                 })
             })?;
             rows.collect()
+        })
+    }
+
+    /// Gives claimed runs back (due now) when their jobs could not be made: a claim
+    /// that is never run would hold its run until a restart.
+    pub(crate) fn release_claimed(&self, runs: &[Due]) -> Result<()> {
+        let now = millis(SystemTime::now());
+        self.read(|c| {
+            let tx =
+                rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE runs SET next_at_ms = ?3
+                     WHERE delivery_id = ?1 AND handler = ?2
+                       AND status = 'pending' AND next_at_ms IS NULL",
+                )?;
+                for run in runs {
+                    stmt.execute(params![run.delivery_id, run.handler, now])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Marks dead the due runs of handlers this receiver does not have (a redelivery
+    /// to a name no route has): nothing would ever run them. A SQLite journal has one
+    /// receiver, so its handlers are all there are. Gives the runs it marked.
+    pub(crate) fn bury_unknown(&self, handlers: &[String]) -> Result<Vec<(i64, String)>> {
+        let names = json_names(handlers);
+        let now = millis(SystemTime::now());
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE runs SET status = 'dead', next_at_ms = NULL, updated_at_ms = ?1,
+                     requeue = 0, last_error = 'no handler ' || handler || ' on this receiver'
+                 WHERE rowid IN (
+                     SELECT rowid FROM runs INDEXED BY runs_due
+                     WHERE status = 'pending' AND next_at_ms <= ?1
+                       AND handler NOT IN (SELECT value FROM json_each(?2)))
+                 RETURNING delivery_id, handler",
+            )?;
+            let rows = stmt.query_map(params![now, names], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// An entry for a run to be dispatched, with whether it was erased.
+    pub(crate) fn entry_to_run(&self, id: i64) -> Result<Option<(JournalEntry, bool)>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT id, received_at_ms, digest, event, action, known, repo, build, headers, body,
+                        erased
+                 FROM deliveries WHERE id = ?1",
+                [id],
+                |r| Ok((entry_from_row(r)?, r.get(10)?)),
+            )
+            .optional()
         })
     }
 

@@ -456,3 +456,126 @@ async fn an_attempt_outcome_whose_commit_failed_is_written_once_the_journal_can(
     server.shutdown().await.unwrap();
     assert_eq!(gated.started.lock().unwrap().len(), 1, "run once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimed_run_whose_delivery_cannot_be_read_is_released_not_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let seen: Arc<Mutex<Vec<(i64, u32)>>> = Arc::default();
+    let handler = {
+        let seen = seen.clone();
+        move |d: Delivery| {
+            seen.lock().unwrap().push((d.id.unwrap(), d.attempt));
+            std::future::ready(Ok::<_, String>(()))
+        }
+    };
+    let server = start(
+        config().journal(&path),
+        Router::new().route_named("sink", "", handler).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        deliver(server.local_addr(), &user_event(1)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    wait_until(|| seen.lock().unwrap().len() == 1).await;
+    let id = seen.lock().unwrap()[0].0;
+    let store = Store::open(&StoreUrl::Sqlite(path.clone())).await.unwrap();
+    wait_until_done(&store, id, 1).await;
+
+    // The fault, in one transaction: the run is due again, and the deliveries table
+    // is renamed, so the poller claims the run and then fails to read its delivery.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         UPDATE runs SET status = 'pending', next_at_ms = 0, attempts_base = attempts;
+         ALTER TABLE deliveries RENAME TO deliveries_away;
+         COMMIT;",
+    )
+    .unwrap();
+    // Several polls fail: the run is given back each time, never held.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let (status, next_at): (String, Option<i64>) = conn
+        .query_row(
+            "SELECT status, next_at_ms FROM runs WHERE delivery_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(status, "pending");
+    assert!(next_at.is_some(), "the claimed run is held until a restart");
+
+    // The table comes back: the run is run.
+    conn.execute_batch("ALTER TABLE deliveries_away RENAME TO deliveries")
+        .unwrap();
+    wait_until(|| seen.lock().unwrap().len() == 2).await;
+    wait_until_done(&store, id, 2).await;
+    server.shutdown().await.unwrap();
+}
+
+async fn wait_until_done(store: &Store, id: i64, attempts: u32) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let run = run_of(store, id).await;
+        if run.status == RunStatus::Ok && run.attempts == attempts {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{run:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_to_a_handler_the_receiver_lacks_is_dead_with_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let calls = Arc::new(Mutex::new(0));
+    let handler = {
+        let calls = calls.clone();
+        move |_: Delivery| {
+            *calls.lock().unwrap() += 1;
+            std::future::ready(Ok::<_, String>(()))
+        }
+    };
+    let server = start(
+        config().journal(&path),
+        Router::new().route_named("sink", "", handler).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        deliver(server.local_addr(), &user_event(1)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let store = Store::open(&StoreUrl::Sqlite(path.clone())).await.unwrap();
+    let id = loop {
+        if let Some(e) = store.list(&EventQuery::new()).await.unwrap().first() {
+            break e.id;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    wait_until_done(&store, id, 1).await;
+    assert_eq!(store.redeliver(id, Some("snik")).await.unwrap(), ["snik"]);
+    let deadline = Instant::now() + PATIENCE;
+    let run = loop {
+        let event = store.get(id).await.unwrap().unwrap();
+        let run = event
+            .summary
+            .runs
+            .iter()
+            .find(|r| r.handler == "snik")
+            .cloned();
+        if let Some(run) = run.filter(|r| r.status != RunStatus::Pending) {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "{:?}", event.summary.runs);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(run.status, RunStatus::Dead);
+    assert_eq!(
+        run.last_error.as_deref(),
+        Some("no handler snik on this receiver")
+    );
+    assert_eq!(run.attempts, 0);
+    assert_eq!(*calls.lock().unwrap(), 1, "sink was not run for it");
+    server.shutdown().await.unwrap();
+}
