@@ -579,3 +579,52 @@ async fn a_redelivery_to_a_handler_the_receiver_lacks_is_dead_with_why() {
     assert_eq!(*calls.lock().unwrap(), 1, "sink was not run for it");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_dropped_during_its_commit_still_runs_its_handler() {
+    use tokio::io::AsyncWriteExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let seen: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let handler = {
+        let seen = seen.clone();
+        move |d: Delivery| {
+            seen.lock().unwrap().push(d.id.unwrap());
+            std::future::ready(Ok::<_, String>(()))
+        }
+    };
+    let server = start(
+        config().journal(&path),
+        Router::new().route_named("sink", "", handler).unwrap(),
+    )
+    .await;
+    // Another connection holds the write lock: the receiver's commit waits for it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let body = user_event(1);
+    let mut request = crate::util::signed_head(&body, &[]).into_bytes();
+    request.extend_from_slice(&body);
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    stream.write_all(&request).await.unwrap();
+    // The client hangs up while the commit waits: the request's future is dropped.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    conn.execute_batch("COMMIT").unwrap();
+
+    // Committed, so acknowledged as far as the journal knows: its run must run.
+    let store = Store::open(&StoreUrl::Sqlite(path.clone())).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let id = loop {
+        if let Some(e) = store.list(&EventQuery::new()).await.unwrap().first() {
+            break e.id;
+        }
+        assert!(Instant::now() < deadline, "never committed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    wait_until_done(&store, id, 1).await;
+    assert_eq!(*seen.lock().unwrap(), [id]);
+    server.shutdown().await.unwrap();
+}
