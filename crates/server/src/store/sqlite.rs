@@ -335,9 +335,19 @@ impl SqliteStore {
             )?;
             tx.execute("UPDATE runs SET output = NULL WHERE delivery_id = ?1", [id])?;
             tx.commit()?;
-            // The erased pages' old versions leave the WAL once it is copied back
-            // (secure_delete zeroes them in the database file).
-            let _ = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            // secure_delete zeroes the old bytes in the database file, but the WAL
+            // still holds the pages as they were: a TRUNCATE checkpoint copies it
+            // back and empties it. It waits for readers (the busy timeout) and can
+            // still be refused; then the old copy stays until a later full checkpoint.
+            let busy = c
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))
+                .unwrap_or(1);
+            if busy != 0 {
+                tracing::warn!(
+                    event = id,
+                    "the journal is busy: the erased payload stays in its write-ahead log until the next full checkpoint"
+                );
+            }
             Ok(Some(true))
         })?;
         erased.ok_or_else(|| Error::not_found(format!("no event {id}")))

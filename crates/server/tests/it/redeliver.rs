@@ -628,3 +628,48 @@ async fn a_request_dropped_during_its_commit_still_runs_its_handler() {
     assert_eq!(*seen.lock().unwrap(), [id]);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_payload_is_in_neither_the_journal_nor_its_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let seen: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let handler = {
+        let seen = seen.clone();
+        move |d: Delivery| {
+            seen.lock().unwrap().push(d.id.unwrap());
+            std::future::ready(Ok::<_, String>(()))
+        }
+    };
+    let server = start(
+        config().journal(&path),
+        Router::new().route_named("sink", "", handler).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        deliver(server.local_addr(), &user_event(424_242))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    wait_until(|| seen.lock().unwrap().len() == 1).await;
+    let id = seen.lock().unwrap()[0];
+    let store = Store::open(&StoreUrl::Sqlite(path.clone())).await.unwrap();
+    wait_until_done(&store, id, 1).await;
+    let marker = b"u424242@example.com";
+    let holds = |file: &std::path::Path| {
+        std::fs::read(file)
+            .unwrap_or_default()
+            .windows(marker.len())
+            .any(|w| w == marker)
+    };
+    let wal = dir.path().join("journal.db-wal");
+    assert!(holds(&path) || holds(&wal), "the payload was stored");
+
+    // With the receiver still running (its connections open), the erase empties
+    // the WAL: no copy of the payload is left in either file.
+    assert!(store.erase(id).await.unwrap());
+    assert!(!holds(&path), "the database file keeps the payload");
+    assert!(!holds(&wal), "the WAL keeps the payload");
+    server.shutdown().await.unwrap();
+}
