@@ -91,8 +91,19 @@ ALTER TABLE dronehook_deliveries ADD COLUMN build_status text, ADD COLUMN secret
 ALTER TABLE dronehook_runs ADD COLUMN output bytea,
     ADD COLUMN attempts_base integer NOT NULL DEFAULT 0,
     ADD COLUMN requeue boolean NOT NULL DEFAULT false;
-UPDATE dronehook_deliveries SET build_status = convert_from(body, 'UTF8')::json -> 'build' ->> 'status'
+-- Row by row: a body that is not UTF-8 JSON (kept by --insecure-no-verify) gets no
+-- status instead of aborting the migration, and with it the receiver's start.
+CREATE FUNCTION pg_temp.dronehook_build_status(body bytea) RETURNS text
+    LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN convert_from(body, 'UTF8')::json -> 'build' ->> 'status';
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END
+$$;
+UPDATE dronehook_deliveries SET build_status = pg_temp.dronehook_build_status(body)
     WHERE event = 'build';
+DROP FUNCTION pg_temp.dronehook_build_status(bytea);
 CREATE INDEX dronehook_deliveries_event ON dronehook_deliveries (event, action, id);
 CREATE INDEX dronehook_deliveries_repo ON dronehook_deliveries (repo text_pattern_ops, id);
 CREATE INDEX dronehook_deliveries_build_status ON dronehook_deliveries (build_status, id);

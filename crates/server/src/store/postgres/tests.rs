@@ -798,3 +798,41 @@ async fn an_attempt_ending_after_its_event_was_erased_keeps_no_output() {
     assert_eq!(event.summary.runs[0].status, RunStatus::Ok);
     assert_eq!(event.summary.runs[0].output, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_two_gives_a_build_body_that_is_not_json_no_status() {
+    let db = database().await;
+    // A version 1 store with three build events: JSON, not UTF-8, not JSON.
+    sql(
+        &db,
+        "CREATE TABLE dronehook_schema (version integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await;
+    sql(&db, MIGRATIONS[0]).await;
+    sql(
+        &db,
+        "INSERT INTO dronehook_schema (version) VALUES (1);
+         INSERT INTO dronehook_deliveries
+             (id, received_at, digest, event, action, known, headers, body) VALUES
+             (1, now(), '\\x00', 'build', 'updated', true, '\\x',
+              convert_to('{\"build\":{\"status\":\"success\"}}', 'UTF8')),
+             (2, now(), '\\x00', 'build', 'updated', true, '\\x', '\\xfffe7b'),
+             (3, now(), '\\x00', 'build', 'updated', true, '\\x',
+              convert_to('not json', 'UTF8'));",
+    )
+    .await;
+    let store = open(&db, settings()).await;
+    let statuses: Vec<(i64, Option<String>)> = store
+        .read(
+            "SELECT id, build_status FROM dronehook_deliveries ORDER BY id",
+            &[],
+            |r| (r.get(0), r.get(1)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses,
+        [(1, Some("success".to_owned())), (2, None), (3, None)]
+    );
+}
