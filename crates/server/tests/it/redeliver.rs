@@ -494,7 +494,7 @@ async fn a_claimed_run_whose_delivery_cannot_be_read_is_released_not_held() {
     )
     .unwrap();
     // Several polls fail: the run is given back each time, never held.
-    tokio::time::sleep(Duration::from_millis(3000)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let (status, next_at): (String, Option<i64>) = conn
         .query_row(
             "SELECT status, next_at_ms FROM runs WHERE delivery_id = ?1",
