@@ -673,3 +673,56 @@ async fn an_erased_payload_is_in_neither_the_journal_nor_its_wal() {
     assert!(!holds(&wal), "the WAL keeps the payload");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_run_of_an_event_marked_erased_is_dead_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let seen: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let handler = {
+        let seen = seen.clone();
+        move |d: Delivery| {
+            seen.lock().unwrap().push(d.id.unwrap());
+            std::future::ready(Ok::<_, String>(()))
+        }
+    };
+    let server = start(
+        config().journal(&path),
+        Router::new().route_named("sink", "", handler).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        deliver(server.local_addr(), &user_event(1)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    wait_until(|| seen.lock().unwrap().len() == 1).await;
+    let id = seen.lock().unwrap()[0];
+    let store = Store::open(&StoreUrl::Sqlite(path.clone())).await.unwrap();
+    wait_until_done(&store, id, 1).await;
+    // The erased column decides, not the body's length: marked erased with its body
+    // still there, and due again, the run is dead without running.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         UPDATE deliveries SET erased = 1;
+         UPDATE runs SET status = 'pending', next_at_ms = 0, attempts_base = attempts;
+         COMMIT;",
+    )
+    .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let run = loop {
+        let run = run_of(&store, id).await;
+        if run.status != RunStatus::Pending {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "{run:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(run.status, RunStatus::Dead);
+    assert_eq!(
+        run.last_error.as_deref(),
+        Some("the stored delivery cannot be run: the delivery was erased")
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1, "not run again");
+    server.shutdown().await.unwrap();
+}
