@@ -267,6 +267,8 @@ async fn poll_loop(
     if handlers.is_empty() {
         return;
     }
+    // Claimed runs whose jobs could not be made and whose release failed too.
+    let mut stranded: Vec<Due> = Vec::new();
     loop {
         tokio::select! {
             () = tokio::time::sleep(POLL_EVERY) => {}
@@ -283,14 +285,33 @@ async fn poll_loop(
         if permits.is_empty() {
             continue;
         }
+        if !stranded.is_empty() {
+            let (reader, runs) = (journal.clone(), std::mem::take(&mut stranded));
+            stranded = tokio::task::spawn_blocking(move || match reader.release_claimed(&runs) {
+                Ok(()) => Vec::new(),
+                Err(_) => runs,
+            })
+            .await
+            .unwrap_or_default();
+        }
+        let (reader, names) = (journal.clone(), handlers.clone());
+        if let Ok(Ok(buried)) =
+            tokio::task::spawn_blocking(move || reader.bury_unknown(&names)).await
+        {
+            for (entry, handler) in buried {
+                tracing::warn!(entry, %handler, "a run for a handler this receiver does not have is dead");
+            }
+        }
         let (reader, names, limit) = (journal.clone(), handlers.clone(), permits.len());
         let loaded = tokio::task::spawn_blocking(move || load_due(&reader, &names, limit)).await;
         let (jobs, unreadable) = match loaded {
             Ok(Ok(loaded)) => loaded,
-            Ok(Err(e)) => {
+            Ok(Err((e, unreleased))) => {
                 if journal.is_available() {
                     tracing::warn!(error = %e, "cannot claim due handler runs");
                 }
+                // Released at the next poll, or the one after: never held for good.
+                stranded.extend(unreleased);
                 continue;
             }
             Err(_) => continue,
@@ -310,6 +331,9 @@ async fn poll_loop(
         let full = jobs.len() == limit;
         for ((run, mut delivery), permit) in jobs.into_iter().zip(permits) {
             let Some(route) = router.by_name(&run.handler) else {
+                // Claimed by name from this router's names: not expected, but a claim
+                // must not be leaked.
+                stranded.push(run);
                 continue;
             };
             delivery.attempt = run.attempts + 1;
@@ -327,14 +351,37 @@ async fn poll_loop(
 }
 
 /// Claims up to `limit` due runs and loads their deliveries; runs whose delivery is
-/// gone, erased or does not decode come back apart, with why.
+/// gone, erased or does not decode come back apart, with why. When the deliveries
+/// cannot be read (or reading panics) the claimed runs are released, due now; the
+/// error comes back with those whose release failed too.
 #[allow(clippy::type_complexity)]
 fn load_due(
     journal: &Journal,
     handlers: &[String],
     limit: usize,
+) -> Result<(Vec<(Due, Delivery)>, Vec<(Due, String)>), (crate::Error, Vec<Due>)> {
+    let runs = journal
+        .claim_due(handlers, limit)
+        .map_err(|e| (e, Vec::new()))?;
+    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        load_claimed(journal, &runs)
+    }));
+    let error = match loaded {
+        Ok(Ok(loaded)) => return Ok(loaded),
+        Ok(Err(e)) => e,
+        Err(_) => crate::Error::store("reading a due run's delivery failed unexpectedly"),
+    };
+    match journal.release_claimed(&runs) {
+        Ok(()) => Err((error, Vec::new())),
+        Err(_) => Err((error, runs)),
+    }
+}
+
+#[allow(clippy::type_complexity)]
+fn load_claimed(
+    journal: &Journal,
+    runs: &[Due],
 ) -> crate::Result<(Vec<(Due, Delivery)>, Vec<(Due, String)>)> {
-    let runs = journal.claim_due(handlers, limit)?;
     let mut jobs = Vec::with_capacity(runs.len());
     let mut unreadable = Vec::new();
     let mut last: Option<(i64, Result<Delivery, String>)> = None;
@@ -342,12 +389,10 @@ fn load_due(
         let delivery = match &last {
             Some((id, d)) if *id == run.delivery_id => d.clone(),
             _ => {
-                let d = match journal.entry(run.delivery_id)? {
+                let d = match journal.entry_to_run(run.delivery_id)? {
                     None => Err("the delivery is not in the journal".to_owned()),
-                    Some(entry) if entry.body.is_empty() => {
-                        Err("the delivery was erased".to_owned())
-                    }
-                    Some(entry) => {
+                    Some((_, true)) => Err("the delivery was erased".to_owned()),
+                    Some((entry, false)) => {
                         let headers = header_map(&entry.headers);
                         dronehook_protocol::event_header(&headers)
                             .and_then(|event| Envelope::decode_with_header(&entry.body, event))
@@ -369,8 +414,8 @@ fn load_due(
             }
         };
         match delivery {
-            Ok(d) => jobs.push((run, d)),
-            Err(e) => unreadable.push((run, e)),
+            Ok(d) => jobs.push((run.clone(), d)),
+            Err(e) => unreadable.push((run.clone(), e)),
         }
     }
     Ok((jobs, unreadable))

@@ -53,8 +53,10 @@ CREATE INDEX IF NOT EXISTS runs_pending ON runs (status) WHERE status = 'pending
     // Version 2: what tools read (`Store`), run output, retries scheduled in the
     // journal. `next_at_ms` is when a pending run is due; NULL while a receiver holds
     // it in memory (queued or running). `attempts_base` is `attempts` when the run was
-    // last (re)queued, so a redelivery gets a fresh set of attempts. Every
-    // `EventQuery` filter has an index (SQLite appends the id to each).
+    // last (re)queued, so a redelivery gets a fresh set of attempts. `requeue` is set
+    // by a redelivery of a held run: the attempt in memory is not run twice at once;
+    // when it ends, the run is due again with a fresh set. Every `EventQuery` filter
+    // has an index (SQLite appends the id to each).
     "
 ALTER TABLE deliveries ADD COLUMN build_status TEXT;
 ALTER TABLE deliveries ADD COLUMN secret_index INTEGER;
@@ -62,6 +64,7 @@ ALTER TABLE deliveries ADD COLUMN erased INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN next_at_ms INTEGER;
 ALTER TABLE runs ADD COLUMN output BLOB;
 ALTER TABLE runs ADD COLUMN attempts_base INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN requeue INTEGER NOT NULL DEFAULT 0;
 UPDATE runs SET status = 'dead' WHERE status = 'failed';
 UPDATE runs SET next_at_ms = 0 WHERE status = 'pending';
 UPDATE deliveries SET build_status = json_extract(CAST(body AS TEXT), '$.build.status')
@@ -289,6 +292,18 @@ pub(crate) struct Due {
 }
 
 /// `s` as the inside of a JSON string.
+/// Handler names as a JSON array, for `json_each`.
+fn json_names(handlers: &[String]) -> String {
+    format!(
+        "[{}]",
+        handlers
+            .iter()
+            .map(|h| format!("\"{}\"", json_escape(h)))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
 fn json_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -414,6 +429,7 @@ impl Journal {
             wake: None,
             checkpoint: Arc::default(),
             woken_at: 0,
+            retained: Vec::new(),
         };
         available.store(writer.ensure_open(), Ordering::Release);
         let handle = std::thread::Builder::new()
@@ -641,18 +657,12 @@ impl Journal {
     /// Claims up to `limit` due pending runs of these handlers for this process's
     /// queue: they are marked held (`next_at_ms` NULL) and returned, oldest due first.
     pub(crate) fn claim_due(&self, handlers: &[String], limit: usize) -> Result<Vec<Due>> {
-        let names = format!(
-            "[{}]",
-            handlers
-                .iter()
-                .map(|h| format!("\"{}\"", json_escape(h)))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        let names = json_names(handlers);
         let now = millis(SystemTime::now());
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "UPDATE runs SET next_at_ms = NULL
+                // A claim starts an attempt after any redelivery asked so far.
+                "UPDATE runs SET next_at_ms = NULL, requeue = 0
                  WHERE rowid IN (
                      SELECT rowid FROM runs INDEXED BY runs_due
                      WHERE status = 'pending' AND next_at_ms <= ?1
@@ -669,6 +679,62 @@ impl Journal {
                 })
             })?;
             rows.collect()
+        })
+    }
+
+    /// Gives claimed runs back (due now) when their jobs could not be made: a claim
+    /// that is never run would hold its run until a restart.
+    pub(crate) fn release_claimed(&self, runs: &[Due]) -> Result<()> {
+        let now = millis(SystemTime::now());
+        self.read(|c| {
+            let tx =
+                rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE runs SET next_at_ms = ?3
+                     WHERE delivery_id = ?1 AND handler = ?2
+                       AND status = 'pending' AND next_at_ms IS NULL",
+                )?;
+                for run in runs {
+                    stmt.execute(params![run.delivery_id, run.handler, now])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Marks dead the due runs of handlers this receiver does not have (a redelivery
+    /// to a name no route has): nothing would ever run them. A SQLite journal has one
+    /// receiver, so its handlers are all there are. Gives the runs it marked.
+    pub(crate) fn bury_unknown(&self, handlers: &[String]) -> Result<Vec<(i64, String)>> {
+        let names = json_names(handlers);
+        let now = millis(SystemTime::now());
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE runs SET status = 'dead', next_at_ms = NULL, updated_at_ms = ?1,
+                     requeue = 0, last_error = 'no handler ' || handler || ' on this receiver'
+                 WHERE rowid IN (
+                     SELECT rowid FROM runs INDEXED BY runs_due
+                     WHERE status = 'pending' AND next_at_ms <= ?1
+                       AND handler NOT IN (SELECT value FROM json_each(?2)))
+                 RETURNING delivery_id, handler",
+            )?;
+            let rows = stmt.query_map(params![now, names], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// An entry for a run to be dispatched, with whether it was erased.
+    pub(crate) fn entry_to_run(&self, id: i64) -> Result<Option<(JournalEntry, bool)>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT id, received_at_ms, digest, event, action, known, repo, build, headers, body,
+                        erased
+                 FROM deliveries WHERE id = ?1",
+                [id],
+                |r| Ok((entry_from_row(r)?, r.get(10)?)),
+            )
+            .optional()
         })
     }
 
@@ -916,7 +982,15 @@ struct Writer {
     checkpoint: Arc<CheckpointState>,
     /// The WAL's length when the checkpointer was last woken.
     woken_at: u32,
+    /// Attempt outcomes whose commit failed. Their runs are held (no due time), so
+    /// nothing else would ever make them due again: they are written before the next
+    /// batch, in a transaction of their own (one that keeps failing does not take the
+    /// inserts down with it), and retried every [`RETAIN_RETRY`] while nothing comes.
+    retained: Vec<Cmd>,
 }
+
+/// How often retained attempt outcomes are written again while no command comes.
+const RETAIN_RETRY: Duration = Duration::from_secs(1);
 
 impl Writer {
     /// Opens the writing connection if there is none. Only a failure changes
@@ -959,7 +1033,23 @@ impl Writer {
 
     fn serve(&mut self, rx: &mpsc::Receiver<Cmd>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = if self.retained.is_empty() {
+                rx.recv().ok()
+            } else {
+                match rx.recv_timeout(RETAIN_RETRY) {
+                    Ok(cmd) => Some(cmd),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.commit_retained();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
+                }
+            };
+            if !self.retained.is_empty() {
+                self.commit_retained();
+            }
+            let Some(first) = first else { break };
             batch.push(first);
             // Everything that queued up while the last commit was syncing goes into
             // this one: that is the group commit.
@@ -1001,6 +1091,27 @@ impl Writer {
             && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
         {
             tracing::debug!(error = %e, "checkpoint failed");
+        }
+    }
+
+    /// Writes the retained attempt outcomes; keeps them when that fails.
+    fn commit_retained(&mut self) {
+        if !self.ensure_open() {
+            return;
+        }
+        let conn = self.conn.as_mut().unwrap_or_else(|| unreachable!());
+        match write_batch(conn, &self.retained) {
+            Ok(_) => {
+                tracing::info!(
+                    runs = self.retained.len(),
+                    "attempt outcomes written after a failed commit"
+                );
+                self.retained.clear();
+            }
+            Err(message) => {
+                tracing::debug!(error = %message, "attempt outcomes still cannot be written");
+                self.conn = None;
+            }
         }
     }
 
@@ -1049,7 +1160,7 @@ impl Writer {
                         Cmd::Flush(reply) => {
                             let _ = reply.send(Err(message.clone()));
                         }
-                        Cmd::Attempt(_) => {}
+                        attempt @ Cmd::Attempt(_) => self.retained.push(attempt),
                     }
                 }
             }
@@ -1081,15 +1192,23 @@ fn write_batch(conn: &mut Connection, batch: &[Cmd]) -> std::result::Result<Vec<
             .map_err(|e| e.to_string())?;
         let mut attempt = tx
             .prepare_cached(
-                // A run is held (`next_at_ms` NULL) while it runs. If it is not any more,
-                // a redelivery came meanwhile: the attempt is counted (outside the fresh
-                // set) and the run stays pending, due when the redelivery said.
+                // A run is held (`next_at_ms` NULL) while it runs. A redelivery meanwhile
+                // set `requeue`: the attempt is counted, and the run is due now with a
+                // fresh set of attempts. (A run no longer held was made due by an older
+                // build's redelivery: it stays pending, due when that said.) An event
+                // erased while its run was in memory keeps no output.
                 "UPDATE runs SET
-                     status = CASE WHEN next_at_ms IS NULL THEN ?3 ELSE 'pending' END,
+                     status = CASE WHEN requeue OR next_at_ms IS NOT NULL THEN 'pending'
+                                   ELSE ?3 END,
                      attempts = attempts + 1,
-                     attempts_base = attempts_base + (next_at_ms IS NOT NULL),
+                     attempts_base = CASE WHEN requeue THEN attempts + 1
+                                          ELSE attempts_base + (next_at_ms IS NOT NULL) END,
                      last_error = ?4, duration_ms = ?5, updated_at_ms = ?6,
-                     next_at_ms = coalesce(next_at_ms, ?7), output = ?8
+                     next_at_ms = CASE WHEN requeue THEN coalesce(next_at_ms, ?6)
+                                       ELSE coalesce(next_at_ms, ?7) END,
+                     requeue = 0,
+                     output = CASE WHEN (SELECT erased FROM deliveries WHERE id = ?1) THEN NULL
+                                   ELSE ?8 END
                  WHERE delivery_id = ?1 AND handler = ?2",
             )
             .map_err(|e| e.to_string())?;

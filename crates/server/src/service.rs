@@ -624,7 +624,28 @@ async fn accept(
         }
 
         if let Some(journal) = &shared.journal {
-            match journal.insert(entry).await {
+            // The commit and the queueing of its runs happen in a task of their own:
+            // runs are committed held (queued) and only the enqueue makes them run, so
+            // a request dropped in between (the client hung up) must not stop it.
+            let journal = journal.clone();
+            let dispatcher = shared.dispatcher.clone();
+            let routes: Vec<crate::handler::Route> = routes.into_iter().cloned().collect();
+            let committed = tokio::spawn(async move {
+                let inserted = journal.insert(entry).await;
+                if let Ok((Inserted::New(id), _)) = &inserted
+                    && let (Some(dispatcher), Some(mut delivery)) = (&dispatcher, delivery)
+                {
+                    delivery.id = Some(*id);
+                    match reserved {
+                        Some(reserved) => Dispatcher::enqueue(reserved, routes, &delivery),
+                        None => dispatcher.nudge(),
+                    }
+                }
+                inserted
+            })
+            .await
+            .unwrap_or_else(|_| Err("the journal commit stopped unexpectedly".to_owned()));
+            match committed {
                 Err(message) => {
                     tracing::error!(error = %message, "journal commit failed; answering 503");
                     // As with PostgreSQL: the journal heals by itself (a reopened
@@ -648,17 +669,6 @@ async fn accept(
                     shared.metrics.commit(took);
                     if let Some(guard) = guard {
                         guard.accept();
-                    }
-                    if let (Some(dispatcher), Some(mut delivery)) = (&shared.dispatcher, delivery) {
-                        delivery.id = Some(id);
-                        match reserved {
-                            Some(reserved) => Dispatcher::enqueue(
-                                reserved,
-                                routes.into_iter().cloned().collect(),
-                                &delivery,
-                            ),
-                            None => dispatcher.nudge(),
-                        }
                     }
                     let mut out = Outcome::empty(success, success_code, outline);
                     out.delivery_id = Some(id);

@@ -182,6 +182,13 @@ impl FromStr for StoreUrl {
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {
             return Ok(StoreUrl::Postgres(s.to_owned()));
         }
+        // A libpq `key=value` string (`host=h password=x`) is not a path: refused
+        // without being echoed, since it may hold a password.
+        if s.contains('=') && s.contains(' ') {
+            return Err(BadStoreUrl(
+                "a key=value connection string is not supported: give postgres://... (the string is not shown: it may hold a password)".into(),
+            ));
+        }
         if let Some((scheme, _)) = s.split_once("://") {
             return Err(BadStoreUrl(format!(
                 "unknown store scheme `{scheme}`: give sqlite:PATH, a path, or postgres://..."
@@ -191,26 +198,42 @@ impl FromStr for StoreUrl {
     }
 }
 
-/// `url` with the password of its user part, if any, shown as `***`.
+/// `url` with its passwords shown as `***`: the user part's, and the `password` and
+/// `sslpassword` query parameters (tokio-postgres takes any option there).
 fn redacted(url: &str) -> String {
     let Some(start) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };
     let rest = &url[start..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => match authority[..at].find(':') {
-            Some(colon) => format!(
-                "{}{}:***{}",
-                &url[..start],
-                &authority[..colon],
-                &url[start + at..]
+    // The user part ends at the last `@` before the path: an unencoded password may
+    // hold `@`, `:` or `?`, so only `/` ends the search.
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (head, tail) = match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].find(':') {
+            Some(colon) => (
+                format!("{}{}:***", &url[..start], &rest[..colon]),
+                &rest[at..],
             ),
-            None => url.to_owned(),
+            None => (url[..start + at].to_owned(), &rest[at..]),
         },
-        None => url.to_owned(),
-    }
+        None => (url[..start].to_owned(), rest),
+    };
+    let Some((before, query)) = tail.split_once('?') else {
+        return head + tail;
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _))
+                if key.eq_ignore_ascii_case("password")
+                    || key.eq_ignore_ascii_case("sslpassword") =>
+            {
+                format!("{key}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{head}{before}?{}", query.join("&"))
 }
 
 impl fmt::Display for StoreUrl {
@@ -290,5 +313,34 @@ mod tests {
         let plain: StoreUrl = "postgres://u@h/db".parse().unwrap();
         assert_eq!(plain.to_string(), "postgres://u@h/db");
         assert_eq!(StoreUrl::Sqlite("j.db".into()).to_string(), "sqlite:j.db");
+        // Passwords given as query parameters, and one holding `?`.
+        let url: StoreUrl =
+            "postgres://u@h/db?sslmode=require&password=s3cret&PASSWORD=x&sslpassword=k"
+                .parse()
+                .unwrap();
+        assert_eq!(
+            url.to_string(),
+            "postgres://u@h/db?sslmode=require&password=***&PASSWORD=***&sslpassword=***"
+        );
+        let url: StoreUrl = "postgres://u:p?ss@h/db".parse().unwrap();
+        assert_eq!(url.to_string(), "postgres://u:***@h/db");
+        let url: StoreUrl = "postgres://h?password=s3cret".parse().unwrap();
+        assert_eq!(url.to_string(), "postgres://h?password=***");
+    }
+
+    #[test]
+    fn a_key_value_string_is_refused_without_being_shown() {
+        let e = parse("host=h user=u password=s3cret dbname=hooks").unwrap_err();
+        assert_eq!(
+            e,
+            "a key=value connection string is not supported: give postgres://... (the string is not shown: it may hold a password)"
+        );
+        assert!(!e.contains("s3cret"));
+        // A path with a space or an `=` alone is still a path.
+        assert_eq!(
+            parse("/var/lib/my hooks/j.db"),
+            Ok(StoreUrl::Sqlite("/var/lib/my hooks/j.db".into()))
+        );
+        assert_eq!(parse("j=1.db"), Ok(StoreUrl::Sqlite("j=1.db".into())));
     }
 }

@@ -167,11 +167,20 @@ impl SqliteStore {
             )
             .map_err(sql)?;
         }
+        // A run the receiver holds (pending, no due time: queued or running) is only
+        // flagged: made due now, the poller would start it again beside the attempt in
+        // memory. The attempt's end makes a flagged run due with a fresh set.
         let mut names: Vec<String> = {
             let mut stmt = tx
                 .prepare(
-                    "UPDATE runs SET status = 'pending', next_at_ms = ?3, attempts_base = attempts,
-                     updated_at_ms = ?3
+                    "UPDATE runs SET
+                         requeue = (status = 'pending' AND next_at_ms IS NULL),
+                         status = 'pending',
+                         next_at_ms = CASE WHEN status = 'pending' AND next_at_ms IS NULL
+                                           THEN NULL ELSE ?3 END,
+                         attempts_base = CASE WHEN status = 'pending' AND next_at_ms IS NULL
+                                              THEN attempts_base ELSE attempts END,
+                         updated_at_ms = ?3
                      WHERE delivery_id = ?1 AND (?2 IS NULL OR handler = ?2)
                      RETURNING handler",
                 )
@@ -326,9 +335,19 @@ impl SqliteStore {
             )?;
             tx.execute("UPDATE runs SET output = NULL WHERE delivery_id = ?1", [id])?;
             tx.commit()?;
-            // The erased pages' old versions leave the WAL once it is copied back
-            // (secure_delete zeroes them in the database file).
-            let _ = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            // secure_delete zeroes the old bytes in the database file, but the WAL
+            // still holds the pages as they were: a TRUNCATE checkpoint copies it
+            // back and empties it. It waits for readers (the busy timeout) and can
+            // still be refused; then the old copy stays until a later full checkpoint.
+            let busy = c
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))
+                .unwrap_or(1);
+            if busy != 0 {
+                tracing::warn!(
+                    event = id,
+                    "the journal is busy: the erased payload stays in its write-ahead log until the next full checkpoint"
+                );
+            }
             Ok(Some(true))
         })?;
         erased.ok_or_else(|| Error::not_found(format!("no event {id}")))

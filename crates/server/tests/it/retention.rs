@@ -9,7 +9,7 @@ use dronehook_server::protocol::BodyDigest;
 use dronehook_server::{Config, ConfigBuilder, Journal, Router, RunStatus};
 use http::StatusCode;
 
-use crate::util::{Calls, PATIENCE, config, corpus, deliver, start, user_event, wait_until};
+use crate::util::{Calls, config, corpus, deliver, start, user_event, wait_until};
 
 /// What the tests keep: a second.
 const RETAIN: Duration = Duration::from_secs(1);
@@ -149,7 +149,7 @@ async fn a_running_receiver_prunes_old_finished_events_of_its_postgresql_store_a
             .collect::<Vec<_>>()
     };
     let digest = |body: &[u8]| BodyDigest::of(body).as_bytes().to_vec();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let deadline = tokio::time::Instant::now() + crate::util::PATIENCE;
     while kept().await.len() != 2 {
         assert!(tokio::time::Instant::now() < deadline, "not pruned");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -174,7 +174,7 @@ async fn a_running_receiver_prunes_old_finished_events_of_its_postgresql_store_a
         StatusCode::NO_CONTENT
     );
     assert!(kept().await.contains(&digest(&user_event(99))));
-    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let deadline = tokio::time::Instant::now() + crate::util::PATIENCE;
     while kept().await.len() != 2 {
         assert!(
             tokio::time::Instant::now() < deadline,

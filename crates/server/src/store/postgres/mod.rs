@@ -81,15 +81,29 @@ CREATE INDEX dronehook_runs_due ON dronehook_runs (next_at) WHERE status = 'pend
 ",
     // Version 2: what tools read (`Store`), run output, and `attempts_base` (the
     // attempts when a run was last (re)queued, so a redelivery gets a fresh set).
+    // `requeue`: a redelivery came while a lease was live; `finish` makes the run due
+    // again instead of a second claim running it beside the first.
     // An index per `EventQuery` filter; `text_pattern_ops` serves both `=` and a
     // `LIKE` with a literal prefix.
     "
 ALTER TABLE dronehook_deliveries ADD COLUMN build_status text, ADD COLUMN secret_index integer,
     ADD COLUMN erased boolean NOT NULL DEFAULT false;
 ALTER TABLE dronehook_runs ADD COLUMN output bytea,
-    ADD COLUMN attempts_base integer NOT NULL DEFAULT 0;
-UPDATE dronehook_deliveries SET build_status = convert_from(body, 'UTF8')::json -> 'build' ->> 'status'
+    ADD COLUMN attempts_base integer NOT NULL DEFAULT 0,
+    ADD COLUMN requeue boolean NOT NULL DEFAULT false;
+-- Row by row: a body that is not UTF-8 JSON (kept by --insecure-no-verify) gets no
+-- status instead of aborting the migration, and with it the receiver's start.
+CREATE FUNCTION pg_temp.dronehook_build_status(body bytea) RETURNS text
+    LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN convert_from(body, 'UTF8')::json -> 'build' ->> 'status';
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END
+$$;
+UPDATE dronehook_deliveries SET build_status = pg_temp.dronehook_build_status(body)
     WHERE event = 'build';
+DROP FUNCTION pg_temp.dronehook_build_status(bytea);
 CREATE INDEX dronehook_deliveries_event ON dronehook_deliveries (event, action, id);
 CREATE INDEX dronehook_deliveries_repo ON dronehook_deliveries (repo text_pattern_ops, id);
 CREATE INDEX dronehook_deliveries_build_status ON dronehook_deliveries (build_status, id);
@@ -463,7 +477,7 @@ impl PostgresStore {
                  UPDATE dronehook_runs r
                  SET lease_owner = $1::text,
                      lease_until = now() + $5::float8 * interval '1 millisecond',
-                     attempts = r.attempts + 1, updated_at = now()
+                     attempts = r.attempts + 1, updated_at = now(), requeue = false
                  FROM due WHERE r.delivery_id = due.delivery_id AND r.handler = due.handler
                  RETURNING r.delivery_id, r.handler, r.attempts, r.attempts_base",
             )
@@ -536,13 +550,22 @@ impl PostgresStore {
             Outcome::Retry { error, after } => ("pending", Some(error.as_str()), *after),
             Outcome::Dead { error } => ("dead", Some(error.as_str()), Duration::ZERO),
         };
-        let n = self
-            .write(
+        let due_now = self
+            .read(
+                // A redelivery during the attempt (`requeue`) makes the run due now with
+                // a fresh set of attempts. An event erased meanwhile keeps no output.
                 "UPDATE dronehook_runs
-                 SET status = $4, last_error = $5, duration_ms = $6,
-                     next_at = now() + $7::float8 * interval '1 millisecond',
-                     lease_owner = NULL, lease_until = NULL, updated_at = now(), output = $8
-                 WHERE delivery_id = $1 AND handler = $2 AND lease_owner = $3",
+                 SET status = CASE WHEN requeue THEN 'pending' ELSE $4 END,
+                     last_error = $5, duration_ms = $6,
+                     next_at = CASE WHEN requeue THEN now()
+                                    ELSE now() + $7::float8 * interval '1 millisecond' END,
+                     attempts_base = CASE WHEN requeue THEN attempts ELSE attempts_base END,
+                     requeue = false,
+                     lease_owner = NULL, lease_until = NULL, updated_at = now(),
+                     output = CASE WHEN (SELECT erased FROM dronehook_deliveries
+                                         WHERE id = $1) THEN NULL ELSE $8::bytea END
+                 WHERE delivery_id = $1 AND handler = $2 AND lease_owner = $3
+                 RETURNING status = 'pending' AND next_at <= now()",
                 &[
                     &run.delivery_id,
                     &run.handler,
@@ -553,9 +576,16 @@ impl PostgresStore {
                     &(after.as_secs_f64() * 1000.0),
                     &output,
                 ],
+                |r| r.get::<_, bool>(0),
             )
             .await?;
-        Ok(n > 0)
+        if due_now.first() == Some(&true) {
+            // Requeued: every instance polls at once rather than at its next interval.
+            self.shared.wake.notify_waiters();
+            self.write("SELECT pg_notify('dronehook_runs', '')", &[])
+                .await?;
+        }
+        Ok(!due_now.is_empty())
     }
 
     /// Waits until runs may be due: a notification, this instance's own commit of new

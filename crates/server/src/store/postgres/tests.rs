@@ -721,3 +721,118 @@ mod runner {
         assert_eq!(runs[0].last_error.as_deref(), Some("attempt 3 failed"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_of_a_run_under_a_lease_waits_for_its_attempt_to_end() {
+    let db = database().await;
+    let a = open(&db, settings()).await;
+    let b = open(&db, settings()).await;
+    let handlers = vec!["h".to_owned()];
+    let lease = Duration::from_secs(30);
+    let Inserted::New(id) = a.insert(entry(1, &["h"])).await.unwrap().0 else {
+        panic!("not new")
+    };
+    let held = a.claim(&handlers, 10, lease, 5).await.unwrap();
+    assert_eq!(held.len(), 1);
+
+    // Redelivered while a runs it: flagged, not freed for another claim.
+    assert_eq!(b.redeliver(id, None).await.unwrap(), ["h"]);
+    assert!(b.claim(&handlers, 10, lease, 5).await.unwrap().is_empty());
+    assert!(a.renew(&held[0], lease).await.unwrap(), "a keeps its lease");
+
+    // The attempt's end is recorded, and the run is due again with a fresh set.
+    assert!(
+        a.finish(&held[0], &Outcome::Ok, Duration::from_millis(3), None)
+            .await
+            .unwrap()
+    );
+    let runs = a.runs(id).await.unwrap();
+    assert_eq!(runs[0].status, RunStatus::Pending);
+    assert_eq!(runs[0].attempts, 1);
+    assert!(runs[0].next_at.is_some(), "{:?}", runs[0]);
+    let again = b.claim(&handlers, 10, lease, 5).await.unwrap();
+    assert_eq!(
+        again,
+        vec![Claimed {
+            delivery_id: id,
+            handler: "h".into(),
+            attempt: 2,
+            base: 1,
+        }]
+    );
+    // Its own end is final: the flag was for one attempt only.
+    assert!(
+        b.finish(&again[0], &Outcome::Ok, Duration::from_millis(4), None)
+            .await
+            .unwrap()
+    );
+    let runs = a.runs(id).await.unwrap();
+    assert_eq!(runs[0].status, RunStatus::Ok);
+    assert_eq!(runs[0].attempts, 2);
+
+    // A run that is not held is due at once, as before.
+    assert_eq!(b.redeliver(id, None).await.unwrap(), ["h"]);
+    assert_eq!(b.claim(&handlers, 10, lease, 5).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_ending_after_its_event_was_erased_keeps_no_output() {
+    let db = database().await;
+    let store = open(&db, settings()).await;
+    let handlers = vec!["h".to_owned()];
+    let Inserted::New(id) = store.insert(entry(1, &["h"])).await.unwrap().0 else {
+        panic!("not new")
+    };
+    let held = store
+        .claim(&handlers, 10, Duration::from_secs(30), 5)
+        .await
+        .unwrap();
+    assert!(store.erase(id).await.unwrap());
+    assert!(
+        store
+            .finish(&held[0], &Outcome::Ok, Duration::ZERO, Some(b"the body"))
+            .await
+            .unwrap()
+    );
+    let event = store.get(id).await.unwrap().unwrap();
+    assert_eq!(event.summary.runs[0].status, RunStatus::Ok);
+    assert_eq!(event.summary.runs[0].output, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_two_gives_a_build_body_that_is_not_json_no_status() {
+    let db = database().await;
+    // A version 1 store with three build events: JSON, not UTF-8, not JSON.
+    sql(
+        &db,
+        "CREATE TABLE dronehook_schema (version integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await;
+    sql(&db, MIGRATIONS[0]).await;
+    sql(
+        &db,
+        "INSERT INTO dronehook_schema (version) VALUES (1);
+         INSERT INTO dronehook_deliveries
+             (id, received_at, digest, event, action, known, headers, body) VALUES
+             (1, now(), '\\x00', 'build', 'updated', true, '\\x',
+              convert_to('{\"build\":{\"status\":\"success\"}}', 'UTF8')),
+             (2, now(), '\\x00', 'build', 'updated', true, '\\x', '\\xfffe7b'),
+             (3, now(), '\\x00', 'build', 'updated', true, '\\x',
+              convert_to('not json', 'UTF8'));",
+    )
+    .await;
+    let store = open(&db, settings()).await;
+    let statuses: Vec<(i64, Option<String>)> = store
+        .read(
+            "SELECT id, build_status FROM dronehook_deliveries ORDER BY id",
+            &[],
+            |r| (r.get(0), r.get(1)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses,
+        [(1, Some("success".to_owned())), (2, None), (3, None)]
+    );
+}

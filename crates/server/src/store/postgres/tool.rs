@@ -282,13 +282,23 @@ impl PostgresStore {
             .await
             .map_err(|e| db(&e))?;
         }
-        // The lease goes too: a receiver running the run now loses it (its outcome is
-        // not recorded) and the run is claimed afresh.
+        // A run under a live lease is only flagged: freed now, another claim would run
+        // it beside the attempt in progress. Its holder's `finish` makes it due again.
+        // An expired lease goes: its holder no longer records anything.
         let rows = tx
             .query(
                 "UPDATE dronehook_runs
-                 SET status = 'pending', next_at = now(), attempts_base = attempts,
-                     lease_owner = NULL, lease_until = NULL, updated_at = now()
+                 SET requeue = coalesce(status = 'pending' AND lease_until >= now(), false),
+                     status = 'pending',
+                     next_at = CASE WHEN status = 'pending' AND lease_until >= now()
+                                    THEN next_at ELSE now() END,
+                     attempts_base = CASE WHEN status = 'pending' AND lease_until >= now()
+                                          THEN attempts_base ELSE attempts END,
+                     lease_owner = CASE WHEN status = 'pending' AND lease_until >= now()
+                                        THEN lease_owner END,
+                     lease_until = CASE WHEN status = 'pending' AND lease_until >= now()
+                                        THEN lease_until END,
+                     updated_at = now()
                  WHERE delivery_id = $1 AND ($2::text IS NULL OR handler = $2)
                  RETURNING handler",
                 &[&id, &handler],
