@@ -15,6 +15,7 @@ static OUTLINE: OutlineFields = OutlineFields {
     build: index_of(Envelope::FIELDS, "build"),
     repo_slug: index_of(Repo::FIELDS, "slug"),
     build_number: index_of(Build::FIELDS, "number"),
+    build_status: index_of(Build::FIELDS, "status"),
 };
 
 /// Why a body could not be read as a Drone event.
@@ -146,6 +147,9 @@ pub struct Outline {
     pub repo_slug: Option<String>,
     /// The build number, when the payload has a build.
     pub build_number: Option<i64>,
+    /// The build's status as sent (`success`, `failure`, ...), when the payload has a
+    /// build.
+    pub build_status: Option<String>,
 }
 
 impl Outline {
@@ -156,6 +160,10 @@ impl Outline {
             action: envelope.action.clone(),
             repo_slug: envelope.repo_slug().map(str::to_owned),
             build_number: envelope.build_number(),
+            build_status: envelope
+                .build
+                .as_ref()
+                .map(|b| b.status.as_str().to_owned()),
         }
     }
 
@@ -270,6 +278,8 @@ impl Envelope {
             action: Action::parse(fast.action),
             repo_slug: (!fast.repo_slug.is_empty()).then(|| fast.repo_slug.to_owned()),
             build_number: fast.build_number,
+            // A build object is there exactly when the scanner saw a number for it.
+            build_status: fast.build_number.map(|_| fast.build_status.to_owned()),
         })
     }
 
@@ -394,6 +404,11 @@ mod tests {
             "{name}"
         );
         assert_eq!(fast.build_number, decoded.build_number, "{name}");
+        assert_eq!(
+            fast.build_number.map(|_| fast.build_status),
+            decoded.build_status.as_deref(),
+            "{name}"
+        );
         // The fast decoder takes it too, and builds what serde builds.
         let built = decode(text).unwrap_or_else(|| panic!("{name}: the fast decoder declined"));
         assert_eq!(Ok(built), serde(body), "{name}");
@@ -437,6 +452,7 @@ mod tests {
                 action: "updated",
                 repo_slug: "a/b",
                 build_number: Some(0),
+                build_status: "",
             })
         );
         assert_eq!(

@@ -557,24 +557,11 @@ async fn accept(
         (Some(dispatcher), Some(_)) if shared.journal.is_some() => dispatcher.reserve(routes.len()),
         _ => None,
     };
-    // The build's status for the store's lists, from the handlers' decoded payload, or
-    // decoded for it (build events only) when no handler wanted the payload.
-    let build_status = journal_headers.as_ref().and_then(|_| {
-        if outline.event != Event::Build {
-            return None;
-        }
-        match &delivery {
-            Some(d) => d
-                .envelope
-                .build
-                .as_ref()
-                .map(|b| b.status.as_str().to_owned()),
-            // The outline's event is the body's, or the header's when the body has none.
-            None => Envelope::decode_with_header(&body, Some(outline.event.as_str()))
-                .ok()
-                .and_then(|e| e.build.map(|b| b.status.as_str().to_owned())),
-        }
-    });
+    // The build's status for the store's lists: the outline read it with the rest.
+    let build_status = journal_headers
+        .as_ref()
+        .and_then(|_| (outline.event == Event::Build).then(|| outline.build_status.clone()))
+        .flatten();
     // The record either store keeps, built once; `journal_headers` exists exactly when
     // there is a store.
     let entry = journal_headers.map(|headers| NewEntry {

@@ -61,6 +61,8 @@ pub(crate) struct FastOutline<'a> {
     pub(crate) repo_slug: &'a str,
     /// The envelope-level build's `number`, when there is a build object.
     pub(crate) build_number: Option<i64>,
+    /// The envelope-level build's `status` (empty when absent, `null` or no build).
+    pub(crate) build_status: &'a str,
 }
 
 /// Where the outline's fields are in the schema: positions in the envelope's table,
@@ -80,6 +82,8 @@ pub(crate) struct OutlineFields {
     pub(crate) repo_slug: usize,
     /// The build's `number` (an integer).
     pub(crate) build_number: usize,
+    /// The build's `status` (a string).
+    pub(crate) build_status: usize,
 }
 
 /// The plan of a scan that keeps nothing (the decoder's): only [`Role::Other`]
@@ -91,6 +95,7 @@ const NO_OUTLINE: OutlineFields = OutlineFields {
     build: usize::MAX,
     repo_slug: usize::MAX,
     build_number: usize::MAX,
+    build_status: usize::MAX,
 };
 
 /// How many unknown keys one object may have before the fast path declines: each is
@@ -438,7 +443,7 @@ impl<'a> Scanner<'a> {
         let keep: u64 = match role {
             Role::Envelope => 1 << plan.event | 1 << plan.action | 1 << plan.repo | 1 << plan.build,
             Role::Repo => 1 << plan.repo_slug,
-            Role::Build => 1 << plan.build_number,
+            Role::Build => 1 << plan.build_number | 1 << plan.build_status,
             Role::Other => 0,
         };
         let (mut seen, mut next) = (0, 0);
@@ -736,6 +741,9 @@ impl<'a> Scanner<'a> {
             }
             (Role::Envelope, Kind::Str) if index == plan.action => {
                 out.action = self.plain_string()?;
+            }
+            (Role::Build, Kind::Str) if index == plan.build_status => {
+                out.build_status = self.plain_string()?;
             }
             (Role::Repo, Kind::Str) if index == plan.repo_slug => {
                 out.repo_slug = self.plain_string()?;
