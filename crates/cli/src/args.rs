@@ -508,7 +508,7 @@ fn parse_retain_rows(s: &str) -> Result<RetainRows, String> {
     }
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("{e} (durations look like 30s, 5m or 1h30m)"))
 }

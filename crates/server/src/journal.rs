@@ -12,6 +12,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
+use crate::store::query::millis;
 
 /// The most inserts one transaction takes; a larger burst is split.
 const MAX_BATCH: usize = 512;
@@ -764,11 +765,6 @@ impl Journal {
             rows.collect()
         })
     }
-}
-
-fn millis(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {

@@ -56,7 +56,7 @@ pub(crate) struct ReplayArgs {
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub(crate) retries: u32,
     /// How long one attempt may take.
-    #[arg(long, default_value = "60s", value_parser = parse_timeout, value_name = "DURATION")]
+    #[arg(long, default_value = "60s", value_parser = crate::args::parse_duration, value_name = "DURATION")]
     pub(crate) timeout: Duration,
     /// Print the results as JSON.
     #[arg(long)]
@@ -68,11 +68,6 @@ fn parse_limit(text: &str) -> Result<usize, String> {
         Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
         _ => Err(format!("a number from 1 to {MAX_LIMIT}")),
     }
-}
-
-fn parse_timeout(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("{e} (durations look like 30s, 5m or 1h30m)"))
 }
 
 pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<Outcome> {
