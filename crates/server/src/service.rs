@@ -579,6 +579,7 @@ async fn accept(
             .verify
             .then(|| u32::try_from(secret_index).unwrap_or(u32::MAX)),
         headers,
+        packed: crate::journal::pack_body(&body),
         body,
         handlers: routes.iter().map(|r| r.name.clone()).collect(),
         queued: reserved.is_some(),

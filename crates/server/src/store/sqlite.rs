@@ -16,8 +16,8 @@ use super::query::{
 };
 use crate::error::{Error, Result};
 use crate::journal::{
-    HandlerRun, RUN_COLUMNS, RunStatus, SCHEMA_VERSION, SchemaError, decode_headers, migrate,
-    newer_schema, run_from_row, schema_version, time_of,
+    HandlerRun, RUN_COLUMNS, RunStatus, SCHEMA_VERSION, SchemaError, decode_body, decode_headers,
+    migrate, newer_schema, run_from_row, schema_version, time_of,
 };
 
 /// Rows deleted per statement when pruning, so the receiver's writer waits at most
@@ -330,7 +330,7 @@ impl SqliteStore {
                 Some(false) => {}
             }
             tx.execute(
-                "UPDATE deliveries SET headers = x'', body = x'', erased = 1 WHERE id = ?1",
+                "UPDATE deliveries SET headers = x'', body = x'', codec = 0, erased = 1 WHERE id = ?1",
                 [id],
             )?;
             tx.execute("UPDATE runs SET output = NULL WHERE delivery_id = ?1", [id])?;
@@ -735,7 +735,7 @@ fn get(c: &Connection, id: i64) -> rusqlite::Result<Option<StoredEvent>> {
     let row = c
         .query_row(
             &format!(
-                "SELECT {SUMMARY_COLUMNS}, d.digest, d.secret_index, d.headers, d.body
+                "SELECT {SUMMARY_COLUMNS}, d.digest, d.secret_index, d.headers, d.body, d.codec
                  FROM deliveries d WHERE d.id = ?1"
             ),
             [id],
@@ -752,7 +752,7 @@ fn get(c: &Connection, id: i64) -> rusqlite::Result<Option<StoredEvent>> {
                         .get::<_, Option<i64>>(10)?
                         .and_then(|i| u32::try_from(i).ok()),
                     headers: decode_headers(&headers),
-                    body: r.get(12)?,
+                    body: decode_body(r.get(12)?, r.get(13)?)?,
                 })
             },
         )

@@ -210,7 +210,7 @@ async fn an_entry_that_cannot_be_decoded_on_resume_is_logged_and_the_others_resu
     rusqlite::Connection::open(&path)
         .unwrap()
         .execute(
-            "UPDATE deliveries SET body = CAST('[' AS BLOB) WHERE id = ?1",
+            "UPDATE deliveries SET body = CAST('[' AS BLOB), codec = 0 WHERE id = ?1",
             [first],
         )
         .unwrap();

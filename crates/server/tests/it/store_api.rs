@@ -591,7 +591,7 @@ async fn a_version_1_journal_is_migrated_by_a_read_write_open_only() {
     assert!(e.is_schema(), "{e}");
     assert_eq!(
         e.to_string(),
-        "the store's schema is version 1; reading needs version 2: open it read-write once (or start a receiver on it) to migrate it"
+        "the store's schema is version 1; reading needs version 3: open it read-write once (or start a receiver on it) to migrate it"
     );
     let store = Store::open(&fx.url).await.unwrap();
     let event = store.get(1).await.unwrap().unwrap();
@@ -611,7 +611,7 @@ async fn a_version_1_journal_is_migrated_by_a_read_write_open_only() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     // Read-only now reads it.
     let ro = Store::open_read_only(&fx.url).await.unwrap();
     assert_eq!(
@@ -637,7 +637,7 @@ async fn a_newer_sqlite_schema_is_refused_by_tools_and_by_the_receiver() {
         .execute_batch("PRAGMA user_version = 7")
         .unwrap();
     let expected =
-        "the store's schema is version 7; this dronehook knows up to 2: upgrade dronehook";
+        "the store's schema is version 7; this dronehook knows up to 3: upgrade dronehook";
     for e in [
         Store::open(&fx.url).await.unwrap_err(),
         Store::open_read_only(&fx.url).await.unwrap_err(),
@@ -712,7 +712,7 @@ async fn postgres_a_newer_schema_is_refused_by_tools_and_by_the_receiver() {
     server.shutdown().await.unwrap();
     pg(url, "INSERT INTO dronehook_schema (version) VALUES (7)").await;
     let expected =
-        "the store's schema is version 7; this dronehook knows up to 3: upgrade dronehook";
+        "the store's schema is version 7; this dronehook knows up to 4: upgrade dronehook";
     for e in [
         Store::open(&fx.url).await.unwrap_err(),
         Store::open_read_only(&fx.url).await.unwrap_err(),
@@ -780,7 +780,7 @@ async fn postgres_a_version_1_store_is_migrated_by_a_read_write_open_only() {
     assert!(e.is_schema(), "{e}");
     assert_eq!(
         e.to_string(),
-        "the store's schema is version 1; reading needs version 3: open it read-write once (or start a receiver on it) to migrate it"
+        "the store's schema is version 1; reading needs version 4: open it read-write once (or start a receiver on it) to migrate it"
     );
     let store = Store::open(&fx.url).await.unwrap();
     let event = store.get(1).await.unwrap().unwrap();

@@ -22,6 +22,7 @@ fn entry(n: u32, handlers: &[&str]) -> NewEntry {
         build_status: None,
         secret_index: Some(0),
         headers: b"x-drone-event: user\r\ncontent-type: application/json\r\n".to_vec(),
+        packed: None,
         body: body.into(),
         handlers: handlers.iter().map(|h| (*h).to_owned()).collect(),
         queued: false,
@@ -354,12 +355,14 @@ async fn retention_prunes_old_and_surplus_deliveries_but_never_pending_ones() {
     assert_eq!(store.count().await.unwrap(), 0);
     assert!(store.runs(ids[0]).await.unwrap().is_empty());
 
-    // The row bound keeps the newest, again never a pending one.
+    // The row bound keeps the newest, again never a pending one. (Nor one the replay
+    // check reads: the window is zero here.)
     let bounded = open(
         &db,
         Settings {
             retain: None,
             max_rows: Some(2),
+            dedupe_window: Duration::ZERO,
             ..settings()
         },
     )
@@ -380,36 +383,37 @@ async fn retention_prunes_old_and_surplus_deliveries_but_never_pending_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dedupe_keys_expire_with_the_window_and_are_pruned() {
+async fn the_replay_check_looks_back_one_window_and_pruning_keeps_it() {
     let db = database().await;
     let store = open(
         &db,
         Settings {
-            dedupe_window: Duration::from_millis(300),
-            retain: None,
-            max_rows: None,
+            dedupe_window: Duration::from_millis(400),
+            retain: Some(Duration::ZERO),
+            max_rows: Some(0),
             ..settings()
         },
     )
     .await;
-    assert!(matches!(
+    let Inserted::New(first) = store.insert(entry(1, &[])).await.unwrap().0 else {
+        panic!("the first copy is new");
+    };
+    assert_eq!(
         store.insert(entry(1, &[])).await.unwrap().0,
-        Inserted::New(_)
-    ));
-    assert!(matches!(
-        store.insert(entry(1, &[])).await.unwrap().0,
-        Inserted::Duplicate(_)
-    ));
+        Inserted::Duplicate(first)
+    );
+    // Retention lets every delivery go, but not those the replay check still reads.
+    assert_eq!(store.prune().await.unwrap().deliveries, 0);
+    assert_eq!(store.count().await.unwrap(), 1);
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let pruned = store.prune().await.unwrap();
-    assert_eq!(pruned.dedupe_keys, 1);
-    assert_eq!(pruned.deliveries, 0);
-    // Past the window, the date check refuses a copy before the store sees it; the
-    // table holds only keys that can still matter.
-    assert!(matches!(
-        store.insert(entry(1, &[])).await.unwrap().0,
-        Inserted::New(_)
-    ));
+    // Past the window, the date check refuses a copy before the store sees it: a body
+    // equal to one from before the window is a new delivery.
+    let Inserted::New(second) = store.insert(entry(1, &[])).await.unwrap().0 else {
+        panic!("a copy past the window is new");
+    };
+    assert!(second > first);
+    assert_eq!(store.prune().await.unwrap().deliveries, 1);
+    assert_eq!(store.count().await.unwrap(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use super::{
     decode_headers, describe, run_from_row,
 };
 use crate::error::{Error, Result};
-use crate::journal::{HandlerRun, newer_schema};
+use crate::journal::{HandlerRun, newer_schema, unpack_body};
 use crate::store::query::{
     EventQuery, EventSummary, Pruned, StoreStats, StoredEvent, is_literal, pg_like,
 };
@@ -225,7 +225,7 @@ impl PostgresStore {
         let rows = self
             .query(
                 &format!(
-                    "SELECT {SUMMARY_COLUMNS}, d.digest, d.secret_index, d.headers, d.body
+                    "SELECT {SUMMARY_COLUMNS}, d.digest, d.secret_index, d.headers, d.body, d.codec
                      FROM dronehook_deliveries d WHERE d.id = $1"
                 ),
                 &[&id],
@@ -243,7 +243,7 @@ impl PostgresStore {
                 .get::<_, Option<i32>>(10)
                 .and_then(|i| u32::try_from(i).ok()),
             headers: decode_headers(headers),
-            body: r.get(12),
+            body: unpack_body(r.get(12), r.get::<_, i16>(13).into()).map_err(Error::store)?,
         };
         self.attach_runs(std::slice::from_mut(&mut event.summary), true)
             .await?;
@@ -425,7 +425,7 @@ impl PostgresStore {
         let rows = self
             .query(
                 "SELECT sum(pg_total_relation_size(t))::int8 FROM unnest(ARRAY[
-                     'dronehook_deliveries', 'dronehook_runs', 'dronehook_dedupe',
+                     'dronehook_deliveries', 'dronehook_runs',
                      'dronehook_schema']::regclass[]) AS t",
                 &[],
             )
@@ -454,7 +454,8 @@ impl PostgresStore {
             Some(false) => {}
         }
         tx.execute(
-            "UPDATE dronehook_deliveries SET headers = '', body = '', erased = true WHERE id = $1",
+            "UPDATE dronehook_deliveries SET headers = '', body = '', codec = 0, erased = true
+             WHERE id = $1",
             &[&id],
         )
         .await
