@@ -86,10 +86,7 @@ async fn replay_protection_can_be_switched_off() {
 
 /// A config whose replay window is `window` and whose map holds `capacity` entries.
 fn bounded(window: Duration, capacity: usize) -> ConfigBuilder {
-    Config::builder(Policy::new(SECRET).max_skew(window))
-        .addr("127.0.0.1:0".parse().unwrap())
-        .shutdown_grace(Duration::from_secs(5))
-        .replay_capacity(capacity)
+    crate::util::config_with(Policy::new(SECRET).max_skew(window)).replay_capacity(capacity)
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use dronehook_server::protocol::BodyDigest;
 use dronehook_server::{Config, ConfigBuilder, Journal, Router, RunStatus};
 use http::StatusCode;
 
-use crate::util::{Calls, config, corpus, deliver, start, user_event, wait_until};
+use crate::util::{Calls, config, config_with, corpus, deliver, start, user_event, wait_until};
 
 /// What the tests keep: a second.
 const RETAIN: Duration = Duration::from_secs(1);
@@ -120,11 +120,7 @@ async fn a_running_receiver_prunes_old_finished_events_of_its_postgresql_store_a
     let policy = dronehook_server::protocol::Policy::new(crate::util::SECRET)
         .max_skew(Duration::from_secs(2));
     let server = start(
-        retention(
-            Config::builder(policy)
-                .addr("127.0.0.1:0".parse().unwrap())
-                .store(StoreUrl::Postgres(db.url().to_owned())),
-        ),
+        retention(config_with(policy).store(StoreUrl::Postgres(db.url().to_owned()))),
         router(&calls),
     )
     .await;

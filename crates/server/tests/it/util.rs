@@ -70,7 +70,12 @@ pub(crate) fn corpus(name: &str) -> &'static [u8] {
 
 /// A config for tests: 127.0.0.1, a free port, the test secret.
 pub(crate) fn config() -> ConfigBuilder {
-    Config::builder(dronehook_server::protocol::Policy::new(SECRET))
+    config_with(dronehook_server::protocol::Policy::new(SECRET))
+}
+
+/// [`config`] with a policy of the test's own (its skew, its secrets).
+pub(crate) fn config_with(policy: dronehook_server::protocol::Policy) -> ConfigBuilder {
+    Config::builder(policy)
         .addr("127.0.0.1:0".parse().unwrap())
         .shutdown_grace(Duration::from_secs(5))
 }
