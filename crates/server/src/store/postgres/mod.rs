@@ -15,8 +15,8 @@
 //! - Retention (an age and a row bound) prunes off the request path and never removes
 //!   a delivery whose runs are pending.
 
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -821,182 +821,17 @@ impl Shared {
         entries: &[&NewEntry],
     ) -> std::result::Result<Vec<Inserted>, String> {
         self.ensure_migrated().await?;
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| describe(&e))?;
-        let db = |e: tokio_postgres::Error| describe(&e);
-
-        // The first copy of a dedupe key in the batch is checked; later copies in the
-        // batch are replays of it.
-        let mut outcome: Vec<Option<Inserted>> = vec![None; entries.len()];
-        let mut first_of: HashMap<[u8; 32], usize> = HashMap::new();
-        let mut copies = Vec::new();
-        let mut rows = Vec::new();
-        let mut locks: Vec<i32> = Vec::new();
-        for (i, e) in entries.iter().enumerate() {
-            if !e.dedupe {
-                rows.push(i);
-                continue;
-            }
-            match first_of.entry(*e.digest.as_bytes()) {
-                Entry::Occupied(first) => copies.push((i, *first.get())),
-                Entry::Vacant(slot) => {
-                    slot.insert(i);
-                    rows.push(i);
-                    locks.push(dedupe_lock(&e.digest));
-                }
+        let client = self.client().await?;
+        match write_pipelined(&client, entries, self.settings.dedupe_window).await {
+            Ok(outcome) => Ok(outcome),
+            Err(message) => {
+                // A pipeline that failed may have stopped before its COMMIT was sent,
+                // leaving a transaction open: the connection is closed (PostgreSQL
+                // rolls back), not handed to the next user.
+                drop(deadpool_postgres::Object::take(client));
+                Err(message)
             }
         }
-        // In one order everywhere, so two receivers' batches cannot deadlock.
-        locks.sort_unstable();
-        locks.dedup();
-        let ids_stmt = tx
-            .prepare_cached(
-                "SELECT nextval('dronehook_delivery_ids') FROM generate_series(1, $1::int8)",
-            )
-            .await
-            .map_err(db)?;
-        let lock_stmt = tx
-            .prepare_cached(
-                "SELECT count(pg_advisory_xact_lock($1::int4, k)) FROM unnest($2::int4[]) AS t(k)",
-            )
-            .await
-            .map_err(db)?;
-        let count = rows.len() as i64;
-        let ids_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&count];
-        let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
-            [&DEDUPE_LOCK_CLASS, &locks];
-        // The checks below probe an index once per row of the batch (scalar subqueries,
-        // which the planner does not turn into joins). Its plan is cached per connection,
-        // and a plan made while the table was small would scan it whole for every batch
-        // from then on: scans are off for the writer's transactions.
-        let planner = tx.batch_execute("SET LOCAL enable_seqscan = off");
-        let ids = tx.query(&ids_stmt, &ids_params);
-        let ids = if locks.is_empty() {
-            tokio::try_join!(planner, ids).map_err(db)?.1
-        } else {
-            let lock = tx.query_one(&lock_stmt, &lock_params);
-            tokio::try_join!(planner, ids, lock).map_err(db)?.1
-        };
-        if ids.len() != rows.len() {
-            return Err("the database returned too few ids".to_owned());
-        }
-
-        let mut cols = Columns::default();
-        for (&i, row) in rows.iter().zip(&ids) {
-            cols.push(row.get(0), entries[i]);
-        }
-        // The replay check: under the keys' locks (taken by the statement before, so
-        // this one's snapshot sees every copy committed by a receiver that held them),
-        // a deduplicated body stored within the window is not inserted again. A
-        // subquery per row, not `NOT EXISTS`: that becomes an anti join, which hashes
-        // the whole table when the planner thinks the batch large.
-        let deliveries = tx
-            .prepare_cached(
-                "INSERT INTO dronehook_deliveries
-                 (id, received_at, digest, event, action, known, repo, build, headers, body,
-                  build_status, secret_index, codec)
-                 SELECT id, received_at, digest, event, action, known, repo, build, headers,
-                     body, build_status, secret_index, codec
-                 FROM unnest($1::int8[], $2::timestamptz[], $3::bytea[], $4::text[],
-                     $5::text[], $6::bool[], $7::text[], $8::int8[], $9::bytea[], $10::bytea[],
-                     $11::text[], $12::int4[], $13::bool[], $15::int2[])
-                     AS t(id, received_at, digest, event, action, known, repo, build, headers,
-                          body, build_status, secret_index, dedupe, codec)
-                 WHERE NOT t.dedupe OR (
-                     SELECT d.id FROM dronehook_deliveries d
-                     WHERE d.digest = t.digest AND d.received_at > $14::timestamptz
-                     LIMIT 1) IS NULL
-                 RETURNING id",
-            )
-            .await
-            .map_err(db)?;
-        // Only the runs of the deliveries just inserted (a replay's are not added).
-        let runs = tx
-            .prepare_cached(
-                "INSERT INTO dronehook_runs (delivery_id, handler, status)
-                 SELECT d, h, 'pending' FROM unnest($1::int8[], $2::text[]) AS t(d, h)
-                 WHERE (SELECT id FROM dronehook_deliveries WHERE id = t.d) IS NOT NULL
-                 ON CONFLICT DO NOTHING",
-            )
-            .await
-            .map_err(db)?;
-        let window_start = SystemTime::now()
-            .checked_sub(self.settings.dedupe_window)
-            .unwrap_or(UNIX_EPOCH);
-        // The statements are sent together (the connection pipelines them) and run
-        // in order; the notification is delivered at commit.
-        let delivery_params: [&(dyn tokio_postgres::types::ToSql + Sync); 15] = [
-            &cols.ids,
-            &cols.received,
-            &cols.digests,
-            &cols.events,
-            &cols.actions,
-            &cols.known,
-            &cols.repos,
-            &cols.builds,
-            &cols.headers,
-            &cols.bodies,
-            &cols.build_statuses,
-            &cols.secret_indexes,
-            &cols.dedupe,
-            &window_start,
-            &cols.codecs,
-        ];
-        let run_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
-            [&cols.run_ids, &cols.run_handlers];
-        let insert = tx.query(&deliveries, &delivery_params);
-        let inserted = if cols.run_ids.is_empty() {
-            insert.await.map_err(db)?
-        } else {
-            let add_runs = tx.execute(&runs, &run_params);
-            let notify = tx.batch_execute("NOTIFY dronehook_runs");
-            tokio::try_join!(insert, add_runs, notify).map_err(db)?.0
-        };
-        let inserted: HashSet<i64> = inserted.iter().map(|r| r.get(0)).collect();
-        let mut replayed: Vec<&[u8]> = Vec::new();
-        for (&i, &id) in rows.iter().zip(&cols.ids) {
-            if inserted.contains(&id) {
-                outcome[i] = Some(Inserted::New(id));
-            } else {
-                replayed.push(&entries[i].digest.as_bytes()[..]);
-            }
-        }
-        if !replayed.is_empty() {
-            // The stored copies' ids, for the replays' answers (a rare path).
-            let existing = tx
-                .prepare_cached(
-                    "SELECT DISTINCT ON (digest) digest, id FROM dronehook_deliveries
-                     WHERE digest = ANY($1::bytea[]) AND received_at > $2::timestamptz
-                     ORDER BY digest, id",
-                )
-                .await
-                .map_err(db)?;
-            for row in tx
-                .query(&existing, &[&replayed, &window_start])
-                .await
-                .map_err(db)?
-            {
-                let key: &[u8] = row.get(0);
-                if let Some(&i) = <[u8; 32]>::try_from(key)
-                    .ok()
-                    .and_then(|k| first_of.get(&k))
-                {
-                    outcome[i] = Some(Inserted::Duplicate(row.get(1)));
-                }
-            }
-        }
-        for (i, first) in copies {
-            outcome[i] = match outcome[first] {
-                Some(Inserted::New(id) | Inserted::Duplicate(id)) => Some(Inserted::Duplicate(id)),
-                None => None,
-            };
-        }
-        let outcome: Vec<Inserted> = outcome
-            .into_iter()
-            .collect::<Option<_>>()
-            .ok_or("a stored copy vanished during the commit")?;
-        tx.commit().await.map_err(db)?;
-        Ok(outcome)
     }
 
     async fn prune(&self) -> std::result::Result<Pruned, String> {
@@ -1049,10 +884,168 @@ impl Shared {
     }
 }
 
+/// Stores a batch in one round trip: BEGIN, the replay check's locks, one statement
+/// that inserts the deliveries and their runs, and COMMIT are sent together, and
+/// PostgreSQL runs them in order. With a statement per round trip, a batch waited
+/// about as long for the database to be scheduled between its four statements as for
+/// its rows to be written.
+async fn write_pipelined(
+    client: &deadpool_postgres::Object,
+    entries: &[&NewEntry],
+    window: Duration,
+) -> std::result::Result<Vec<Inserted>, String> {
+    let db = |e: tokio_postgres::Error| describe(&e);
+    // The first copy of a dedupe key in the batch is checked; later copies in the
+    // batch are replays of it.
+    let mut first_of: HashMap<[u8; 32], usize> = HashMap::new();
+    let mut copies = Vec::new();
+    let mut rows = Vec::new();
+    let mut locks: Vec<i32> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if !e.dedupe {
+            rows.push(i);
+            continue;
+        }
+        match first_of.entry(*e.digest.as_bytes()) {
+            Entry::Occupied(first) => copies.push((i, *first.get())),
+            Entry::Vacant(slot) => {
+                slot.insert(i);
+                rows.push(i);
+                locks.push(dedupe_lock(&e.digest));
+            }
+        }
+    }
+    // In one order everywhere, so two receivers' batches cannot deadlock.
+    locks.sort_unstable();
+    locks.dedup();
+    let mut cols = Columns::default();
+    for (n, &i) in (1_i64..).zip(&rows) {
+        cols.push(n, entries[i]);
+    }
+    let window_start = SystemTime::now().checked_sub(window).unwrap_or(UNIX_EPOCH);
+
+    let lock_stmt = client
+        .prepare_cached(
+            "SELECT count(pg_advisory_xact_lock($1::int4, k)) FROM unnest($2::int4[]) AS t(k)",
+        )
+        .await
+        .map_err(db)?;
+    // The replay check: under the keys' locks (taken by the statement before, so this
+    // one's snapshot sees every copy committed by a receiver that held them), a
+    // deduplicated body stored within the window is not inserted again, and its row
+    // says which delivery holds it. A subquery per row, not a join: a join hashes the
+    // whole table when the planner thinks the batch large. Ids come from the sequence
+    // in the batch's order; a replay's id goes unused.
+    let insert_stmt = client
+        .prepare_cached(
+            "WITH t AS MATERIALIZED (
+                 SELECT u.*, nextval('dronehook_delivery_ids') AS id,
+                     CASE WHEN u.dedupe THEN (
+                         SELECT d.id FROM dronehook_deliveries d
+                         WHERE d.digest = u.digest AND d.received_at > $14::timestamptz
+                         LIMIT 1)
+                     END AS existing
+                 FROM unnest($1::timestamptz[], $2::bytea[], $3::text[], $4::text[],
+                     $5::bool[], $6::text[], $7::int8[], $8::bytea[], $9::bytea[],
+                     $10::text[], $11::int4[], $12::bool[], $13::int2[])
+                     WITH ORDINALITY AS u(received_at, digest, event, action, known, repo,
+                         build, headers, body, build_status, secret_index, dedupe, codec, n)
+             ), stored AS (
+                 INSERT INTO dronehook_deliveries
+                     (id, received_at, digest, event, action, known, repo, build, headers,
+                      body, build_status, secret_index, codec)
+                 SELECT id, received_at, digest, event, action, known, repo, build, headers,
+                     body, build_status, secret_index, codec
+                 FROM t WHERE existing IS NULL
+             ), runs AS (
+                 INSERT INTO dronehook_runs (delivery_id, handler, status)
+                 SELECT t.id, r.handler, 'pending'
+                 FROM unnest($15::int8[], $16::text[]) AS r(n, handler)
+                     JOIN t ON t.n = r.n
+                 WHERE t.existing IS NULL
+                 ON CONFLICT DO NOTHING
+             )
+             SELECT n, id, existing FROM t",
+        )
+        .await
+        .map_err(db)?;
+    let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&DEDUPE_LOCK_CLASS, &locks];
+    let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 16] = [
+        &cols.received,
+        &cols.digests,
+        &cols.events,
+        &cols.actions,
+        &cols.known,
+        &cols.repos,
+        &cols.builds,
+        &cols.headers,
+        &cols.bodies,
+        &cols.build_statuses,
+        &cols.secret_indexes,
+        &cols.dedupe,
+        &cols.codecs,
+        &window_start,
+        &cols.run_rows,
+        &cols.run_handlers,
+    ];
+    let lock = async {
+        if locks.is_empty() {
+            Ok(())
+        } else {
+            client.query_one(&lock_stmt, &lock_params).await.map(drop)
+        }
+    };
+    let notify = async {
+        if cols.run_rows.is_empty() {
+            Ok(())
+        } else {
+            // Delivered at commit.
+            client.batch_execute("NOTIFY dronehook_runs").await
+        }
+    };
+    // Sent in this order by the first poll (`biased`), before any answer is read. An
+    // error aborts the transaction: the statements after it fail or do nothing, and
+    // its COMMIT rolls back. The scan setting: the insert's plan is cached per
+    // connection, and one made while the table was small would scan it whole for
+    // every batch from then on.
+    let ((), (), stored, (), ()) = tokio::try_join!(
+        biased;
+        client.batch_execute("BEGIN; SET LOCAL enable_seqscan = off"),
+        lock,
+        client.query(&insert_stmt, &insert_params),
+        notify,
+        client.batch_execute("COMMIT"),
+    )
+    .map_err(db)?;
+
+    let mut outcome: Vec<Option<Inserted>> = vec![None; entries.len()];
+    for row in &stored {
+        let n: i64 = row.get(0);
+        let id: i64 = row.get(1);
+        let existing: Option<i64> = row.get(2);
+        let Some(&i) = usize::try_from(n - 1).ok().and_then(|n| rows.get(n)) else {
+            return Err("the database answered for a row it was not sent".to_owned());
+        };
+        outcome[i] = Some(match existing {
+            None => Inserted::New(id),
+            Some(first) => Inserted::Duplicate(first),
+        });
+    }
+    for (i, first) in copies {
+        outcome[i] = match outcome[first] {
+            Some(Inserted::New(id) | Inserted::Duplicate(id)) => Some(Inserted::Duplicate(id)),
+            None => None,
+        };
+    }
+    outcome
+        .into_iter()
+        .collect::<Option<_>>()
+        .ok_or_else(|| "the database answered for fewer rows than it was sent".to_owned())
+}
+
 /// A batch's new deliveries, column by column, for `unnest`.
 #[derive(Default)]
 struct Columns<'a> {
-    ids: Vec<i64>,
     received: Vec<SystemTime>,
     digests: Vec<&'a [u8]>,
     events: Vec<&'a str>,
@@ -1066,13 +1059,13 @@ struct Columns<'a> {
     secret_indexes: Vec<Option<i32>>,
     dedupe: Vec<bool>,
     codecs: Vec<i16>,
-    run_ids: Vec<i64>,
+    /// For each run, its delivery's place in the batch (from 1).
+    run_rows: Vec<i64>,
     run_handlers: Vec<&'a str>,
 }
 
 impl<'a> Columns<'a> {
-    fn push(&mut self, id: i64, e: &'a NewEntry) {
-        self.ids.push(id);
+    fn push(&mut self, n: i64, e: &'a NewEntry) {
         self.received.push(e.received_at);
         self.digests.push(&e.digest.as_bytes()[..]);
         self.events.push(&e.event);
@@ -1089,7 +1082,7 @@ impl<'a> Columns<'a> {
             .push(e.secret_index.map(|i| i32::try_from(i).unwrap_or(i32::MAX)));
         self.dedupe.push(e.dedupe);
         for handler in &e.handlers {
-            self.run_ids.push(id);
+            self.run_rows.push(n);
             self.run_handlers.push(handler);
         }
     }
