@@ -612,27 +612,35 @@ async fn accept(
         }
 
         if let Some(journal) = &shared.journal {
-            // The commit and the queueing of its runs happen in a task of their own:
-            // runs are committed held (queued) and only the enqueue makes them run, so
-            // a request dropped in between (the client hung up) must not stop it.
-            let journal = journal.clone();
-            let dispatcher = shared.dispatcher.clone();
-            let routes: Vec<crate::handler::Route> = routes.into_iter().cloned().collect();
-            let committed = tokio::spawn(async move {
-                let inserted = journal.insert(entry).await;
-                if let Ok((Inserted::New(id), _)) = &inserted
-                    && let (Some(dispatcher), Some(mut delivery)) = (&dispatcher, delivery)
-                {
-                    delivery.id = Some(*id);
-                    match reserved {
-                        Some(reserved) => Dispatcher::enqueue(reserved, routes, &delivery),
-                        None => dispatcher.nudge(),
-                    }
+            let committed = match (&shared.dispatcher, delivery) {
+                // The commit and the queueing of its runs happen in a task of their own:
+                // runs are committed held (queued) and only the enqueue makes them run,
+                // so a request dropped in between (the client hung up) must not stop it.
+                (Some(dispatcher), Some(mut delivery)) => {
+                    let journal = journal.clone();
+                    let dispatcher = dispatcher.clone();
+                    let routes: Vec<crate::handler::Route> = routes.into_iter().cloned().collect();
+                    tokio::spawn(async move {
+                        let inserted = journal.insert(entry).await;
+                        if let Ok((Inserted::New(id), _)) = &inserted {
+                            delivery.id = Some(*id);
+                            match reserved {
+                                Some(reserved) => {
+                                    Dispatcher::enqueue(reserved, routes, &delivery);
+                                }
+                                None => dispatcher.nudge(),
+                            }
+                        }
+                        inserted
+                    })
+                    .await
+                    .unwrap_or_else(|_| Err("the journal commit stopped unexpectedly".to_owned()))
                 }
-                inserted
-            })
-            .await
-            .unwrap_or_else(|_| Err("the journal commit stopped unexpectedly".to_owned()));
+                // No runs: nothing follows the commit, and the writer commits what it
+                // was given whether or not the request is still waiting. No task to
+                // spawn on every journaled request.
+                _ => journal.insert(entry).await,
+            };
             match committed {
                 Err(message) => {
                     tracing::error!(error = %message, "journal commit failed; answering 503");
