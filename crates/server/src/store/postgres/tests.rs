@@ -417,6 +417,94 @@ async fn the_replay_check_looks_back_one_window_and_pruning_keeps_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_fails_midway_stores_nothing_and_leaves_no_transaction_open() {
+    const REFUSED: &str =
+        "new row for relation \"dronehook_deliveries\" violates check constraint \"test_refuse\"";
+    let db = database().await;
+    // One connection: were a failed batch's connection reused with its transaction
+    // still open, the next batch would run inside it.
+    let store = open(
+        &db,
+        Settings {
+            pool_size: 1,
+            ..settings()
+        },
+    )
+    .await;
+    let refused = |n: u32| NewEntry {
+        repo: Some("refuse/me".into()),
+        ..entry(n, &["h"])
+    };
+    assert!(matches!(
+        store.insert(entry(0, &["h"])).await.unwrap().0,
+        Inserted::New(_)
+    ));
+    sql(
+        &db,
+        "ALTER TABLE dronehook_deliveries ADD CONSTRAINT test_refuse
+             CHECK (repo IS DISTINCT FROM 'refuse/me')",
+    )
+    .await;
+
+    // Alone: the insert fails with the database's one line, and nothing is kept.
+    assert_eq!(store.insert(refused(1)).await.unwrap_err(), REFUSED);
+    // Among others: whatever shared a transaction with it fails with it, the rest
+    // is kept, and every answer says which.
+    let inserts: Vec<_> = (2..40)
+        .map(|n| {
+            let store = store.clone();
+            let e = if n == 20 {
+                refused(n)
+            } else {
+                entry(n, &["h"])
+            };
+            tokio::spawn(async move { (n, store.insert(e).await) })
+        })
+        .collect();
+    let mut kept = vec![0];
+    for insert in inserts {
+        match insert.await.unwrap() {
+            (n, Ok((Inserted::New(_), _))) => kept.push(n),
+            (n, Ok((other, _))) => panic!("body {n} was a {other:?}"),
+            (_, Err(message)) => assert_eq!(message, REFUSED),
+        }
+    }
+    assert!(!kept.contains(&20));
+    let stored: Vec<u32> = {
+        let mut ns = Vec::new();
+        for n in 0..40 {
+            if store.find(&entry(n, &[]).digest).await.unwrap().is_some() {
+                ns.push(n);
+            }
+        }
+        ns
+    };
+    kept.sort_unstable();
+    assert_eq!(
+        stored, kept,
+        "the bodies answered as stored, and only those"
+    );
+    assert_eq!(store.pending_runs().await.unwrap().len(), kept.len());
+
+    // The failed batches' locks went with their transactions: the same bodies are
+    // new now that the database takes them, on the same single connection.
+    sql(
+        &db,
+        "ALTER TABLE dronehook_deliveries DROP CONSTRAINT test_refuse",
+    )
+    .await;
+    assert!(matches!(
+        store.insert(refused(1)).await.unwrap().0,
+        Inserted::New(_)
+    ));
+    assert!(matches!(
+        store.insert(refused(20)).await.unwrap().0,
+        Inserted::New(_)
+    ));
+    assert!(store.is_available());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_newer_than_this_build_is_refused_with_one_line() {
     let db = database().await;
     // Receivers starting together migrate once.
