@@ -732,6 +732,12 @@ impl PostgresStore {
     }
 }
 
+/// The body a row holds as received: its stored bytes in column `at`, their `codec`
+/// in the next column (as both selects of a body list them).
+fn body_at(r: &tokio_postgres::Row, at: usize) -> Result<Vec<u8>> {
+    unpack_body(r.get(at), r.get::<_, i16>(at + 1).into()).map_err(Error::store)
+}
+
 fn entry_from_row(r: &tokio_postgres::Row) -> Result<JournalEntry> {
     let digest: &[u8] = r.get(2);
     let digest = <[u8; 32]>::try_from(digest).unwrap_or([0; 32]);
@@ -746,7 +752,7 @@ fn entry_from_row(r: &tokio_postgres::Row) -> Result<JournalEntry> {
         repo: r.get(6),
         build: r.get(7),
         headers: decode_headers(headers),
-        body: unpack_body(r.get(9), r.get::<_, i16>(10).into()).map_err(Error::store)?,
+        body: body_at(r, 9)?,
     })
 }
 

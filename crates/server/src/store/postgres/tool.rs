@@ -9,11 +9,11 @@ use dronehook_protocol::filter::filter_name;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    BatchStats, CHANNEL, Migration, PRUNE_CHUNK, PostgresStore, SCHEMA_VERSION, Settings,
+    BatchStats, CHANNEL, Migration, PRUNE_CHUNK, PostgresStore, SCHEMA_VERSION, Settings, body_at,
     decode_headers, describe, run_from_row,
 };
 use crate::error::{Error, Result};
-use crate::journal::{HandlerRun, newer_schema, unpack_body};
+use crate::journal::{HandlerRun, newer_schema};
 use crate::store::query::{
     EventQuery, EventSummary, Pruned, StoreStats, StoredEvent, is_literal, pg_like,
 };
@@ -243,7 +243,7 @@ impl PostgresStore {
                 .get::<_, Option<i32>>(10)
                 .and_then(|i| u32::try_from(i).ok()),
             headers: decode_headers(headers),
-            body: unpack_body(r.get(12), r.get::<_, i16>(13).into()).map_err(Error::store)?,
+            body: body_at(r, 12)?,
         };
         self.attach_runs(std::slice::from_mut(&mut event.summary), true)
             .await?;
