@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use dronehook_protocol::BodyDigest;
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::error::{Error, Result};
@@ -822,22 +822,27 @@ impl Shared {
         Ok(())
     }
 
-    async fn write_batch(
+    /// The writer's connection: the one it holds, or a new one from the pool when it
+    /// holds none or the one it held is poisoned.
+    async fn writer_conn(
         &self,
-        entries: &[&NewEntry],
-    ) -> std::result::Result<Vec<Inserted>, String> {
+        held: &mut Option<Arc<WriterConn>>,
+    ) -> std::result::Result<Arc<WriterConn>, String> {
         self.ensure_migrated().await?;
-        let client = self.client().await?;
-        match write_pipelined(&client, entries, self.settings.dedupe_window).await {
-            Ok(outcome) => Ok(outcome),
-            Err(message) => {
-                // A pipeline that failed may have stopped before its COMMIT was sent,
-                // leaving a transaction open: the connection is closed (PostgreSQL
-                // rolls back), not handed to the next user.
-                drop(deadpool_postgres::Object::take(client));
-                Err(message)
-            }
+        if let Some(conn) = held
+            .as_ref()
+            .filter(|c| !c.poisoned.load(Ordering::Acquire))
+        {
+            return Ok(conn.clone());
         }
+        // A poisoned connection is closed once the batches still on it are done.
+        *held = None;
+        let conn = Arc::new(WriterConn {
+            client: Some(self.client().await?),
+            poisoned: AtomicBool::new(false),
+        });
+        *held = Some(conn.clone());
+        Ok(conn)
     }
 
     async fn prune(&self) -> std::result::Result<Pruned, String> {
@@ -1148,44 +1153,144 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> std::result::Result<
     tx.commit().await.map_err(db)
 }
 
-/// Commits inserts in batches: everything that queued up while the last commit was
-/// in flight goes into the next one.
+/// How many batches may be in flight on the writer's connection. The next batch is
+/// sent while the one before it commits, so the backend starts it as soon as that
+/// commit is done, instead of after the answer has reached the writer and the writer
+/// has woken its requests and gathered what queued up meanwhile (about a third of a
+/// commit's cycle when there was one batch at a time). Both run in one backend, one
+/// after the other, so they never contend for locks or index pages.
+const PIPELINE: usize = 2;
+
+/// The writer's connection, shared by the batches in flight on it.
+struct WriterConn {
+    client: Option<deadpool_postgres::Object>,
+    /// A batch on it failed. A pipeline that failed may have stopped before its
+    /// COMMIT was sent, leaving a transaction open: the connection is closed
+    /// (PostgreSQL rolls back) when the last batch on it is done, never handed back
+    /// to the pool.
+    poisoned: AtomicBool,
+}
+
+impl Drop for WriterConn {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take()
+            && *self.poisoned.get_mut()
+        {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+/// A batch's requests, what became of them, and how long its commit took.
+type Committed = (
+    Vec<Cmd>,
+    std::result::Result<Vec<Inserted>, String>,
+    Duration,
+);
+
+/// Commits inserts in batches: everything that queued up while the last batch was
+/// being sent goes into the next one, with at most [`PIPELINE`] in flight.
 async fn writer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
-    let mut batch: Vec<Cmd> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(cmd) => batch.push(cmd),
-                Err(_) => break,
+    let mut in_flight: JoinSet<Committed> = JoinSet::new();
+    let mut conn: Option<Arc<WriterConn>> = None;
+    let mut open = true;
+    let mut pending: Vec<Cmd> = Vec::with_capacity(MAX_BATCH);
+    // The size of the batch last sent: a batch is sent behind another only once it is
+    // as large, so batches do not shrink to whatever arrived since the last one left.
+    let mut last_size = 0;
+    loop {
+        let ready = !pending.is_empty()
+            && (in_flight.is_empty() || (in_flight.len() < PIPELINE && pending.len() >= last_size));
+        if ready {
+            let take = pending.len().min(MAX_BATCH);
+            let batch: Vec<Cmd> = pending.drain(..take).collect();
+            last_size = batch.len();
+            let started = std::time::Instant::now();
+            let client =
+                match tokio::time::timeout(COMMIT_TIMEOUT, shared.writer_conn(&mut conn)).await {
+                    Ok(Ok(client)) => client,
+                    Ok(Err(message)) => {
+                        answer(&shared, (batch, Err(message), started.elapsed()));
+                        continue;
+                    }
+                    Err(_) => {
+                        let message = "the commit timed out".to_owned();
+                        answer(&shared, (batch, Err(message), started.elapsed()));
+                        continue;
+                    }
+                };
+            let window = shared.settings.dedupe_window;
+            in_flight.spawn(async move {
+                let entries: Vec<&NewEntry> = batch.iter().map(|(e, _)| &**e).collect();
+                let result = match &client.client {
+                    Some(c) => {
+                        tokio::time::timeout(COMMIT_TIMEOUT, write_pipelined(c, &entries, window))
+                            .await
+                            .unwrap_or_else(|_| Err("the commit timed out".to_owned()))
+                    }
+                    None => Err("the store's connection is closed".to_owned()),
+                };
+                if result.is_err() {
+                    client.poisoned.store(true, Ordering::Release);
+                }
+                drop(entries);
+                (batch, result, started.elapsed())
+            });
+            continue;
+        }
+        tokio::select! {
+            // Answers first: a request waits no longer than its commit.
+            biased;
+            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                // A batch task that panicked dropped its requests' reply channels:
+                // they are answered as failed by the channel closing.
+                if let Ok(done) = done {
+                    answer(&shared, done);
+                }
+                if in_flight.is_empty() && pending.is_empty() {
+                    // Idle: the connection goes back to the pool, for the other tasks.
+                    conn = None;
+                }
+            }
+            cmd = rx.recv(), if open => {
+                let Some(first) = cmd else {
+                    open = false;
+                    continue;
+                };
+                pending.push(first);
+                while pending.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(cmd) => pending.push(cmd),
+                        Err(_) => break,
+                    }
+                }
+            }
+            else => break,
+        }
+    }
+}
+
+/// Answers a batch's requests and counts its commit.
+fn answer(shared: &Shared, (mut batch, result, elapsed): Committed) {
+    match result {
+        Ok(outcome) => {
+            shared.set_available(None);
+            shared.stats.commits.inc();
+            if let Some(sizes) = &shared.stats.batch_size {
+                sizes.observe(batch.len() as f64);
+            }
+            if batch.iter().any(|(e, _)| !e.handlers.is_empty()) {
+                shared.wake.notify_waiters();
+            }
+            for ((_, reply), inserted) in batch.drain(..).zip(outcome) {
+                let _ = reply.send(Ok((inserted, elapsed)));
             }
         }
-        let started = std::time::Instant::now();
-        let entries: Vec<&NewEntry> = batch.iter().map(|(e, _)| &**e).collect();
-        let result = tokio::time::timeout(COMMIT_TIMEOUT, shared.write_batch(&entries))
-            .await
-            .unwrap_or_else(|_| Err("the commit timed out".to_owned()));
-        let elapsed = started.elapsed();
-        match result {
-            Ok(outcome) => {
-                shared.set_available(None);
-                shared.stats.commits.inc();
-                if let Some(sizes) = &shared.stats.batch_size {
-                    sizes.observe(batch.len() as f64);
-                }
-                if batch.iter().any(|(e, _)| !e.handlers.is_empty()) {
-                    shared.wake.notify_waiters();
-                }
-                for ((_, reply), inserted) in batch.drain(..).zip(outcome) {
-                    let _ = reply.send(Ok((inserted, elapsed)));
-                }
-            }
-            Err(message) => {
-                tracing::error!(store = %shared.target, error = %message, "store commit failed");
-                shared.set_available(Some(message.clone()));
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(message.clone()));
-                }
+        Err(message) => {
+            tracing::error!(store = %shared.target, error = %message, "store commit failed");
+            shared.set_available(Some(message.clone()));
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Err(message.clone()));
             }
         }
     }
