@@ -230,6 +230,8 @@ pub struct Cluster {
     user: Option<String>,
     server: Option<(Child, ChildStdin)>,
     remove_on_exit: bool,
+    /// Settings given to the server on its command line (`-c name=value`).
+    settings: Vec<String>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -308,6 +310,26 @@ impl Cluster {
     /// Makes and starts a cluster (trust authentication, user `postgres`, listening
     /// on 127.0.0.1 only) and waits until it answers.
     pub async fn start() -> Result<Cluster, String> {
+        Cluster::start_with(&[], &[]).await
+    }
+
+    /// Makes and starts a cluster that also takes TLS connections, with this
+    /// certificate chain and private key (PEM); plain connections are still taken.
+    pub async fn start_tls(cert_pem: &str, key_pem: &str) -> Result<Cluster, String> {
+        Cluster::start_with(
+            &[("server.crt", cert_pem), ("server.key", key_pem)],
+            &[
+                "ssl=on",
+                "ssl_cert_file=../server.crt",
+                "ssl_key_file=../server.key",
+            ],
+        )
+        .await
+    }
+
+    /// Makes and starts a cluster with these files beside its data directory (owned by
+    /// the server's user, readable by it alone) and these settings.
+    async fn start_with(files: &[(&str, &str)], settings: &[&str]) -> Result<Cluster, String> {
         let bin = find_binaries().ok_or("no initdb and postgres binaries found")?;
         let dir = tempfile::Builder::new()
             .prefix("dronehook-pg-")
@@ -337,7 +359,19 @@ impl Cluster {
             user,
             server: None,
             remove_on_exit: false,
+            settings: settings.iter().map(|&s| s.to_owned()).collect(),
         };
+        for (name, text) in files {
+            use std::os::unix::fs::PermissionsExt as _;
+            let path = cluster.dir_path.join(name);
+            std::fs::write(&path, text).map_err(|e| format!("cannot write {name}: {e}"))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("cannot protect {name}: {e}"))?;
+            if let Some((uid, gid)) = cluster.user.as_deref().and_then(ids) {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                    .map_err(|e| format!("cannot hand {name} to the server's user: {e}"))?;
+            }
+        }
         let data = cluster.dir_path.join("data");
         let out = cluster
             .command(&cluster.bin.join("initdb"))
@@ -386,13 +420,15 @@ impl Cluster {
         // The wrapper stops the server (fast shutdown) when its standard input closes:
         // at `stop`, at drop, and when the test process dies without dropping.
         let script = r#"
-"$1/postgres" -D "$2/data" -p "$3" -k "$2" -c listen_addresses=127.0.0.1 \
-    -c fsync=off -c max_connections=200 >>"$2/server.log" 2>&1 &
+bin=$1 dir=$2 port=$3 remove=$4
+shift 4
+"$bin/postgres" -D "$dir/data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 \
+    -c fsync=off -c max_connections=200 "$@" >>"$dir/server.log" 2>&1 &
 pid=$!
 read _unused
 kill -INT "$pid"
 wait "$pid"
-if [ "$4" = 1 ]; then rm -rf "$2"; fi
+if [ "$remove" = 1 ]; then rm -rf "$dir"; fi
 "#;
         let mut child = self
             .command(Path::new("/bin/sh"))
@@ -403,6 +439,7 @@ if [ "$4" = 1 ]; then rm -rf "$2"; fi
             .arg(&self.dir_path)
             .arg(self.port.to_string())
             .arg(if self.remove_on_exit { "1" } else { "0" })
+            .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -25,7 +25,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use dronehook_protocol::BodyDigest;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::{Error, Result};
 use crate::journal::{
@@ -36,6 +37,7 @@ use crate::journal::{
 pub(crate) mod runner;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod tool;
 
 /// The schema version this build writes and understands.
@@ -247,6 +249,8 @@ struct Shared {
     /// `host:port/database`, for messages (never the password).
     target: String,
     config: tokio_postgres::Config,
+    /// What `sslmode` asks for (the listener connects outside the pool).
+    tls: MakeRustlsConnect,
     pool: Pool,
     settings: Settings,
     /// This instance's name in `lease_owner`.
@@ -287,10 +291,20 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+/// One line: the database's message, or the client's with its causes ("error
+/// connecting to server: Connection refused (os error 111)").
 fn describe(e: &tokio_postgres::Error) -> String {
-    let text = match e.as_db_error() {
-        Some(db) => db.message().to_owned(),
-        None => e.to_string(),
+    let text = if let Some(db) = e.as_db_error() {
+        db.message().to_owned()
+    } else {
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
     };
     text.replace('\n', " ")
 }
@@ -376,9 +390,7 @@ impl PostgresStore {
     /// Starts the writer and the background tasks without waiting for the database:
     /// while it cannot be reached, inserts fail and the store says why.
     pub(crate) fn start(url: &str, settings: Settings, stats: BatchStats) -> Result<PostgresStore> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| Error::store(format!("not a PostgreSQL URL: {e}")))?;
+        let (mut config, tls) = tls::configure(url).map_err(Error::store)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
@@ -388,7 +400,7 @@ impl PostgresStore {
         }
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -404,6 +416,7 @@ impl PostgresStore {
         let shared = Arc::new(Shared {
             target: target_of(&config),
             config,
+            tls,
             pool,
             settings,
             owner: instance_name(),
@@ -1307,7 +1320,7 @@ async fn listener(shared: Arc<Shared>) {
 }
 
 async fn listen_once(shared: &Shared) -> String {
-    let (client, mut connection) = match shared.config.connect(NoTls).await {
+    let (client, mut connection) = match shared.config.connect(shared.tls.clone()).await {
         Ok(pair) => pair,
         Err(e) => return describe(&e),
     };

@@ -44,7 +44,9 @@ async fn open(db: &TestDatabase, settings: Settings) -> PostgresStore {
 }
 
 async fn sql(db: &TestDatabase, query: &str) {
-    let (client, connection) = tokio_postgres::connect(db.url(), NoTls).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(connection);
     client.batch_execute(query).await.unwrap();
 }
@@ -926,5 +928,153 @@ async fn step_two_gives_a_build_body_that_is_not_json_no_status() {
     assert_eq!(
         statuses,
         [(1, Some("success".to_owned())), (2, None), (3, None)]
+    );
+}
+
+/// A CA named `name`: its certificate (PEM), and a server certificate for `localhost`
+/// it signed with its key (PEM, PEM).
+fn tls_chain(name: &str) -> (String, String, String) {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name.push(rcgen::DnType::CommonName, name);
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    (ca_cert.pem(), leaf.pem(), leaf_key.serialize_pem())
+}
+
+/// Whether the store's connections are encrypted, or why it could not connect.
+async fn connects_with_tls(url: &str) -> std::result::Result<bool, String> {
+    let settings = Settings {
+        background: false,
+        ..settings()
+    };
+    let store = PostgresStore::open(url, settings, BatchStats::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let client = store.shared.client().await?;
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .map_err(|e| describe(&e))?;
+    Ok(row.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_and_sslrootcert_mean_what_they_mean_to_libpq() {
+    let (ca, cert, key) = tls_chain("dronehook test CA");
+    let (other_ca, _, _) = tls_chain("another CA");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let other_file = dir.path().join("other.pem");
+    std::fs::write(&other_file, other_ca).unwrap();
+    let (ca_file, other_file) = (ca_file.display(), other_file.display());
+
+    let cluster = Cluster::start_tls(&cert, &key).await.unwrap();
+    let db = TestDatabase::create_in(&cluster.admin_url()).await.unwrap();
+    let port = cluster.port();
+    let name = db.name();
+    let at = |host: &str, query: &str| format!("postgres://postgres@{host}:{port}/{name}?{query}");
+    let unknown_issuer =
+        "store: error performing TLS handshake: invalid peer certificate: UnknownIssuer".to_owned();
+
+    // Encryption without authentication: libpq's `prefer` (the default) and `require`.
+    assert_eq!(
+        connects_with_tls(&at("127.0.0.1", "sslmode=disable")).await,
+        Ok(false)
+    );
+    assert_eq!(
+        connects_with_tls(&at("127.0.0.1", "connect_timeout=5")).await,
+        Ok(true)
+    );
+    assert_eq!(
+        connects_with_tls(&at("127.0.0.1", "sslmode=prefer")).await,
+        Ok(true)
+    );
+    assert_eq!(
+        connects_with_tls(&at("127.0.0.1", "sslmode=require")).await,
+        Ok(true)
+    );
+    // With roots, `require` checks the chain as `verify-ca` does.
+    assert_eq!(
+        connects_with_tls(&at(
+            "127.0.0.1",
+            &format!("sslmode=require&sslrootcert={ca_file}")
+        ))
+        .await,
+        Ok(true)
+    );
+    assert_eq!(
+        connects_with_tls(&at(
+            "127.0.0.1",
+            &format!("sslmode=require&sslrootcert={other_file}")
+        ))
+        .await,
+        Err(unknown_issuer.clone())
+    );
+    // `verify-ca`: the chain, not the name (the certificate is for localhost).
+    assert_eq!(
+        connects_with_tls(&at(
+            "127.0.0.1",
+            &format!("sslmode=verify-ca&sslrootcert={ca_file}")
+        ))
+        .await,
+        Ok(true)
+    );
+    assert_eq!(
+        connects_with_tls(&at("127.0.0.1", "sslmode=verify-ca&sslrootcert=system")).await,
+        Err(unknown_issuer.clone())
+    );
+    assert_eq!(
+        connects_with_tls(&at("127.0.0.1", "sslmode=verify-ca")).await,
+        Err(unknown_issuer)
+    );
+    // `verify-full`: the chain and the name.
+    assert_eq!(
+        connects_with_tls(&at(
+            "localhost",
+            &format!("sslmode=verify-full&sslrootcert={ca_file}")
+        ))
+        .await,
+        Ok(true)
+    );
+    assert_eq!(
+        connects_with_tls(&at("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca_file}")))
+            .await,
+        Err("store: error performing TLS handshake: invalid peer certificate: certificate not valid for name \"127.0.0.1\"; certificate is only valid for DnsName(\"localhost\")".to_owned())
+    );
+    // A password is never part of the messages.
+    let with_password = format!(
+        "postgres://postgres:pa55word@127.0.0.1:{port}/{name}?sslmode=verify-full&sslrootcert={other_file}"
+    );
+    let refused = connects_with_tls(&with_password).await.unwrap_err();
+    assert!(!refused.contains("pa55word"), "{refused}");
+
+    // A server without TLS: `prefer` falls back to plain, `require` refuses.
+    let plain = Cluster::start().await.unwrap();
+    let plain_db = TestDatabase::create_in(&plain.admin_url()).await.unwrap();
+    let plain_at = |query: &str| {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{}?{query}",
+            plain.port(),
+            plain_db.name()
+        )
+    };
+    assert_eq!(
+        connects_with_tls(&plain_at("sslmode=prefer")).await,
+        Ok(false)
+    );
+    assert_eq!(
+        connects_with_tls(&plain_at("sslmode=require")).await,
+        Err("store: error performing TLS handshake: server does not support TLS".to_owned())
     );
 }
