@@ -1246,7 +1246,6 @@ async fn writer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                 if result.is_err() {
                     client.poisoned.store(true, Ordering::Release);
                 }
-                drop(entries);
                 (batch, result, started.elapsed())
             });
             continue;

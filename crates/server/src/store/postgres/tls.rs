@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -66,7 +66,9 @@ pub(super) fn configure(url: &str) -> Result<(tokio_postgres::Config, MakeRustls
     let client = match check {
         Check::Nothing => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(
+                provider.signature_verification_algorithms,
+            )))
             .with_no_client_auth(),
         Check::Chain | Check::Full => {
             let roots = Arc::new(roots(root.as_deref())?);
@@ -115,26 +117,9 @@ fn split_tls_params(url: &str) -> (String, Option<String>, Option<String>) {
 }
 
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        if bytes[i] == b'%'
-            && let (Some(hi), Some(lo)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            )
-        {
-            // Two hex digits make a byte below 256.
-            out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'%'));
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The roots a certificate must chain to: `sslrootcert`'s file, or the system's.
@@ -175,7 +160,7 @@ fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
 /// `prefer` and `require` without roots: any certificate, as libpq does. The
 /// handshake's signatures are still checked, so the peer holds the certificate's key.
 #[derive(Debug)]
-struct EncryptOnly(Arc<CryptoProvider>);
+struct EncryptOnly(WebPkiSupportedAlgorithms);
 
 impl ServerCertVerifier for EncryptOnly {
     fn verify_server_cert(
@@ -195,12 +180,7 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
     }
 
     fn verify_tls13_signature(
@@ -209,16 +189,11 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.0.supported_schemes()
     }
 }
 
