@@ -117,7 +117,7 @@ fn a_schema_newer_than_this_build_refuses_the_start_with_one_line() {
         (out.status.code(), stderr(&out)),
         (
             Some(1),
-            "error: the store's schema is version 99; this dronehook knows up to 4: upgrade dronehook\n".to_owned()
+            "error: the store's schema is version 99; this dronehook knows up to 5: upgrade dronehook\n".to_owned()
         )
     );
 }

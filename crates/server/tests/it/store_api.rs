@@ -712,7 +712,7 @@ async fn postgres_a_newer_schema_is_refused_by_tools_and_by_the_receiver() {
     server.shutdown().await.unwrap();
     pg(url, "INSERT INTO dronehook_schema (version) VALUES (7)").await;
     let expected =
-        "the store's schema is version 7; this dronehook knows up to 4: upgrade dronehook";
+        "the store's schema is version 7; this dronehook knows up to 5: upgrade dronehook";
     for e in [
         Store::open(&fx.url).await.unwrap_err(),
         Store::open_read_only(&fx.url).await.unwrap_err(),

@@ -41,7 +41,12 @@ mod tls;
 mod tool;
 
 /// The schema version this build writes and understands.
-pub(crate) const SCHEMA_VERSION: i32 = 4;
+pub(crate) const SCHEMA_VERSION: i32 = 5;
+
+/// The oldest schema a read-only tool reads: version 5 only added the function that
+/// receivers store with, so a store that no newer receiver has opened yet stays
+/// readable by a newer `dronehook events`.
+pub(crate) const READ_VERSION: i32 = 4;
 
 /// The schema, one step per version: step `n` takes a database from version `n` to
 /// `n + 1`. Steps are only ever appended.
@@ -133,6 +138,72 @@ ALTER TABLE dronehook_deliveries ALTER COLUMN headers SET STORAGE EXTERNAL;
 DROP TABLE dronehook_dedupe;
 ALTER TABLE dronehook_deliveries ADD COLUMN codec smallint NOT NULL DEFAULT 0;
 ALTER TABLE dronehook_deliveries SET (toast_tuple_target = 8160);
+",
+    // Version 5: a batch is one statement, this function, committed on its own (an
+    // implicit transaction) instead of BEGIN, the locks, the insert and COMMIT: each
+    // statement of a batch was a round trip of its own through both processes (about
+    // 5% of the throughput each). A volatile function's statements each take a fresh
+    // snapshot, so the insert sees every copy committed by a receiver that held the
+    // replay check's locks before this batch took them. Its plans are made once per
+    // session, as generic plans with index probes: a plan made while the table was
+    // small would otherwise scan it whole for every batch from then on.
+    "
+CREATE FUNCTION dronehook_store_batch(
+    in_received_at timestamptz[], in_digest bytea[], in_event text[], in_action text[],
+    in_known boolean[], in_repo text[], in_build bigint[], in_headers bytea[],
+    in_body bytea[], in_build_status text[], in_secret_index integer[],
+    in_dedupe boolean[], in_codec smallint[], in_window_start timestamptz,
+    in_run_rows bigint[], in_run_handlers text[], in_lock_class integer,
+    in_lock_keys integer[],
+    OUT out_rows bigint[], OUT out_ids bigint[], OUT out_existing bigint[])
+LANGUAGE plpgsql VOLATILE
+SET enable_seqscan = off
+SET plan_cache_mode = force_generic_plan
+AS $$
+BEGIN
+    -- The replay check's locks, in the order the receiver sorted them (so that two
+    -- receivers' batches cannot deadlock), held until the commit.
+    PERFORM count(pg_advisory_xact_lock(in_lock_class, k)) FROM unnest(in_lock_keys) AS l(k);
+    -- Under them, a deduplicated body stored within the window is not inserted again,
+    -- and its row says which delivery holds it. A subquery per row, not a join: a join
+    -- hashes the whole table when the planner thinks the batch large. Ids come from
+    -- the sequence in the batch's order; a replay's id goes unused.
+    WITH t AS MATERIALIZED (
+        SELECT u.*, nextval('dronehook_delivery_ids') AS id,
+            CASE WHEN u.dedupe THEN (
+                SELECT d.id FROM dronehook_deliveries d
+                WHERE d.digest = u.digest AND d.received_at > in_window_start
+                LIMIT 1)
+            END AS existing
+        FROM unnest(in_received_at, in_digest, in_event, in_action, in_known, in_repo,
+            in_build, in_headers, in_body, in_build_status, in_secret_index, in_dedupe,
+            in_codec)
+            WITH ORDINALITY AS u(received_at, digest, event, action, known, repo,
+                build, headers, body, build_status, secret_index, dedupe, codec, n)
+    ), stored AS (
+        INSERT INTO dronehook_deliveries
+            (id, received_at, digest, event, action, known, repo, build, headers,
+             body, build_status, secret_index, codec)
+        SELECT id, received_at, digest, event, action, known, repo, build, headers,
+            body, build_status, secret_index, codec
+        FROM t WHERE existing IS NULL
+    ), runs AS (
+        INSERT INTO dronehook_runs (delivery_id, handler, status)
+        SELECT t.id, r.handler, 'pending'
+        FROM unnest(in_run_rows, in_run_handlers) AS r(n, handler)
+            JOIN t ON t.n = r.n
+        WHERE t.existing IS NULL
+        ON CONFLICT DO NOTHING
+    )
+    SELECT array_agg(n), array_agg(id), array_agg(existing)
+        INTO out_rows, out_ids, out_existing
+        FROM t;
+    IF cardinality(in_run_rows) > 0 THEN
+        -- Delivered at commit.
+        PERFORM pg_notify('dronehook_runs', '');
+    END IF;
+END
+$$;
 ",
 ];
 
@@ -908,12 +979,11 @@ impl Shared {
     }
 }
 
-/// Stores a batch in one round trip: BEGIN, the replay check's locks, one statement
-/// that inserts the deliveries and their runs, and COMMIT are sent together, and
-/// PostgreSQL runs them in order. With a statement per round trip, a batch waited
-/// about as long for the database to be scheduled between its four statements as for
-/// its rows to be written.
-async fn write_pipelined(
+/// Stores a batch with one statement, `dronehook_store_batch` (schema version 5),
+/// which takes the replay check's locks, inserts the deliveries and their runs, and
+/// commits when it returns (an implicit transaction): one round trip, where BEGIN,
+/// the locks, the insert and COMMIT each took one through both processes.
+async fn write_batch(
     client: &deadpool_postgres::Object,
     entries: &[&NewEntry],
     window: Duration,
@@ -948,53 +1018,17 @@ async fn write_pipelined(
     }
     let window_start = SystemTime::now().checked_sub(window).unwrap_or(UNIX_EPOCH);
 
-    let lock_stmt = client
+    let stmt = client
         .prepare_cached(
-            "SELECT count(pg_advisory_xact_lock($1::int4, k)) FROM unnest($2::int4[]) AS t(k)",
+            "SELECT out_rows, out_ids, out_existing FROM dronehook_store_batch(
+                 $1::timestamptz[], $2::bytea[], $3::text[], $4::text[], $5::bool[],
+                 $6::text[], $7::int8[], $8::bytea[], $9::bytea[], $10::text[],
+                 $11::int4[], $12::bool[], $13::int2[], $14::timestamptz, $15::int8[],
+                 $16::text[], $17::int4, $18::int4[])",
         )
         .await
         .map_err(db)?;
-    // The replay check: under the keys' locks (taken by the statement before, so this
-    // one's snapshot sees every copy committed by a receiver that held them), a
-    // deduplicated body stored within the window is not inserted again, and its row
-    // says which delivery holds it. A subquery per row, not a join: a join hashes the
-    // whole table when the planner thinks the batch large. Ids come from the sequence
-    // in the batch's order; a replay's id goes unused.
-    let insert_stmt = client
-        .prepare_cached(
-            "WITH t AS MATERIALIZED (
-                 SELECT u.*, nextval('dronehook_delivery_ids') AS id,
-                     CASE WHEN u.dedupe THEN (
-                         SELECT d.id FROM dronehook_deliveries d
-                         WHERE d.digest = u.digest AND d.received_at > $14::timestamptz
-                         LIMIT 1)
-                     END AS existing
-                 FROM unnest($1::timestamptz[], $2::bytea[], $3::text[], $4::text[],
-                     $5::bool[], $6::text[], $7::int8[], $8::bytea[], $9::bytea[],
-                     $10::text[], $11::int4[], $12::bool[], $13::int2[])
-                     WITH ORDINALITY AS u(received_at, digest, event, action, known, repo,
-                         build, headers, body, build_status, secret_index, dedupe, codec, n)
-             ), stored AS (
-                 INSERT INTO dronehook_deliveries
-                     (id, received_at, digest, event, action, known, repo, build, headers,
-                      body, build_status, secret_index, codec)
-                 SELECT id, received_at, digest, event, action, known, repo, build, headers,
-                     body, build_status, secret_index, codec
-                 FROM t WHERE existing IS NULL
-             ), runs AS (
-                 INSERT INTO dronehook_runs (delivery_id, handler, status)
-                 SELECT t.id, r.handler, 'pending'
-                 FROM unnest($15::int8[], $16::text[]) AS r(n, handler)
-                     JOIN t ON t.n = r.n
-                 WHERE t.existing IS NULL
-                 ON CONFLICT DO NOTHING
-             )
-             SELECT n, id, existing FROM t",
-        )
-        .await
-        .map_err(db)?;
-    let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&DEDUPE_LOCK_CLASS, &locks];
-    let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 16] = [
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 18] = [
         &cols.received,
         &cols.digests,
         &cols.events,
@@ -1011,45 +1045,31 @@ async fn write_pipelined(
         &window_start,
         &cols.run_rows,
         &cols.run_handlers,
+        &DEDUPE_LOCK_CLASS,
+        &locks,
     ];
-    let lock = async {
-        if locks.is_empty() {
-            Ok(())
-        } else {
-            client.query_one(&lock_stmt, &lock_params).await.map(drop)
-        }
-    };
-    let notify = async {
-        if cols.run_rows.is_empty() {
-            Ok(())
-        } else {
-            // Delivered at commit.
-            client.batch_execute("NOTIFY dronehook_runs").await
-        }
-    };
-    // Sent in this order by the first poll (`biased`), before any answer is read. An
-    // error aborts the transaction: the statements after it fail or do nothing, and
-    // its COMMIT rolls back. The settings: the insert is planned once per connection
-    // (planning it for every batch was an eighth of PostgreSQL's CPU), with index
-    // probes, since a plan made while the table was small would otherwise scan it
-    // whole for every batch from then on.
-    let ((), (), stored, (), ()) = tokio::try_join!(
-        biased;
-        client.batch_execute(
-            "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL plan_cache_mode = force_generic_plan"
-        ),
-        lock,
-        client.query(&insert_stmt, &insert_params),
-        notify,
-        client.batch_execute("COMMIT"),
-    )
-    .map_err(db)?;
+    // Outside a transaction block, the statement is its own transaction, committed
+    // at the Sync that follows it; the answer is read up to the ReadyForQuery after
+    // that commit (an error in the commit comes before it), so a batch is answered
+    // only once it is durable. An error rolls the whole batch back.
+    let row = client.query_one(&stmt, &params).await.map_err(db)?;
+    let (ns, ids, existing): (Vec<i64>, Vec<i64>, Vec<Option<i64>>) = (
+        row.try_get::<_, Option<Vec<i64>>>(0)
+            .map_err(db)?
+            .unwrap_or_default(),
+        row.try_get::<_, Option<Vec<i64>>>(1)
+            .map_err(db)?
+            .unwrap_or_default(),
+        row.try_get::<_, Option<Vec<Option<i64>>>>(2)
+            .map_err(db)?
+            .unwrap_or_default(),
+    );
+    if ns.len() != ids.len() || ns.len() != existing.len() {
+        return Err("the database answered with columns of different lengths".to_owned());
+    }
 
     let mut outcome: Vec<Option<Inserted>> = vec![None; entries.len()];
-    for row in &stored {
-        let n: i64 = row.get(0);
-        let id: i64 = row.get(1);
-        let existing: Option<i64> = row.get(2);
+    for ((n, id), existing) in ns.into_iter().zip(ids).zip(existing) {
         let Some(&i) = usize::try_from(n - 1).ok().and_then(|n| rows.get(n)) else {
             return Err("the database answered for a row it was not sent".to_owned());
         };
@@ -1177,10 +1197,9 @@ const PIPELINE: usize = 2;
 /// The writer's connection, shared by the batches in flight on it.
 struct WriterConn {
     client: Option<deadpool_postgres::Object>,
-    /// A batch on it failed. A pipeline that failed may have stopped before its
-    /// COMMIT was sent, leaving a transaction open: the connection is closed
-    /// (PostgreSQL rolls back) when the last batch on it is done, never handed back
-    /// to the pool.
+    /// A batch on it failed. One that timed out may still be running, with its answer
+    /// unread: the connection is closed (PostgreSQL rolls back what did not commit)
+    /// when the last batch on it is done, never handed back to the pool.
     poisoned: AtomicBool,
 }
 
@@ -1237,7 +1256,7 @@ async fn writer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                 let entries: Vec<&NewEntry> = batch.iter().map(|(e, _)| &**e).collect();
                 let result = match &client.client {
                     Some(c) => {
-                        tokio::time::timeout(COMMIT_TIMEOUT, write_pipelined(c, &entries, window))
+                        tokio::time::timeout(COMMIT_TIMEOUT, write_batch(c, &entries, window))
                             .await
                             .unwrap_or_else(|_| Err("the commit timed out".to_owned()))
                     }

@@ -1078,3 +1078,45 @@ async fn sslmode_and_sslrootcert_mean_what_they_mean_to_libpq() {
         Err("store: error performing TLS handshake: server does not support TLS".to_owned())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_4_store_is_read_as_it_is_and_migrated_by_a_receiver() {
+    let db = database().await;
+    sql(
+        &db,
+        "CREATE TABLE dronehook_schema (version integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await;
+    for (version, step) in (1..=READ_VERSION).zip(MIGRATIONS) {
+        sql(&db, step).await;
+        sql(
+            &db,
+            &format!("INSERT INTO dronehook_schema (version) VALUES ({version})"),
+        )
+        .await;
+    }
+    let version = |store: PostgresStore| async move {
+        store
+            .read("SELECT max(version) FROM dronehook_schema", &[], |r| {
+                r.get::<_, i32>(0)
+            })
+            .await
+            .unwrap()
+    };
+
+    let tool = PostgresStore::for_tool(db.url(), true).await.unwrap();
+    assert_eq!(tool.count().await.unwrap(), 0);
+    assert_eq!(
+        version(tool).await,
+        [READ_VERSION],
+        "a read-only tool migrates nothing"
+    );
+
+    let store = open(&db, settings()).await;
+    assert_eq!(
+        store.insert(entry(1, &["notify"])).await.unwrap().0,
+        Inserted::New(1)
+    );
+    assert_eq!(version(store).await, [SCHEMA_VERSION]);
+}

@@ -9,8 +9,8 @@ use dronehook_protocol::filter::filter_name;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    BatchStats, CHANNEL, Migration, PRUNE_CHUNK, PostgresStore, SCHEMA_VERSION, Settings, body_at,
-    decode_headers, describe, run_from_row,
+    BatchStats, CHANNEL, Migration, PRUNE_CHUNK, PostgresStore, READ_VERSION, SCHEMA_VERSION,
+    Settings, body_at, decode_headers, describe, run_from_row,
 };
 use crate::error::{Error, Result};
 use crate::journal::{HandlerRun, newer_schema};
@@ -77,9 +77,9 @@ impl PostgresStore {
             )));
         }
         if read_only {
-            if found < SCHEMA_VERSION {
+            if found < READ_VERSION {
                 return Err(Error::schema(format!(
-                    "the store's schema is version {found}; reading needs version {SCHEMA_VERSION}: open it read-write once (or start a receiver on it) to migrate it"
+                    "the store's schema is version {found}; reading needs version {READ_VERSION}: open it read-write once (or start a receiver on it) to migrate it"
                 )));
             }
         } else {
