@@ -104,7 +104,8 @@ pub(crate) struct ServeArgs {
     pub(crate) idle_timeout: Duration,
     /// Record every accepted request before answering it: in a SQLite file
     /// (`sqlite:PATH` or a PATH), or in a PostgreSQL database several receivers share
-    /// (`postgres://USER@HOST/DB`; TLS by `?sslmode=` and `sslrootcert=`, as with psql).
+    /// (`postgres://USER@HOST/DB`; TLS by `?sslmode=`, `sslrootcert=`, `sslcert=` and
+    /// `sslkey=`, as with psql).
     /// Off unless given
     #[arg(
         long,

@@ -310,7 +310,7 @@ impl Cluster {
     /// Makes and starts a cluster (trust authentication, user `postgres`, listening
     /// on 127.0.0.1 only) and waits until it answers.
     pub async fn start() -> Result<Cluster, String> {
-        Cluster::start_with(&[], &[]).await
+        Cluster::start_with(&[], &[], None).await
     }
 
     /// Makes and starts a cluster that also takes TLS connections, with this
@@ -323,13 +323,49 @@ impl Cluster {
                 "ssl_cert_file=../server.crt",
                 "ssl_key_file=../server.key",
             ],
+            None,
+        )
+        .await
+    }
+
+    /// Makes and starts a cluster whose TLS connections log in with a client
+    /// certificate signed by `client_ca_pem` (`cert` authentication: the certificate's
+    /// common name is the user), with this certificate chain and private key of its
+    /// own (PEM). Plain connections are taken to the `postgres` database alone, so that
+    /// [`Cluster::admin_url`] and [`TestDatabase::create_in`] still work.
+    pub async fn start_tls_client_certs(
+        cert_pem: &str,
+        key_pem: &str,
+        client_ca_pem: &str,
+    ) -> Result<Cluster, String> {
+        Cluster::start_with(
+            &[
+                ("server.crt", cert_pem),
+                ("server.key", key_pem),
+                ("client_ca.crt", client_ca_pem),
+            ],
+            &[
+                "ssl=on",
+                "ssl_cert_file=../server.crt",
+                "ssl_key_file=../server.key",
+                "ssl_ca_file=../client_ca.crt",
+            ],
+            Some(
+                "hostssl all all 127.0.0.1/32 cert\n\
+                 hostnossl postgres postgres 127.0.0.1/32 trust\n",
+            ),
         )
         .await
     }
 
     /// Makes and starts a cluster with these files beside its data directory (owned by
-    /// the server's user, readable by it alone) and these settings.
-    async fn start_with(files: &[(&str, &str)], settings: &[&str]) -> Result<Cluster, String> {
+    /// the server's user, readable by it alone), these settings, and this
+    /// `pg_hba.conf` (else initdb's: trust).
+    async fn start_with(
+        files: &[(&str, &str)],
+        settings: &[&str],
+        hba: Option<&str>,
+    ) -> Result<Cluster, String> {
         let bin = find_binaries().ok_or("no initdb and postgres binaries found")?;
         let dir = tempfile::Builder::new()
             .prefix("dronehook-pg-")
@@ -395,6 +431,11 @@ impl Cluster {
                 "initdb failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
+        }
+        if let Some(hba) = hba {
+            // Written over initdb's file, which keeps its owner and mode.
+            std::fs::write(data.join("pg_hba.conf"), hba)
+                .map_err(|e| format!("cannot write pg_hba.conf: {e}"))?;
         }
         cluster.start_again().await?;
         Ok(cluster)

@@ -931,9 +931,9 @@ async fn step_two_gives_a_build_body_that_is_not_json_no_status() {
     );
 }
 
-/// A CA named `name`: its certificate (PEM), and a server certificate for `localhost`
+/// A CA named `name`: its certificate (PEM), and a certificate with `leaf`'s names
 /// it signed with its key (PEM, PEM).
-fn tls_chain(name: &str) -> (String, String, String) {
+fn tls_chain(name: &str, leaf: rcgen::CertificateParams) -> (String, String, String) {
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.distinguished_name.push(rcgen::DnType::CommonName, name);
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -941,11 +941,23 @@ fn tls_chain(name: &str) -> (String, String, String) {
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::new(ca, ca_key);
     let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
+    let leaf = leaf.signed_by(&leaf_key, &issuer).unwrap();
     (ca_cert.pem(), leaf.pem(), leaf_key.serialize_pem())
+}
+
+/// A server's certificate for `localhost`.
+fn for_localhost() -> rcgen::CertificateParams {
+    rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap()
+}
+
+/// A client's certificate for the user `user` (its common name, as PostgreSQL's
+/// `cert` authentication reads it).
+fn for_user(user: &str) -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, user);
+    params
 }
 
 /// Whether the store's connections are encrypted, or why it could not connect.
@@ -970,8 +982,8 @@ async fn connects_with_tls(url: &str) -> std::result::Result<bool, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sslmode_and_sslrootcert_mean_what_they_mean_to_libpq() {
-    let (ca, cert, key) = tls_chain("dronehook test CA");
-    let (other_ca, _, _) = tls_chain("another CA");
+    let (ca, cert, key) = tls_chain("dronehook test CA", for_localhost());
+    let (other_ca, _, _) = tls_chain("another CA", for_localhost());
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca).unwrap();
@@ -1076,6 +1088,113 @@ async fn sslmode_and_sslrootcert_mean_what_they_mean_to_libpq() {
     assert_eq!(
         connects_with_tls(&plain_at("sslmode=require")).await,
         Err("store: error performing TLS handshake: server does not support TLS".to_owned())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslcert_and_sslkey_log_in_with_a_client_certificate() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (_, server_cert, server_key) = tls_chain("dronehook test CA", for_localhost());
+    let (client_ca, cert, key) = tls_chain("dronehook client CA", for_user("postgres"));
+    let (_, stranger_cert, stranger_key) = tls_chain("another client CA", for_user("postgres"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str, mode: u32| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.display().to_string()
+    };
+    let (cert, key) = (file("c.crt", &cert, 0o644), file("c.key", &key, 0o600));
+    let stranger = (
+        file("s.crt", &stranger_cert, 0o644),
+        file("s.key", &stranger_key, 0o600),
+    );
+    let readable_key = file("r.key", &std::fs::read_to_string(&key).unwrap(), 0o644);
+    let no_key = file("n.key", &std::fs::read_to_string(&cert).unwrap(), 0o600);
+
+    let cluster = Cluster::start_tls_client_certs(&server_cert, &server_key, &client_ca)
+        .await
+        .unwrap();
+    let db = TestDatabase::create_in(&cluster.admin_url()).await.unwrap();
+    let at = |query: &str| {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{}?{query}",
+            cluster.port(),
+            db.name()
+        )
+    };
+
+    assert_eq!(
+        connects_with_tls(&at(&format!("sslmode=require&sslcert={cert}&sslkey={key}"))).await,
+        Ok(true)
+    );
+    assert_eq!(
+        connects_with_tls(&at(&format!("sslcert={cert}&sslkey={key}"))).await,
+        Ok(true),
+        "prefer"
+    );
+    // The server's refusals: no certificate, one from a CA it does not trust, no TLS.
+    assert_eq!(
+        connects_with_tls(&at("sslmode=require")).await,
+        Err("store: connection requires a valid client certificate".to_owned())
+    );
+    assert_eq!(
+        connects_with_tls(&at(&format!(
+            "sslmode=require&sslcert={}&sslkey={}",
+            stranger.0, stranger.1
+        )))
+        .await,
+        Err(
+            "store: error communicating with the server: received fatal alert: UnknownCA"
+                .to_owned()
+        )
+    );
+    assert_eq!(
+        connects_with_tls(&at(&format!(
+            "sslmode=disable&sslcert={cert}&sslkey=/nonexistent/c.key"
+        )))
+        .await,
+        Err(format!(
+            "store: no pg_hba.conf entry for host \"127.0.0.1\", user \"postgres\", database \"{}\", no encryption",
+            db.name()
+        )),
+        "without TLS the files are not read, and the server refuses"
+    );
+    // Ours, before connecting: one line each.
+    assert_eq!(
+        connects_with_tls(&at(&format!("sslmode=require&sslcert={cert}"))).await,
+        Err("store: sslcert needs sslkey: give both, or neither".to_owned())
+    );
+    assert_eq!(
+        connects_with_tls(&at(&format!("sslmode=require&sslkey={key}"))).await,
+        Err("store: sslkey needs sslcert: give both, or neither".to_owned())
+    );
+    assert_eq!(
+        connects_with_tls(&at(&format!(
+            "sslmode=require&sslcert={cert}&sslkey={readable_key}"
+        )))
+        .await,
+        Err(format!(
+            "store: sslkey {readable_key}: its group or others may read it (mode 0644); make it u=rw (0600) or less, or u=rw,g=r (0640) or less if root owns it"
+        ))
+    );
+    assert_eq!(
+        connects_with_tls(&at(&format!(
+            "sslmode=require&sslcert={cert}&sslkey={no_key}"
+        )))
+        .await,
+        Err(format!("store: sslkey {no_key}: no private key in it"))
+    );
+    assert_eq!(
+        connects_with_tls(&at(&format!("sslmode=require&sslcert={key}&sslkey={key}"))).await,
+        Err(format!("store: sslcert {key}: no certificate in it"))
+    );
+    assert_eq!(
+        connects_with_tls(&at(&format!(
+            "sslmode=require&sslcert={cert}&sslkey=/nonexistent/c.key"
+        )))
+        .await,
+        Err("store: sslkey /nonexistent/c.key: No such file or directory (os error 2)".to_owned())
     );
 }
 

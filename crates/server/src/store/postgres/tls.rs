@@ -11,8 +11,11 @@
 //!
 //! The trusted roots are `sslrootcert`'s: a PEM file, or `system` for the operating
 //! system's store, which is also what `verify-ca` and `verify-full` use without it
-//! (libpq would read `~/.postgresql/root.crt` instead). tokio-postgres knows neither
-//! `verify-*` mode nor `sslrootcert`, so both are taken off the URL here.
+//! (libpq would read `~/.postgresql/root.crt` instead). A client certificate is
+//! `sslcert` and `sslkey` (PEM files, both or neither; libpq would look in
+//! `~/.postgresql/` without them), sent when the server asks for one; the key file is
+//! refused, as libpq refuses it, when its group or others may read it. tokio-postgres
+//! knows none of these, nor the `verify-*` modes, so they are taken off the URL here.
 
 use std::sync::Arc;
 
@@ -23,7 +26,7 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -38,17 +41,27 @@ enum Check {
     Full,
 }
 
+/// The URL's TLS parameters that tokio-postgres does not know (percent-decoded).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct TlsParams {
+    mode: Option<String>,
+    root: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+}
+
 /// Parses a `postgres://` URL into tokio-postgres's configuration and the TLS
-/// connector its `sslmode` and `sslrootcert` ask for. The error is one line.
+/// connector its `sslmode`, `sslrootcert`, `sslcert` and `sslkey` ask for. The error
+/// is one line.
 pub(super) fn configure(url: &str) -> Result<(tokio_postgres::Config, MakeRustlsConnect), String> {
-    let (rest, mode, root) = split_tls_params(url);
+    let (rest, params) = split_tls_params(url);
     let mut config: tokio_postgres::Config = rest
         .parse()
         .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
-    let (ssl_mode, check) = match mode.as_deref() {
+    let (ssl_mode, check) = match params.mode.as_deref() {
         None | Some("prefer") => (SslMode::Prefer, Check::Nothing),
         Some("disable") => (SslMode::Disable, Check::Nothing),
-        Some("require") if root.is_some() => (SslMode::Require, Check::Chain),
+        Some("require") if params.root.is_some() => (SslMode::Require, Check::Chain),
         Some("require") => (SslMode::Require, Check::Nothing),
         Some("verify-ca") => (SslMode::Require, Check::Chain),
         Some("verify-full") => (SslMode::Require, Check::Full),
@@ -59,53 +72,68 @@ pub(super) fn configure(url: &str) -> Result<(tokio_postgres::Config, MakeRustls
         }
     };
     config.ssl_mode(ssl_mode);
+    // As libpq, without TLS the certificate files are not read.
+    let identity = if ssl_mode == SslMode::Disable {
+        None
+    } else {
+        identity(params.cert.as_deref(), params.key.as_deref())?
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?;
-    let client = match check {
+    let builder = match check {
         Check::Nothing => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(EncryptOnly(
                 provider.signature_verification_algorithms,
-            )))
-            .with_no_client_auth(),
+            ))),
         Check::Chain | Check::Full => {
-            let roots = Arc::new(roots(root.as_deref())?);
+            let roots = Arc::new(roots(params.root.as_deref())?);
             let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
                 .build()
                 .map_err(|e| format!("TLS: {e}"))?;
             if check == Check::Full {
-                builder.with_webpki_verifier(webpki).with_no_client_auth()
+                builder.with_webpki_verifier(webpki)
             } else {
                 builder
                     .dangerous()
                     .with_custom_certificate_verifier(Arc::new(AnyName(webpki)))
-                    .with_no_client_auth()
             }
         }
+    };
+    let client = match identity {
+        Some((certs, key)) => builder
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| format!("sslcert and sslkey: {e}"))?,
+        None => builder.with_no_client_auth(),
     };
     Ok((config, MakeRustlsConnect::new(client)))
 }
 
-/// The URL without its `sslmode` and `sslrootcert` parameters, and their values
-/// (percent-decoded).
-fn split_tls_params(url: &str) -> (String, Option<String>, Option<String>) {
+/// The URL without the parameters of [`TlsParams`], and their values.
+fn split_tls_params(url: &str) -> (String, TlsParams) {
+    let mut params = TlsParams::default();
     // The query starts at the first `?` after the host: a password may hold one.
     let path_start = url
         .find("://")
         .map(|i| i + 3)
         .and_then(|start| url[start..].find('/').map(|i| start + i));
     let Some(q) = path_start.and_then(|p| url[p..].find('?').map(|i| p + i)) else {
-        return (url.to_owned(), None, None);
+        return (url.to_owned(), params);
     };
-    let (mut mode, mut root) = (None, None);
     let mut kept = Vec::new();
     for pair in url[q + 1..].split('&') {
-        match pair.split_once('=') {
-            Some(("sslmode", value)) => mode = Some(percent_decode(value)),
-            Some(("sslrootcert", value)) => root = Some(percent_decode(value)),
-            _ => kept.push(pair),
+        let slot = match pair.split_once('=') {
+            Some(("sslmode", value)) => Some((&mut params.mode, value)),
+            Some(("sslrootcert", value)) => Some((&mut params.root, value)),
+            Some(("sslcert", value)) => Some((&mut params.cert, value)),
+            Some(("sslkey", value)) => Some((&mut params.key, value)),
+            _ => None,
+        };
+        match slot {
+            Some((slot, value)) => *slot = Some(percent_decode(value)),
+            None => kept.push(pair),
         }
     }
     let mut rest = url[..q].to_owned();
@@ -113,7 +141,56 @@ fn split_tls_params(url: &str) -> (String, Option<String>, Option<String>) {
         rest.push('?');
         rest.push_str(&kept.join("&"));
     }
-    (rest, mode, root)
+    (rest, params)
+}
+
+/// The client certificate chain and its key, from `sslcert` and `sslkey`.
+fn identity(
+    cert: Option<&str>,
+    key: Option<&str>,
+) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, String> {
+    let (cert, key) = match (cert, key) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => (cert, key),
+        (Some(_), None) => return Err("sslcert needs sslkey: give both, or neither".to_owned()),
+        (None, Some(_)) => return Err("sslkey needs sslcert: give both, or neither".to_owned()),
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("sslcert {cert}: {}", pem_error(&e)))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("sslcert {cert}: {}", pem_error(&e)))?;
+    if certs.is_empty() {
+        return Err(format!("sslcert {cert}: no certificate in it"));
+    }
+    key_file_is_private(key)?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
+        rustls_pki_types::pem::Error::NoItemsFound => format!("sslkey {key}: no private key in it"),
+        other => format!("sslkey {key}: {}", pem_error(&other)),
+    })?;
+    Ok(Some((certs, key_der)))
+}
+
+/// libpq's rule for a private key file: a regular file that only its owner may read
+/// (`0600` or less), or, owned by root, its group too (`0640` or less).
+fn key_file_is_private(path: &str) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).map_err(|e| format!("sslkey {path}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("sslkey {path}: not a regular file"));
+    }
+    let mode = meta.mode();
+    let open = if meta.uid() == rustix::process::geteuid().as_raw() {
+        mode & 0o077 != 0
+    } else {
+        meta.uid() == 0 && mode & 0o037 != 0
+    };
+    if open {
+        return Err(format!(
+            "sslkey {path}: its group or others may read it (mode {:04o}); make it u=rw (0600) or less, or u=rw,g=r (0640) or less if root owns it",
+            mode & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 fn percent_decode(s: &str) -> String {
@@ -252,31 +329,38 @@ mod tests {
     #[test]
     fn the_tls_parameters_are_taken_off_the_url() {
         let split = |u: &str| split_tls_params(u);
+        let some = |s: &str| Some(s.to_owned());
         assert_eq!(
             split(
-                "postgres://u:p?x@h/db?sslmode=verify-full&connect_timeout=3&sslrootcert=%2Fetc%2Fca.pem"
+                "postgres://u:p?x@h/db?sslmode=verify-full&connect_timeout=3&sslrootcert=%2Fetc%2Fca.pem&sslcert=c.pem&sslkey=%2Fk%20ey.pem"
             ),
             (
                 "postgres://u:p?x@h/db?connect_timeout=3".to_owned(),
-                Some("verify-full".to_owned()),
-                Some("/etc/ca.pem".to_owned())
+                TlsParams {
+                    mode: some("verify-full"),
+                    root: some("/etc/ca.pem"),
+                    cert: some("c.pem"),
+                    key: some("/k ey.pem"),
+                }
             )
         );
         assert_eq!(
             split("postgres://h/db?sslmode=disable"),
             (
                 "postgres://h/db".to_owned(),
-                Some("disable".to_owned()),
-                None
+                TlsParams {
+                    mode: some("disable"),
+                    ..TlsParams::default()
+                }
             )
         );
         assert_eq!(
             split("postgres://h/db"),
-            ("postgres://h/db".to_owned(), None, None)
+            ("postgres://h/db".to_owned(), TlsParams::default())
         );
         assert_eq!(
             split("postgres://u:p?x@h"),
-            ("postgres://u:p?x@h".to_owned(), None, None)
+            ("postgres://u:p?x@h".to_owned(), TlsParams::default())
         );
     }
 
