@@ -202,6 +202,25 @@ pub(crate) struct SendArgs {
     /// `fixture:NAME` for a built-in sample.
     #[arg(required = true, value_name = "INPUT")]
     pub(crate) inputs: Vec<String>,
+    #[command(flatten)]
+    pub(crate) delivery: DeliveryArgs,
+    #[command(flatten)]
+    pub(crate) events: Events,
+    /// Send the bytes as given instead of Drone's encoding of them.
+    #[arg(long)]
+    pub(crate) raw: bool,
+    /// The event of payloads without `event`, as in Drone's documentation examples.
+    #[arg(long, value_name = "EVENT")]
+    pub(crate) event: Option<String>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Where and how events are delivered (`send`, `events replay`): one set of flags
+/// for both, so they read and behave the same.
+#[derive(Args, Debug)]
+pub(crate) struct DeliveryArgs {
     /// An endpoint URL; repeat it or separate values with commas.
     #[arg(
         long,
@@ -212,8 +231,6 @@ pub(crate) struct SendArgs {
     pub(crate) endpoint: Vec<String>,
     #[command(flatten)]
     pub(crate) secret: SenderSecret,
-    #[command(flatten)]
-    pub(crate) events: Events,
     /// Do not verify the endpoints' TLS certificates.
     #[arg(long, env = "DRONE_WEBHOOK_SKIP_VERIFY")]
     pub(crate) skip_verify: bool,
@@ -227,15 +244,6 @@ pub(crate) struct SendArgs {
     /// How long one attempt may take.
     #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) timeout: Duration,
-    /// Send the bytes as given instead of Drone's encoding of them.
-    #[arg(long)]
-    pub(crate) raw: bool,
-    /// The event of payloads without `event`, as in Drone's documentation examples.
-    #[arg(long, value_name = "EVENT")]
-    pub(crate) event: Option<String>,
-    /// Print the results as JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
 }
 
 /// The secrets a receiver checks signatures with (`serve`, `verify`).

@@ -4,11 +4,11 @@
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 
-use dronehook_client::{BulkReport, Client, Payload};
+use dronehook_client::{BulkReport, Client, ClientBuilder, Payload};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::args::SendArgs;
+use crate::args::{DeliveryArgs, SendArgs};
 use crate::cmd::encode::{decode, drone_action};
 use crate::cmd::parse_url;
 use crate::output::{self, Painter};
@@ -19,8 +19,7 @@ const CONCURRENCY: usize = 8;
 
 /// Sends every input to every endpoint; fails (exit 1) when any delivery failed.
 pub(crate) fn run(args: SendArgs) -> anyhow::Result<Outcome> {
-    let secret = args.secret.require()?;
-    let endpoints = endpoints(&args.endpoint)?;
+    let builder = client_builder(&args.delivery)?;
     let filter = args.events.filter()?;
 
     let inputs = input::read_many(&args.inputs)?;
@@ -49,15 +48,10 @@ pub(crate) fn run(args: SendArgs) -> anyhow::Result<Outcome> {
         payloads.push(payload);
     }
 
-    let mut builder = Client::builder()
-        .secret(secret)
-        .endpoints(&endpoints)
+    let client = builder
         .events(filter)
-        .timeout(args.timeout)
-        .attempts(args.retries.saturating_add(1))
-        .skip_verify(args.skip_verify);
-    builder = with_ca_certs(builder, &args.ca_cert)?;
-    let client = builder.build().map_err(|e| usage(e.to_string()))?;
+        .build()
+        .map_err(|e| usage(e.to_string()))?;
 
     let bar = progress_bar(payloads.len(), 2);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -86,7 +80,7 @@ pub(crate) fn run(args: SendArgs) -> anyhow::Result<Outcome> {
 }
 
 /// The `--endpoint` values, checked: at least one, each an http(s) URL.
-pub(crate) fn endpoints(given: &[String]) -> anyhow::Result<Vec<String>> {
+fn endpoints(given: &[String]) -> anyhow::Result<Vec<String>> {
     let endpoints: Vec<String> = given
         .iter()
         .map(|e| e.trim().to_owned())
@@ -103,12 +97,18 @@ pub(crate) fn endpoints(given: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(endpoints)
 }
 
-/// Adds the `--ca-cert` files' certificates to the client's roots.
-pub(crate) fn with_ca_certs(
-    mut builder: dronehook_client::ClientBuilder,
-    files: &[std::path::PathBuf],
-) -> anyhow::Result<dronehook_client::ClientBuilder> {
-    for file in files {
+/// A client builder with the delivery flags' settings; the secret, the endpoints and
+/// the `--ca-cert` files are checked here (usage errors).
+pub(crate) fn client_builder(args: &DeliveryArgs) -> anyhow::Result<ClientBuilder> {
+    let secret = args.secret.require()?;
+    let endpoints = endpoints(&args.endpoint)?;
+    let mut builder = Client::builder()
+        .secret(secret)
+        .endpoints(&endpoints)
+        .timeout(args.timeout)
+        .attempts(args.retries.saturating_add(1))
+        .skip_verify(args.skip_verify);
+    for file in &args.ca_cert {
         let pem = std::fs::read(file).map_err(|e| {
             usage(format!(
                 "cannot read {}: {}",

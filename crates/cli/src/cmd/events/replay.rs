@@ -1,17 +1,16 @@
 //! `dronehook events replay`: stored events sent again through dronehook-client, the
 //! exact body bytes signed now (a fresh `Date`), as Drone would sign them.
 
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use clap::Args;
-use dronehook_client::{Client, Payload};
+use dronehook_client::Payload;
 use dronehook_server::Store;
 
 use super::StoreArg;
 use super::query::{DEFAULT_LIMIT, MAX_LIMIT, QueryArgs};
 use super::show::fetch;
-use crate::args::SenderSecret;
+use crate::args::DeliveryArgs;
 use crate::cmd::send;
 use crate::output;
 use crate::{Outcome, usage};
@@ -36,28 +35,8 @@ pub(crate) struct ReplayArgs {
     /// With --filter, how many events at most (1 to 10000).
     #[arg(long, default_value_t = DEFAULT_LIMIT, value_parser = parse_limit, value_name = "N")]
     pub(crate) limit: usize,
-    /// An endpoint URL; repeat it or separate values with commas.
-    #[arg(
-        long,
-        env = "DRONE_WEBHOOK_ENDPOINT",
-        value_delimiter = ',',
-        value_name = "URL"
-    )]
-    pub(crate) endpoint: Vec<String>,
     #[command(flatten)]
-    pub(crate) secret: SenderSecret,
-    /// Do not verify the endpoints' TLS certificates.
-    #[arg(long, env = "DRONE_WEBHOOK_SKIP_VERIFY")]
-    pub(crate) skip_verify: bool,
-    /// Also trust the CA certificates in this PEM file; repeatable.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) ca_cert: Vec<PathBuf>,
-    /// How many times a failed delivery is retried (0: a single attempt).
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    pub(crate) retries: u32,
-    /// How long one attempt may take.
-    #[arg(long, default_value = "60s", value_parser = crate::args::parse_duration, value_name = "DURATION")]
-    pub(crate) timeout: Duration,
+    pub(crate) delivery: DeliveryArgs,
     /// Print the results as JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -72,21 +51,12 @@ fn parse_limit(text: &str) -> Result<usize, String> {
 
 pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<Outcome> {
     // Everything the command line decides is checked before the store is opened.
-    let secret = args.secret.require()?;
-    let endpoints = send::endpoints(&args.endpoint)?;
+    let builder = send::client_builder(&args.delivery)?;
     let filter = match &args.filter {
         Some(text) => Some(QueryArgs::parse_filter(text)?.query(SystemTime::now())?),
         None => None,
     };
-    let builder = Client::builder()
-        .secret(secret)
-        .endpoints(&endpoints)
-        .timeout(args.timeout)
-        .attempts(args.retries.saturating_add(1))
-        .skip_verify(args.skip_verify);
-    let client = send::with_ca_certs(builder, &args.ca_cert)?
-        .build()
-        .map_err(|e| usage(e.to_string()))?;
+    let client = builder.build().map_err(|e| usage(e.to_string()))?;
 
     let store = args.store.open(false).await?;
     let mut chosen = Vec::new();
