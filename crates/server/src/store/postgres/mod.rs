@@ -141,8 +141,8 @@ ALTER TABLE dronehook_deliveries SET (toast_tuple_target = 8160);
 ",
     // Version 5: a batch is one statement, this function, committed on its own (an
     // implicit transaction) instead of BEGIN, the locks, the insert and COMMIT: each
-    // statement of a batch was a round trip of its own through both processes (about
-    // 5% of the throughput each). A volatile function's statements each take a fresh
+    // statement of a batch was answered on its own, a turn of both processes. A
+    // volatile function's statements each take a fresh
     // snapshot, so the insert sees every copy committed by a receiver that held the
     // replay check's locks before this batch took them. Its plans are made once per
     // session, as generic plans with index probes: a plan made while the table was
@@ -981,8 +981,8 @@ impl Shared {
 
 /// Stores a batch with one statement, `dronehook_store_batch` (schema version 5),
 /// which takes the replay check's locks, inserts the deliveries and their runs, and
-/// commits when it returns (an implicit transaction): one round trip, where BEGIN,
-/// the locks, the insert and COMMIT each took one through both processes.
+/// commits when it returns (an implicit transaction): one answer to wait for, where
+/// BEGIN, the locks, the insert and COMMIT were each answered on their own.
 async fn write_batch(
     client: &deadpool_postgres::Object,
     entries: &[&NewEntry],

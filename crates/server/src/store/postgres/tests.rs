@@ -893,21 +893,33 @@ async fn an_attempt_ending_after_its_event_was_erased_keeps_no_output() {
     assert_eq!(event.summary.runs[0].output, None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn step_two_gives_a_build_body_that_is_not_json_no_status() {
-    let db = database().await;
-    // A version 1 store with three build events: JSON, not UTF-8, not JSON.
+/// Brings an empty database to schema `version` as the receivers of that version did:
+/// the steps up to it, each recorded.
+async fn schema_at(db: &TestDatabase, version: i32) {
     sql(
-        &db,
+        db,
         "CREATE TABLE dronehook_schema (version integer PRIMARY KEY,
              applied_at timestamptz NOT NULL DEFAULT now())",
     )
     .await;
-    sql(&db, MIGRATIONS[0]).await;
+    for (n, step) in (1..=version).zip(MIGRATIONS) {
+        sql(db, step).await;
+        sql(
+            db,
+            &format!("INSERT INTO dronehook_schema (version) VALUES ({n})"),
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_two_gives_a_build_body_that_is_not_json_no_status() {
+    let db = database().await;
+    // A version 1 store with three build events: JSON, not UTF-8, not JSON.
+    schema_at(&db, 1).await;
     sql(
         &db,
-        "INSERT INTO dronehook_schema (version) VALUES (1);
-         INSERT INTO dronehook_deliveries
+        "INSERT INTO dronehook_deliveries
              (id, received_at, digest, event, action, known, headers, body) VALUES
              (1, now(), '\\x00', 'build', 'updated', true, '\\x',
               convert_to('{\"build\":{\"status\":\"success\"}}', 'UTF8')),
@@ -1201,20 +1213,7 @@ async fn sslcert_and_sslkey_log_in_with_a_client_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_4_store_is_read_as_it_is_and_migrated_by_a_receiver() {
     let db = database().await;
-    sql(
-        &db,
-        "CREATE TABLE dronehook_schema (version integer PRIMARY KEY,
-             applied_at timestamptz NOT NULL DEFAULT now())",
-    )
-    .await;
-    for (version, step) in (1..=READ_VERSION).zip(MIGRATIONS) {
-        sql(&db, step).await;
-        sql(
-            &db,
-            &format!("INSERT INTO dronehook_schema (version) VALUES ({version})"),
-        )
-        .await;
-    }
+    schema_at(&db, READ_VERSION).await;
     let version = |store: PostgresStore| async move {
         store
             .read("SELECT max(version) FROM dronehook_schema", &[], |r| {
