@@ -1,5 +1,6 @@
 // dronehook inspector: live rows from /stream (Server-Sent Events). Rows are built
-// with textContent, so nothing received is ever parsed as HTML.
+// with textContent, so nothing received is ever parsed as HTML; what is swapped in
+// whole (the board, an event's runs) is the server's own escaped page.
 (function () {
   "use strict";
   var events = document.getElementById("events");
@@ -14,7 +15,10 @@
   // Only the first page of the list is live (an older page stays as it is).
   var older = /[?&]before=/.test(window.location.search);
   var builds = document.getElementById("builds");
-  if ((!events || older) && !refusals && !builds) { return; }
+  // An event's page follows its handler runs.
+  var detail = /^\/events\/(\d+)$/.exec(window.location.pathname);
+  var runs = detail && document.getElementById("runs");
+  if ((!events || older) && !refusals && !builds && !runs) { return; }
   function cell(tr, cls, text) {
     var td = document.createElement("td");
     td.className = cls;
@@ -77,6 +81,25 @@
         .catch(function () {})
         .then(function () { pending = false; });
     }, 300);
+  });
+  // A run ended: the list's row says so, and the event's page re-reads its runs (the
+  // server renders them, escaped) and swaps them in.
+  source.addEventListener("runs", function (m) {
+    var r = JSON.parse(m.data);
+    if (events && !older) {
+      var td = events.querySelector('tr.event[data-id="' + Number(r.id) + '"] td.runs');
+      if (td) { td.textContent = String(r.runs); }
+    }
+    if (runs && String(r.id) === detail[1]) {
+      fetch(window.location.pathname, { credentials: "same-origin" })
+        .then(function (res) { return res.ok ? res.text() : Promise.reject(res.status); })
+        .then(function (text) {
+          var doc = new DOMParser().parseFromString(text, "text/html");
+          var fresh = doc.querySelector("#runs tbody");
+          if (fresh) { runs.replaceChild(document.adoptNode(fresh), runs.tBodies[0]); }
+        })
+        .catch(function () {});
+    }
   });
   source.addEventListener("refusal", function (m) {
     if (!refusals) { return; }

@@ -69,13 +69,21 @@ impl Data {
     /// Completes a live row from the store (build status, runs). The event's summary
     /// alone is read (the list's query, one row), not its body and headers.
     pub(crate) async fn complete(&self, id: i64, row: &mut Accepted) {
-        let query = EventQuery::new().before(id.saturating_add(1)).limit(1);
-        if let Ok(rows) = self.store.list(&query).await
-            && let Some(summary) = rows.iter().find(|s| s.id == id)
-        {
+        if let Some(summary) = self.summary(id).await {
             row.status.clone_from(&summary.build_status);
             row.runs = runs_of(&summary.runs);
         }
+    }
+
+    /// A stored event's runs as the live list shows them (`handler state, ...`).
+    pub(crate) async fn runs_text(&self, id: i64) -> Option<String> {
+        Some(row_of(&self.summary(id).await?).runs_text())
+    }
+
+    async fn summary(&self, id: i64) -> Option<EventSummary> {
+        let query = EventQuery::new().before(id.saturating_add(1)).limit(1);
+        let rows = self.store.list(&query).await.ok()?;
+        rows.into_iter().find(|s| s.id == id)
     }
 
     fn query(filters: &Filters) -> Result<EventQuery, String> {

@@ -126,6 +126,8 @@ impl Refused {
 pub(crate) enum Live {
     Delivery(Arc<Accepted>),
     Refusal(Arc<Refused>),
+    /// A stored event's runs, after one of them ended here: `handler state` pairs.
+    Runs(i64, Arc<str>),
 }
 
 #[derive(Default)]
@@ -134,8 +136,14 @@ struct Rings {
     recent: VecDeque<Arc<Accepted>>,
 }
 
-/// A request record and when the observer saw it.
-type Observed = (SystemTime, Arc<RequestRecord>);
+/// What the observer passes to the keeper.
+#[derive(Clone, Debug)]
+enum Observed {
+    /// A request record and when the observer saw it.
+    Request(SystemTime, Arc<RequestRecord>),
+    /// A handler run of this stored event ended (its outcome is in the store).
+    Run(i64),
+}
 
 /// The observer's channel, the rings, and the pages' channel.
 pub(crate) struct Hub {
@@ -167,16 +175,26 @@ impl Hub {
     pub(crate) fn observer(&self) -> impl Fn(&Observation) + Send + Sync + 'static {
         let records = self.records.clone();
         move |observation| {
-            if let Observation::Request(record) = observation {
-                // `send` fails only when no one listens (the inspector stopped): fine.
-                let _ = records.send((SystemTime::now(), Arc::new(record.clone())));
-            }
+            let observed = match observation {
+                Observation::Request(record) => {
+                    Observed::Request(SystemTime::now(), Arc::new(record.clone()))
+                }
+                Observation::Handler(run) => match run.delivery_id {
+                    Some(id) => Observed::Run(id),
+                    // Without a store, runs are part of the request's answer.
+                    None => return,
+                },
+                _ => return,
+            };
+            // `send` fails only when no one listens (the inspector stopped): fine.
+            let _ = records.send(observed);
         }
     }
 
     /// Starts the keeper: records become rows, refusals go to the ring, and both go
     /// to the open pages. With a store, an accepted row is completed from it (build
-    /// status, runs), here and not on the receiver's path.
+    /// status, runs), here and not on the receiver's path; and when a run ends, the
+    /// event's runs are read again and go to the open pages.
     pub(crate) fn start_keeper(&self, data: Option<Data>) {
         let Some(mut rx) = lock(&self.keeper).take() else {
             return;
@@ -186,7 +204,15 @@ impl Hub {
         tokio::spawn(async move {
             loop {
                 let (time, record) = match rx.recv().await {
-                    Ok(r) => r,
+                    Ok(Observed::Request(time, record)) => (time, record),
+                    Ok(Observed::Run(id)) => {
+                        if let Some(data) = &data
+                            && let Some(runs) = data.runs_text(id).await
+                        {
+                            let _ = pages.send(Live::Runs(id, runs.into()));
+                        }
+                        continue;
+                    }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(skipped = n, "inspector: fell behind the receiver");
                         continue;
@@ -247,7 +273,8 @@ impl Hub {
         lock(&self.rings).recent.iter().cloned().collect()
     }
 
-    /// A stream for one open page: deliveries that pass `filters`, and refusals.
+    /// A stream for one open page: deliveries that pass `filters`, refusals, and the
+    /// runs of stored events as they end.
     pub(crate) fn stream(&self, filters: Filters) -> SseBody {
         let mut rx = self.pages.subscribe();
         let (tx, out) = mpsc::channel::<Bytes>(16);
@@ -270,6 +297,10 @@ impl Hub {
                             format!("event: delivery\ndata: {}\n\n", d.json())
                         }
                         Ok(Live::Refusal(r)) => format!("event: refusal\ndata: {}\n\n", r.json()),
+                        Ok(Live::Runs(id, runs)) => {
+                            let data = json!({ "id": id, "runs": &*runs });
+                            format!("event: runs\ndata: {data}\n\n")
+                        }
                         // A row the filters keep off, or rows this page fell behind on.
                         Ok(Live::Delivery(_)) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(broadcast::error::RecvError::Closed) => break,

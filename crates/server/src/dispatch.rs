@@ -468,6 +468,12 @@ async fn run_job(
         output: slot.take(),
     });
     metrics.handler_run(&route.name, outcome_label(&result));
+    if router.is_observed() {
+        // The record is queued for the journal's writer; an observer that reads the
+        // run from the store must find this outcome there. A failed flush is the
+        // journal's to report.
+        let _ = journal.flush().await;
+    }
     match &error {
         None => {
             tracing::info!(handler = %route.name, id, attempt = attempt_no, duration_ms = duration.as_millis() as u64, "handler ok");

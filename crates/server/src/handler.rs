@@ -269,7 +269,8 @@ pub struct HandlerRecord {
 pub enum Observation {
     /// A request was answered.
     Request(RequestRecord),
-    /// A handler run finished.
+    /// A handler run finished. With a store, its outcome is in the store by then, so
+    /// an observer that reads the run there (the inspector's live pages) reads it.
     Handler(HandlerRecord),
 }
 
@@ -411,6 +412,12 @@ impl Router {
             .iter()
             .chain(&self.fallback)
             .find(|r| r.name == name)
+    }
+
+    /// Whether anything observes: the dispatcher waits for a run's record to commit
+    /// before reporting it only then.
+    pub(crate) fn is_observed(&self) -> bool {
+        self.observer.is_some()
     }
 
     pub(crate) fn emit(&self, observation: &Observation) {

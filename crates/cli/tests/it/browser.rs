@@ -611,6 +611,67 @@ fn redeliver_runs_the_handler_again() {
 }
 
 #[test]
+fn a_runs_state_follows_on_the_open_list_and_detail_without_a_reload() {
+    let _one = one_at_a_time();
+    runtime().block_on(async {
+        // Each build's run waits for its own gate file.
+        let ui = Inspected::start(&[
+            "--exec",
+            r#"while [ ! -e "$OUT/go-$DRONE_BUILD_NUMBER" ]; do sleep 0.05; done"#,
+        ]);
+        let open = |build: u32| std::fs::write(ui.dir.path().join(format!("go-{build}")), "").unwrap();
+        let b = browser().await;
+
+        // The open list: the row arrives pending, then says ok where it stands.
+        b.goto(&ui.page("/")).await.unwrap();
+        wait_live(&b).await;
+        mark_page(&b).await;
+        ui.deliver(&build_event("octocat/live-runs", 1, "success", "a"));
+        let row = "#events tr.event td.runs";
+        eventually("the row, pending", async || match text(&b, row).await? {
+            t if t == "exec pending" => Ok(()),
+            t => Err(t),
+        })
+        .await;
+        open(1);
+        eventually("the row, ok", async || match text(&b, row).await? {
+            t if t == "exec ok" => Ok(()),
+            t => Err(t),
+        })
+        .await;
+        assert_same_page(&b).await;
+
+        // The open detail of a run still going: its runs table follows.
+        ui.deliver(&build_event("octocat/live-runs", 2, "success", "b"));
+        let id = eventually("the second event's id", async || {
+            let ids = js(&b, "Array.from(document.querySelectorAll('#events tr.event')).map(function (r) { return r.getAttribute('data-id'); })").await;
+            match ids.as_array().map(Vec::len) {
+                Some(2) => Ok(ids[0].as_str().unwrap_or_default().to_owned()),
+                _ => Err(ids.to_string()),
+            }
+        })
+        .await;
+        b.goto(&ui.page(&format!("/events/{id}"))).await.unwrap();
+        wait_live(&b).await;
+        mark_page(&b).await;
+        assert_eq!(text(&b, "#runs tr.run .status").await.unwrap(), "pending");
+        open(2);
+        eventually("the detail's run, ok", async || {
+            let status = text(&b, "#runs tr.run .status").await?;
+            let attempts = text(&b, "#runs tr.run .attempts").await?;
+            if status == "ok" && attempts == "1" {
+                Ok(())
+            } else {
+                Err(format!("{status} {attempts}"))
+            }
+        })
+        .await;
+        assert_same_page(&b).await;
+        b.quit().await;
+    });
+}
+
+#[test]
 fn a_ui_beyond_loopback_needs_the_token() {
     let out = run(dronehook().args([
         "serve",

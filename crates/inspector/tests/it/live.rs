@@ -274,3 +274,68 @@ async fn the_receiver_never_waits_for_the_inspector_and_the_ring_keeps_500() {
     let _ = stop.send(());
     shutdown.shutdown();
 }
+
+/// The `data` of the first `event: NAME` frame in `seen`, as JSON.
+fn frame(seen: &str, name: &str) -> serde_json::Value {
+    let data = seen
+        .split(&format!("event: {name}\ndata: "))
+        .nth(1)
+        .and_then(|rest| rest.split('\n').next())
+        .unwrap_or_else(|| panic!("an {name} frame in {seen}"));
+    serde_json::from_str(data).expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_ends_reaches_an_open_stream_with_the_events_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = dronehook_server::StoreUrl::Sqlite(dir.path().join("store.db"));
+    // The handler waits for the test, so the run is pending when the event arrives.
+    let (go, gate) = tokio::sync::watch::channel(false);
+    let router = dronehook_server::Router::new()
+        .route_named(
+            "deploy",
+            "build:*",
+            move |_d: dronehook_server::Delivery| {
+                let mut gate = gate.clone();
+                async move {
+                    let _ = gate.wait_for(|open| *open).await;
+                    Err::<(), _>(std::io::Error::other("the cluster said no"))
+                }
+            },
+        )
+        .expect("route");
+    let run = crate::support::start_with(Some(url), router, |b| b).await;
+    let (mut stream, mut seen) = open_stream(run.ui, "/stream").await;
+
+    let body = build_event("octocat/hello-world", 7, "success", "ship it");
+    assert_eq!(send(run.receiver, SECRET, &body, "build").await, 204);
+    read_until(&mut stream, &mut seen, "event: delivery\n").await;
+    read_until(&mut stream, &mut seen, "\n\n").await;
+    let delivery = frame(&seen, "delivery");
+    assert_eq!(delivery["runs"], "deploy pending");
+    assert!(!seen.contains("event: runs\n"), "{seen}");
+
+    // The run ends (failed, no attempt left: dead): the stream says so, read from
+    // the store after the outcome was recorded.
+    go.send(true).expect("the handler waits");
+    read_until(&mut stream, &mut seen, "event: runs\n").await;
+    read_until(&mut stream, &mut seen, "}\n\n").await;
+    assert_eq!(
+        frame(&seen, "runs"),
+        serde_json::json!({ "id": delivery["id"], "runs": "deploy dead" })
+    );
+    // And the event's page shows it.
+    let page = get(run.ui, &format!("/events/{}", delivery["id"])).await;
+    assert!(
+        page.body
+            .contains(r#"<td class="status state-dead">dead</td><td class="attempts">1</td>"#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(r#"<div class="error">the cluster said no</div>"#),
+        "{}",
+        page.body
+    );
+}
