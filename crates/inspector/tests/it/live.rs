@@ -41,6 +41,16 @@ async fn open_stream(ui: std::net::SocketAddr, target: &str) -> (TcpStream, Stri
     (s, seen)
 }
 
+/// The `data` of the first `event: NAME` frame in `seen`, as JSON.
+fn frame(seen: &str, name: &str) -> serde_json::Value {
+    let data = seen
+        .split(&format!("event: {name}\ndata: "))
+        .nth(1)
+        .and_then(|rest| rest.split('\n').next())
+        .unwrap_or_else(|| panic!("an {name} frame in {seen}"));
+    serde_json::from_str(data).expect("JSON")
+}
+
 #[tokio::test]
 async fn a_new_event_reaches_an_open_stream() {
     let run = start(None, |b| b).await;
@@ -49,12 +59,7 @@ async fn a_new_event_reaches_an_open_stream() {
     assert_eq!(send(run.receiver, SECRET, &body, "build").await, 204);
     read_until(&mut stream, &mut seen, "event: delivery\n").await;
     read_until(&mut stream, &mut seen, "\n\n").await;
-    let data = seen
-        .split("event: delivery\ndata: ")
-        .nth(1)
-        .and_then(|rest| rest.split('\n').next())
-        .expect("a data line");
-    let v: serde_json::Value = serde_json::from_str(data).expect("JSON");
+    let v = frame(&seen, "delivery");
     assert_eq!(v["event"], "build:updated");
     assert_eq!(v["repo"], "octocat/hello-world");
     assert_eq!(v["build"], 42);
@@ -273,16 +278,6 @@ async fn the_receiver_never_waits_for_the_inspector_and_the_ring_keeps_500() {
     }
     let _ = stop.send(());
     shutdown.shutdown();
-}
-
-/// The `data` of the first `event: NAME` frame in `seen`, as JSON.
-fn frame(seen: &str, name: &str) -> serde_json::Value {
-    let data = seen
-        .split(&format!("event: {name}\ndata: "))
-        .nth(1)
-        .and_then(|rest| rest.split('\n').next())
-        .unwrap_or_else(|| panic!("an {name} frame in {seen}"));
-    serde_json::from_str(data).expect("JSON")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
