@@ -41,14 +41,17 @@ async fn open_stream(ui: std::net::SocketAddr, target: &str) -> (TcpStream, Stri
     (s, seen)
 }
 
-/// The `data` of the first `event: NAME` frame in `seen`, as JSON.
-fn frame(seen: &str, name: &str) -> serde_json::Value {
-    let data = seen
-        .split(&format!("event: {name}\ndata: "))
-        .nth(1)
-        .and_then(|rest| rest.split('\n').next())
-        .unwrap_or_else(|| panic!("an {name} frame in {seen}"));
-    serde_json::from_str(data).expect("JSON")
+/// Reads until the first `event: NAME` frame is whole; its `data`, as JSON.
+async fn read_frame(stream: &mut TcpStream, seen: &mut String, name: &str) -> serde_json::Value {
+    let marker = format!("event: {name}\ndata: ");
+    read_until(stream, seen, &marker).await;
+    let at = seen.find(&marker).expect("just read") + marker.len();
+    // A frame ends with a blank line.
+    let mut rest = seen[at..].to_owned();
+    read_until(stream, &mut rest, "\n\n").await;
+    seen.push_str(&rest[seen.len() - at..]);
+    let data = rest.split('\n').next().unwrap_or_default();
+    serde_json::from_str(data).unwrap_or_else(|e| panic!("JSON in {data:?}: {e}"))
 }
 
 #[tokio::test]
@@ -57,9 +60,7 @@ async fn a_new_event_reaches_an_open_stream() {
     let (mut stream, mut seen) = open_stream(run.ui, "/stream").await;
     let body = build_event("octocat/hello-world", 42, "success", "fix the thing");
     assert_eq!(send(run.receiver, SECRET, &body, "build").await, 204);
-    read_until(&mut stream, &mut seen, "event: delivery\n").await;
-    read_until(&mut stream, &mut seen, "\n\n").await;
-    let v = frame(&seen, "delivery");
+    let v = read_frame(&mut stream, &mut seen, "delivery").await;
     assert_eq!(v["event"], "build:updated");
     assert_eq!(v["repo"], "octocat/hello-world");
     assert_eq!(v["build"], 42);
@@ -304,19 +305,15 @@ async fn a_run_that_ends_reaches_an_open_stream_with_the_events_runs() {
 
     let body = build_event("octocat/hello-world", 7, "success", "ship it");
     assert_eq!(send(run.receiver, SECRET, &body, "build").await, 204);
-    read_until(&mut stream, &mut seen, "event: delivery\n").await;
-    read_until(&mut stream, &mut seen, "\n\n").await;
-    let delivery = frame(&seen, "delivery");
+    let delivery = read_frame(&mut stream, &mut seen, "delivery").await;
     assert_eq!(delivery["runs"], "deploy pending");
     assert!(!seen.contains("event: runs\n"), "{seen}");
 
     // The run ends (failed, no attempt left: dead): the stream says so, read from
     // the store after the outcome was recorded.
     go.send(true).expect("the handler waits");
-    read_until(&mut stream, &mut seen, "event: runs\n").await;
-    read_until(&mut stream, &mut seen, "}\n\n").await;
     assert_eq!(
-        frame(&seen, "runs"),
+        read_frame(&mut stream, &mut seen, "runs").await,
         serde_json::json!({ "id": delivery["id"], "runs": "deploy dead" })
     );
     // And the event's page shows it.
